@@ -1,0 +1,237 @@
+"""Base classes shared by every model: the output object, the model interface, checks.
+
+A reprlab model is an ``nn.Module`` with
+
+* ``encode(x) -> z`` (the deterministic code; the posterior mean for VAEs),
+* ``decode(z) -> x_hat`` (in the model's output range, see ``output_range``),
+* ``forward(x) -> ModelOutput`` with ``loss`` (a scalar to minimise) and named ``terms``,
+* ``optimizer_groups()`` naming the parameter groups that get their own optimiser
+  (one, ``"main"``, for autoencoders; a GAN or DANN returns several), and
+* ``training_step(x, ctx)`` doing one optimisation step through the engine's
+  :class:`StepContext` (``ctx.step(name, loss)``), so models with several optimisers
+  are as natural as a plain autoencoder.
+
+Example:
+    >>> import torch
+    >>> from reprlab.models import create_model
+    >>> m = create_model("fc_ae", input_shape=(1, 28, 28), latent_dim=4)
+    >>> out = m(torch.rand(2, 1, 28, 28))
+    >>> sorted(out.terms), out.reconstruction.shape
+    (['loss', 'mse'], torch.Size([2, 1, 28, 28]))
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import torch
+from torch import nn
+
+from reprlab.errors import ConfigError, ModelError
+
+
+@dataclass
+class ModelOutput:
+    """What ``forward`` returns: the loss to minimise and everything worth logging.
+
+    ``terms`` maps names to scalar tensors (``"loss"`` included); they are averaged
+    per image and logged as train/validation columns of ``metrics.csv``.
+    """
+
+    loss: torch.Tensor
+    terms: dict[str, torch.Tensor]
+    reconstruction: torch.Tensor
+    latent: torch.Tensor
+    extras: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+class StepContext(Protocol):
+    """What the training engine hands to ``training_step``."""
+
+    epoch: int          # 0-based epoch
+    step: int           # global optimisation step
+    progress: float     # epochs completed as a float (epoch + fraction of this epoch)
+
+    def forward(self, x: torch.Tensor, *args: Any, **kwargs: Any) -> ModelOutput:
+        """Call the model through the (possibly DDP-wrapped) module."""
+
+    def step(self, name: str, loss: torch.Tensor) -> None:
+        """zero_grad, backward, (all-reduce), clip and step optimiser ``name``."""
+
+
+@dataclass
+class ModelConfig:
+    """Fields common to every model config.
+
+    ``input_shape`` is ``(C, H, W)``; ``output_range`` is ``"0_1"`` (sigmoid output) or
+    ``"-1_1"`` (tanh output) and must match the data scaling.
+    """
+
+    input_shape: tuple[int, int, int] = (1, 28, 28)
+    latent_dim: int = 16
+    output_range: str = "0_1"
+
+    def __post_init__(self) -> None:
+        self.input_shape = tuple(int(v) for v in self.input_shape)  # type: ignore[assignment]
+        if len(self.input_shape) != 3 or min(self.input_shape) < 1:
+            raise ConfigError(f"input_shape must be (C, H, W) with positive sizes, got {self.input_shape}",
+                              fix="e.g. input_shape=(1, 28, 28)")
+        if self.input_shape[0] not in (1, 3):
+            raise ConfigError(f"input_shape has {self.input_shape[0]} channels", fix="use 1 (grayscale) or 3 (RGB) channels")
+        check_int("latent_dim", self.latent_dim, minimum=1)
+        check_choice("output_range", self.output_range, ("0_1", "-1_1"))
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable dict of all fields."""
+        d = dataclasses.asdict(self)
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+
+
+def check_int(name: str, value: Any, *, minimum: int | None = None, maximum: int | None = None) -> None:
+    """Raise :class:`ConfigError` unless ``value`` is an int within bounds."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{name} must be an integer, got {value!r}", fix=f"set {name} to a whole number")
+    if minimum is not None and value < minimum:
+        raise ConfigError(f"{name} must be >= {minimum}, got {value}", fix=f"set {name} to at least {minimum}")
+    if maximum is not None and value > maximum:
+        raise ConfigError(f"{name} must be <= {maximum}, got {value}", fix=f"set {name} to at most {maximum}")
+
+
+def check_float(name: str, value: Any, *, minimum: float | None = None, maximum: float | None = None,
+                exclusive_min: bool = False) -> None:
+    """Raise :class:`ConfigError` unless ``value`` is a finite number within bounds."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value or value in (float("inf"), float("-inf")):
+        raise ConfigError(f"{name} must be a finite number, got {value!r}", fix=f"set {name} to a number")
+    if minimum is not None and (value <= minimum if exclusive_min else value < minimum):
+        op = ">" if exclusive_min else ">="
+        raise ConfigError(f"{name} must be {op} {minimum}, got {value}", fix=f"set {name} {op} {minimum}")
+    if maximum is not None and value > maximum:
+        raise ConfigError(f"{name} must be <= {maximum}, got {value}", fix=f"set {name} to at most {maximum}")
+
+
+def check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
+    """Raise :class:`ConfigError` unless ``value`` is one of ``choices``."""
+    if value not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}",
+                          fix=f"set {name} to one of {', '.join(choices)}")
+
+
+class ReprModel(nn.Module):
+    """Base class of all reprlab models; subclasses implement ``encode``/``decode``/``forward``."""
+
+    registry_name: str = "?"
+    is_variational: bool = False
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+
+    # -- interface -------------------------------------------------------------------------
+    def encode(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor) -> ModelOutput:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+        """Deterministic reconstruction ``decode(encode(x))`` in the model's output range."""
+        return self.decode(self.encode(x))
+
+    @property
+    def output_range(self) -> tuple[float, float]:
+        """``(0, 1)`` or ``(-1, 1)``: the range of ``decode`` and of the expected input."""
+        return (0.0, 1.0) if self.config.output_range == "0_1" else (-1.0, 1.0)
+
+    def optimizer_groups(self) -> dict[str, list[nn.Parameter]]:
+        """Parameter groups, one optimiser each. Default: a single group ``"main"``."""
+        return {"main": [p for p in self.parameters() if p.requires_grad]}
+
+    def training_step(self, x: torch.Tensor, ctx: StepContext) -> dict[str, torch.Tensor]:
+        """One optimisation step on batch ``x``; returns the (detached) loss terms to log."""
+        out = ctx.forward(x)
+        ctx.step("main", out.loss)
+        return {k: v.detach() for k, v in out.terms.items()}
+
+    def on_epoch_start(self, epoch: int) -> None:
+        """Hook called by the engine before each training epoch (e.g. KL warm-up)."""
+
+    # -- checks ----------------------------------------------------------------------------
+    def check_input(self, input_shape: tuple[int, int, int] | None = None) -> None:
+        """Run a dummy batch through the model and explain shape misfits layer by layer.
+
+        Raises :class:`ModelError` naming the first layer that fails and why, or if the
+        reconstruction does not have the input's shape.
+        """
+        shape = tuple(input_shape or self.config.input_shape)
+        x = torch.zeros(2, *shape)
+        trace: list[tuple[str, nn.Module, tuple[int, ...]]] = []
+        hooks = [m.register_forward_pre_hook(_make_trace_hook(n, trace))
+                 for n, m in self.named_modules() if n and not list(m.children())]
+        was_training = self.training
+        self.eval()
+        try:
+            with torch.no_grad():
+                out = self(x)
+        except (RuntimeError, ValueError) as exc:
+            if trace:
+                name, module, in_shape = trace[-1]
+                raise ModelError(
+                    f"{self.registry_name} cannot process input of shape {shape}: layer '{name}' "
+                    f"({module.__class__.__name__}{_describe(module)}) received a tensor of shape {in_shape} "
+                    f"and failed: {str(exc).splitlines()[0]}",
+                    fix="use fewer downsampling stages, a smaller kernel, or resize the input (data.resize)") from None
+            raise ModelError(f"{self.registry_name} cannot process input of shape {shape}: {exc}",
+                             fix="check input_shape against the architecture") from None
+        finally:
+            for h in hooks:
+                h.remove()
+            self.train(was_training)
+        if tuple(out.reconstruction.shape[1:]) != shape:
+            raise ModelError(
+                f"{self.registry_name} reconstructs shape {tuple(out.reconstruction.shape[1:])} from input {shape}",
+                fix="choose an input size divisible by the total downsampling factor or set data.resize")
+
+    def sanity_check(self, x: torch.Tensor) -> None:
+        """One-batch check before training: shapes, range, a finite loss and gradients.
+
+        Raises :class:`ModelError` that explains what is wrong.
+        """
+        lo, hi = self.output_range
+        if float(x.min()) < lo - 1e-4 or float(x.max()) > hi + 1e-4:
+            raise ModelError(f"batch values lie in [{float(x.min()):.3g}, {float(x.max()):.3g}] but "
+                             f"{self.registry_name} outputs values in [{lo:g}, {hi:g}]",
+                             fix="set data.scale to match model.output_range ('0_1' or '-1_1')")
+        out = self(x)
+        if not torch.isfinite(out.loss):
+            raise ModelError(f"{self.registry_name}: the loss on the first batch is {float(out.loss)}",
+                             fix="check the data for NaN/inf and lower the learning rate")
+        out.loss.backward()
+        missing = [n for n, p in self.named_parameters() if p.requires_grad and p.grad is None]
+        self.zero_grad(set_to_none=True)
+        if missing:
+            raise ModelError(f"{self.registry_name}: parameters get no gradient: {', '.join(missing[:5])}",
+                             fix="this is a model bug; please report it")
+
+    def num_parameters(self) -> int:
+        """Number of trainable parameters."""
+        return sum(p.numel() for p in self.parameters() if p.requires_grad)
+
+
+def _make_trace_hook(name: str, trace: list):
+    def hook(module: nn.Module, inputs: tuple) -> None:
+        shape = tuple(inputs[0].shape) if inputs and isinstance(inputs[0], torch.Tensor) else ()
+        trace.append((name, module, shape))
+    return hook
+
+
+def _describe(module: nn.Module) -> str:
+    parts = []
+    for attr in ("kernel_size", "stride", "in_features", "out_features", "in_channels", "out_channels"):
+        if hasattr(module, attr):
+            parts.append(f"{attr}={getattr(module, attr)}")
+    return f"({', '.join(parts)})" if parts else ""
