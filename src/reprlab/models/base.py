@@ -51,7 +51,8 @@ class StepContext(Protocol):
     """What the training engine hands to ``training_step``."""
 
     epoch: int          # 0-based epoch
-    step: int           # global optimisation step
+    step_in_epoch: int  # 0-based batch index within the epoch
+    global_step: int    # optimisation steps taken so far
     progress: float     # epochs completed as a float (epoch + fraction of this epoch)
 
     def forward(self, x: torch.Tensor, *args: Any, **kwargs: Any) -> ModelOutput:

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Set up (or refresh) the virtual environment in .venv: torch 2.13.0 first, then reprlab.
+# Idempotent: a second run only checks what is installed.
+#   bash scripts/bootstrap.sh        # runtime dependencies
+#   bash scripts/bootstrap.sh test   # plus the test dependencies
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY="${PYTHON:-python3.11}"
+command -v "$PY" >/dev/null 2>&1 || PY=python3
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -m venv .venv
+fi
+pip_install() { .venv/bin/python -m pip install -q --disable-pip-version-check "$@" 2>&1 | grep -v '^WARNING: Location' || true; }
+# torch must come before anything that depends on it, pinned, so pip takes the local CPU build.
+if ! .venv/bin/python -c 'import torch, sys; sys.exit(torch.__version__.split("+")[0] != "2.13.0")' 2>/dev/null; then
+  pip_install torch==2.13.0
+fi
+extras=""
+[ "${1:-}" = "test" ] && extras="[test]"
+stamp=".venv/.reprlab-installed${extras}"
+digest="$(sha256sum pyproject.toml | cut -c1-16)"
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$digest" ]; then
+  pip_install -e ".${extras}"
+  .venv/bin/python -c 'import reprlab, torch' 
+  echo "$digest" > "$stamp"
+fi

@@ -1,0 +1,7 @@
+"""``python -m reprlab`` runs the CLI."""
+
+import sys
+
+from reprlab.cli import main
+
+sys.exit(main())

@@ -1,0 +1,19 @@
+"""Imports every built-in model module so that their ``@register_model`` decorators run.
+
+Registered names: ``fc_ae`` (:mod:`.fc`), ``conv_ae`` (:mod:`.conv`), ``resnet_ae``
+(:mod:`.resnet`), ``vae`` and ``beta_vae`` (:mod:`.vae`).
+
+Example:
+    >>> from reprlab.models.registry import list_models
+    >>> {"fc_ae", "conv_ae", "resnet_ae", "vae", "beta_vae"} <= set(list_models())
+    True
+"""
+
+from reprlab.models import conv, fc, resnet, vae  # noqa: F401  (registration side effects)
+from reprlab.models.conv import ConvAE, ConvAEConfig
+from reprlab.models.fc import FCAE, FCAEConfig
+from reprlab.models.resnet import ResNetAE, ResNetAEConfig
+from reprlab.models.vae import VAE, BetaVAE, BetaVAEConfig, VAEConfig
+
+__all__ = ["BetaVAE", "BetaVAEConfig", "ConvAE", "ConvAEConfig", "FCAE", "FCAEConfig", "ResNetAE",
+           "ResNetAEConfig", "VAE", "VAEConfig"]

@@ -1,0 +1,247 @@
+"""The training loop: short enough to read top to bottom.
+
+:class:`Trainer` runs epochs of ``model.training_step(x, ctx)``; the model decides how
+many optimisers to step (``ctx.step(name, loss)``), so a GAN or DANN plugs into the same
+loop as a plain autoencoder. Around the loop: per-epoch seeding (a resumed run replays
+exactly), validation, schedules, callbacks (progress, CSV, checkpoints, early stopping),
+non-finite-loss detection, and DDP when launched with ``torchrun``.
+
+Example:
+    >>> import torch
+    >>> from reprlab.data.dataset import ImageData
+    >>> from reprlab.models import create_model
+    >>> data = ImageData(torch.rand(64, 1, 8, 8))
+    >>> model = create_model("fc_ae", input_shape=(1, 8, 8), latent_dim=2, hidden_sizes=(16,))
+    >>> trainer = Trainer(epochs=2, batch_size=16).fit(model, data)
+    >>> [round(r["epoch"]) for r in trainer.history]
+    [1, 2]
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from typing import Any, Callable, Sequence
+
+import torch
+from torch import nn
+
+from reprlab.data.dataset import ImageData
+from reprlab.errors import TrainingError
+from reprlab.training.callbacks import Callback
+from reprlab.training.distributed import DistInfo, all_reduce_sum
+from reprlab.training.loader import BatchLoader, epoch_seed
+from reprlab.training.optim import build_optimizer, build_scheduler
+
+logger = logging.getLogger(__name__)
+
+
+class _StepContext:
+    """What ``training_step`` sees: forward through the (DDP) module, and ``step``."""
+
+    def __init__(self, trainer: "Trainer") -> None:
+        self._trainer = trainer
+        self.epoch = 0
+        self.step_in_epoch = 0
+        self.progress = 0.0
+        self.forward: Callable[..., Any] = trainer._forward_module
+
+    @property
+    def global_step(self) -> int:
+        return self._trainer.global_step
+
+    def step(self, name: str, loss: torch.Tensor) -> None:
+        """Check the loss is finite, then zero_grad, backward, clip and step optimiser ``name``."""
+        t = self._trainer
+        if not torch.isfinite(loss.detach()).item():
+            raise TrainingError(
+                f"the loss became {float(loss.detach())} at epoch {self.epoch + 1}, step {self.step_in_epoch + 1} "
+                f"(optimizer '{name}'); training stopped and the last good checkpoint was kept",
+                fix="lower train.lr, set train.grad_clip, or check the data for extreme values")
+        opt = t.optimizers[name]
+        params = t.param_groups[name]
+        if t.l1_penalty > 0:
+            loss = loss + t.l1_penalty * sum(p.abs().sum() for p in params)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if t.grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(params, t.grad_clip)
+        opt.step()
+
+
+class Trainer:
+    """Fit a reprlab model on an :class:`ImageData` with validation, callbacks and resume.
+
+    Hyperparameters are keyword-only and validated by :class:`reprlab.config.TrainConfig`
+    when built from a config; ``fit`` returns ``self`` with ``history`` (one dict per epoch).
+    """
+
+    def __init__(self, *, epochs: int = 10, batch_size: int = 128, optimizer: str = "adam", lr: float = 1e-3,
+                 momentum: float = 0.9, weight_decay: float = 0.0, l1_penalty: float = 0.0, scheduler: str = "none",
+                 step_size: int = 10, gamma: float = 0.1, plateau_patience: int = 3, grad_clip: float | None = None,
+                 monitor: str = "val/loss", augment: Callable | None = None, device: str | torch.device = "cpu",
+                 seed: int = 0, callbacks: Sequence[Callback] = (), dist: DistInfo | None = None) -> None:
+        self.epochs, self.batch_size = epochs, batch_size
+        self.optimizer_name, self.lr, self.momentum, self.weight_decay = optimizer, lr, momentum, weight_decay
+        self.l1_penalty, self.grad_clip = l1_penalty, grad_clip
+        self.scheduler_name, self.step_size, self.gamma, self.plateau_patience = scheduler, step_size, gamma, plateau_patience
+        self.monitor = monitor
+        self.augment = augment
+        self.device = torch.device(device)
+        self.seed = seed
+        self.dist = dist or DistInfo()
+        self.callbacks = [cb for cb in callbacks if self.dist.is_main or not cb.rank_zero_only]
+        self.history: list[dict[str, float]] = []
+        self.should_stop = False
+        self.global_step = 0
+        self.start_epoch = 0
+
+    # -- public ---------------------------------------------------------------------------
+    def fit(self, model: nn.Module, train: ImageData, val: ImageData | None = None, *,
+            resume: dict[str, Any] | None = None) -> "Trainer":
+        """Train ``model`` on ``train`` (validating on ``val``); ``resume`` is a saved ``resume_state()``."""
+        with torch.random.fork_rng(devices=[]):  # leave the caller's global RNG as it was
+            self._fit(model, train, val, resume)
+        return self
+
+    def resume_state(self) -> dict[str, Any]:
+        """Everything needed to continue after the current epoch (tensors and plain values only)."""
+        return {
+            "format": "reprlab-train-state-v1",
+            "epoch": len(self.history),
+            "global_step": self.global_step,
+            "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
+            "schedulers": {k: s.state_dict() for k, s in self.schedulers.items()},
+            "callbacks": {type(cb).__name__: cb.state_dict() for cb in self.callbacks},
+            "history": [dict(r) for r in self.history],
+        }
+
+    # -- the loop -------------------------------------------------------------------------
+    def _fit(self, model: nn.Module, train: ImageData, val: ImageData | None, resume: dict | None) -> None:
+        self.model = model.to(self.device)
+        self.param_groups = {k: list(v) for k, v in model.optimizer_groups().items()}
+        self.optimizers = {k: build_optimizer(p, name=self.optimizer_name, lr=self.lr, momentum=self.momentum,
+                                              weight_decay=self.weight_decay) for k, p in self.param_groups.items()}
+        self.schedulers = {k: s for k, o in self.optimizers.items()
+                           if (s := build_scheduler(o, name=self.scheduler_name, epochs=self.epochs, step_size=self.step_size,
+                                                    gamma=self.gamma, plateau_patience=self.plateau_patience)) is not None}
+        self._forward_module = self._wrap_distributed(model)
+        if resume is not None:
+            self._load_resume_state(resume)
+        loader = BatchLoader(train, batch_size=self.batch_size, seed=self.seed, shuffle=True,
+                             rank=self.dist.rank, world_size=self.dist.world_size)
+        val_loader = None if val is None else BatchLoader(val, batch_size=max(self.batch_size, 256), shuffle=False,
+                                                          rank=self.dist.rank, world_size=self.dist.world_size)
+        self.steps_per_epoch = len(loader)
+        ctx = _StepContext(self)
+        low = self._model_low(model)
+
+        for cb in self.callbacks:
+            cb.on_fit_start(self)
+        for epoch in range(self.start_epoch, self.epochs):
+            if self.should_stop:
+                break
+            seed = epoch_seed(self.seed, epoch) + self.dist.rank
+            torch.manual_seed(seed)
+            aug_gen = torch.Generator(device="cpu").manual_seed(seed)
+            model.on_epoch_start(epoch)
+            for cb in self.callbacks:
+                cb.on_epoch_start(self, epoch)
+            model.train()
+            sums: dict[str, torch.Tensor] = {}
+            seen = 0
+            started = time.perf_counter()
+            for i, x in enumerate(loader.epoch(epoch)):
+                if self.augment is not None:
+                    x = self.augment(x, aug_gen)
+                x = x.to(self.device, non_blocking=True)
+                if low < 0:
+                    x = x * 2 - 1
+                ctx.epoch, ctx.step_in_epoch, ctx.progress = epoch, i, epoch + i / max(1, self.steps_per_epoch)
+                terms = model.training_step(x, ctx)
+                bs = x.shape[0]
+                for k, v in terms.items():
+                    sums[k] = sums[k] + v * bs if k in sums else v * bs
+                seen += bs
+                self.global_step += 1
+                for cb in self.callbacks:
+                    cb.on_batch_end(self, self.global_step, bs)
+            elapsed = time.perf_counter() - started
+            row: dict[str, float] = {"epoch": epoch + 1}
+            row.update(self._reduce(sums, seen, "train"))
+            if val_loader is not None:
+                torch.manual_seed(seed + 1)
+                row.update(self._validate(model, val_loader, low))
+            for name, sched in self.schedulers.items():
+                if isinstance(sched, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                    sched.step(row.get(self.monitor, row["train/loss"]))
+                else:
+                    sched.step()
+            for name, opt in self.optimizers.items():
+                row["lr" if name == "main" else f"lr/{name}"] = float(opt.param_groups[0]["lr"])
+            row["time_s"] = elapsed
+            row["images_per_s"] = seen * self.dist.world_size / max(elapsed, 1e-9)
+            self.history.append(row)
+            for cb in self.callbacks:
+                cb.on_epoch_end(self, epoch, row)
+            self.should_stop = bool(all_reduce_sum(torch.tensor([float(self.should_stop)]), self.dist).item() > 0)
+        for cb in self.callbacks:
+            cb.on_fit_end(self)
+
+    @torch.no_grad()
+    def _validate(self, model: nn.Module, loader: BatchLoader, low: float) -> dict[str, float]:
+        model.eval()
+        sums: dict[str, torch.Tensor] = {}
+        seen = 0
+        for x in loader.epoch(0):
+            x = x.to(self.device, non_blocking=True)
+            if low < 0:
+                x = x * 2 - 1
+            out = model(x)
+            for k, v in out.terms.items():
+                sums[k] = sums[k] + v.detach() * x.shape[0] if k in sums else v.detach() * x.shape[0]
+            seen += x.shape[0]
+        return self._reduce(sums, seen, "val")
+
+    def _reduce(self, sums: dict[str, torch.Tensor], seen: int, prefix: str) -> dict[str, float]:
+        if not sums:
+            return {}
+        keys = sorted(sums)
+        packed = torch.stack([sums[k].float().cpu() for k in keys] + [torch.tensor(float(seen))])
+        packed = all_reduce_sum(packed, self.dist)
+        total = float(packed[-1])
+        return {f"{prefix}/{k}": float(packed[i]) / max(total, 1.0) for i, k in enumerate(keys)}
+
+    # -- helpers --------------------------------------------------------------------------
+    @staticmethod
+    def _model_low(model: nn.Module) -> float:
+        rng = getattr(model, "output_range", (0.0, 1.0))
+        return float(rng[0])
+
+    def _wrap_distributed(self, model: nn.Module) -> Callable[..., Any]:
+        if not self.dist.enabled:
+            return model
+        from torch.nn.parallel import DistributedDataParallel
+
+        device_ids = [self.device.index or 0] if self.device.type == "cuda" else None
+        return DistributedDataParallel(model, device_ids=device_ids)
+
+    def _load_resume_state(self, state: dict[str, Any]) -> None:
+        if state.get("format") != "reprlab-train-state-v1":
+            raise TrainingError("the resume state is not a reprlab training state", fix="resume from a reprlab run directory")
+        for k, opt in self.optimizers.items():
+            opt.load_state_dict(state["optimizers"][k])
+        for k, sched in self.schedulers.items():
+            sched.load_state_dict(state["schedulers"][k])
+        saved = state.get("callbacks", {})
+        for cb in self.callbacks:
+            if type(cb).__name__ in saved:
+                cb.load_state_dict(saved[type(cb).__name__])
+        self.history = [dict(r) for r in state["history"]]
+        self.global_step = int(state["global_step"])
+        self.start_epoch = int(state["epoch"])
+        if self.start_epoch >= self.epochs:
+            logger.info("nothing to resume: all %d epochs are done", self.epochs)
+        if math.isnan(self.start_epoch):  # pragma: no cover - defensive
+            raise TrainingError("corrupt resume state", fix="start again")

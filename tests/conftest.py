@@ -1,0 +1,60 @@
+"""Shared fixtures: tiny seeded data, the real-data folder when present, a CLI runner."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def shared_data_dir() -> Path | None:
+    """``$REPRLAB_DATA`` or ``../shared/data`` beside the checkout, when present."""
+    env = os.environ.get("REPRLAB_DATA")
+    for candidate in ([Path(env)] if env else []) + [REPO.parent / "shared" / "data"]:
+        if candidate.is_dir():
+            return candidate
+    return None
+
+
+@pytest.fixture
+def real_data_dir() -> Path:
+    path = shared_data_dir()
+    if path is None:
+        pytest.skip("real data not present: set REPRLAB_DATA or place ../shared/data beside the checkout")
+    return path
+
+
+@pytest.fixture
+def tiny_arrays(tmp_path) -> Path:
+    """A 120-image 1x12x12 uint8 .npz with labels: blobs at class-dependent positions."""
+    rng = np.random.default_rng(0)
+    n, size = 120, 12
+    labels = rng.integers(0, 3, n)
+    yy, xx = np.mgrid[:size, :size]
+    images = np.zeros((n, size, size), dtype=np.float32)
+    for i, c in enumerate(labels):
+        cy, cx = 3 + 3 * c + rng.normal(0, 0.5), 6 + rng.normal(0, 1.0)
+        images[i] = np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / 6.0)
+    path = tmp_path / "tiny.npz"
+    np.savez_compressed(path, x=(images[:, :, :, None] * 255).astype(np.uint8), y=labels)
+    return path
+
+
+def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
+    """Run ``python -m reprlab ARGS`` and capture its output."""
+    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    return subprocess.run([sys.executable, "-m", "reprlab", *args], cwd=cwd, env=full_env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+@pytest.fixture(autouse=True)
+def _seed_and_threads():
+    torch.manual_seed(0)
+    yield

@@ -1,0 +1,196 @@
+"""The training engine: loop, several optimisers, NaN handling, schedules, resume equivalence."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from reprlab.data.dataset import ImageData
+from reprlab.errors import TrainingError
+from reprlab.models import create_model
+from reprlab.models.base import ModelConfig, ModelOutput, ReprModel
+from reprlab.training.callbacks import Callback, EarlyStopping
+from reprlab.training.engine import Trainer
+from reprlab.training.loader import BatchLoader
+
+
+def _data(n=96, size=8, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return ImageData(torch.rand(n, 1, size, size, generator=g))
+
+
+def _model(**kw):
+    return create_model("fc_ae", input_shape=(1, 8, 8), latent_dim=3, hidden_sizes=(16,), **kw)
+
+
+def test_loss_decreases_and_history_has_every_term():
+    trainer = Trainer(epochs=6, batch_size=16, lr=3e-3).fit(_model(), _data(), _data(32, seed=1))
+    losses = [r["train/loss"] for r in trainer.history]
+    assert losses[-1] < losses[0] * 0.9
+    assert {"epoch", "train/loss", "train/mse", "val/loss", "val/mse", "lr", "images_per_s"} <= set(trainer.history[-1])
+
+
+class TwoOptimizerModel(ReprModel):
+    """A toy model with two parameter groups stepped separately (like a GAN)."""
+
+    registry_name = "two_opt_test"
+
+    def __init__(self):
+        super().__init__(ModelConfig(input_shape=(1, 8, 8), latent_dim=2))
+        self.enc = nn.Linear(64, 2)
+        self.dec = nn.Linear(2, 64)
+        self.steps = {"enc": 0, "dec": 0}
+
+    def encode(self, x):
+        return self.enc(x.flatten(1))
+
+    def decode(self, z):
+        return torch.sigmoid(self.dec(z)).view(-1, 1, 8, 8)
+
+    def forward(self, x):
+        z = self.encode(x)
+        r = self.decode(z)
+        loss = ((r - x) ** 2).mean()
+        return ModelOutput(loss, {"loss": loss}, r, z)
+
+    def optimizer_groups(self):
+        return {"enc": list(self.enc.parameters()), "dec": list(self.dec.parameters())}
+
+    def training_step(self, x, ctx):
+        dec_before = self.dec.weight.detach().clone()
+        out = ctx.forward(x)
+        ctx.step("enc", out.loss)
+        self.steps["enc"] += 1
+        # the encoder step must not have touched the decoder
+        assert torch.equal(dec_before, self.dec.weight)
+        out = ctx.forward(x)
+        ctx.step("dec", out.loss)
+        self.steps["dec"] += 1
+        return {"loss": out.loss.detach(), "enc_loss": out.loss.detach()}
+
+
+def test_several_optimizers_each_stepped():
+    model = TwoOptimizerModel()
+    trainer = Trainer(epochs=2, batch_size=32, lr=1e-2).fit(model, _data())
+    assert set(trainer.optimizers) == {"enc", "dec"}
+    assert model.steps == {"enc": 6, "dec": 6}
+    assert "lr/enc" in trainer.history[0] and "train/enc_loss" in trainer.history[0]
+
+
+class ExplodingModel(TwoOptimizerModel):
+    def training_step(self, x, ctx):
+        out = ctx.forward(x)
+        loss = out.loss * (float("nan") if ctx.global_step == 4 else 1.0)
+        ctx.step("enc", loss)
+        return {"loss": loss.detach()}
+
+
+def test_non_finite_loss_names_epoch_and_step_and_keeps_weights():
+    model = ExplodingModel()
+    trainer = Trainer(epochs=3, batch_size=32)
+    with pytest.raises(TrainingError, match=r"epoch 2, step 2") as info:
+        trainer.fit(model, _data())
+    assert "lower train.lr" in str(info.value)
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+class StopAfter(Callback):
+    """Simulates an interruption: stop once ``epochs`` epochs are done."""
+
+    def __init__(self, epochs):
+        self.epochs = epochs
+
+    def on_epoch_end(self, trainer, epoch, row):
+        trainer.should_stop = epoch + 1 >= self.epochs
+
+
+def test_resume_state_replays_exactly():
+    data, val = _data(), _data(32, seed=1)
+    torch.manual_seed(7)
+    full_model = _model(dropout=0.2)
+    part_model = _model(dropout=0.2)
+    part_model.load_state_dict(full_model.state_dict())
+    full = Trainer(epochs=4, batch_size=16, scheduler="cosine", seed=3).fit(full_model, data, val)
+    part = Trainer(epochs=4, batch_size=16, scheduler="cosine", seed=3, callbacks=[StopAfter(2)]).fit(part_model, data, val)
+    assert len(part.history) == 2
+    state = part.resume_state()
+    rest = Trainer(epochs=4, batch_size=16, scheduler="cosine", seed=3).fit(part_model, data, val, resume=state)
+    assert len(rest.history) == 4
+    for a, b in zip(full.history, rest.history):
+        assert a["train/loss"] == pytest.approx(b["train/loss"], rel=1e-5)
+        assert a["val/loss"] == pytest.approx(b["val/loss"], rel=1e-5)
+        assert a["lr"] == pytest.approx(b["lr"])
+    for p, q in zip(full_model.parameters(), part_model.parameters()):
+        assert torch.allclose(p, q, atol=1e-6)
+
+
+def test_fit_leaves_global_rng_untouched():
+    model, data = _model(), _data()
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    Trainer(epochs=1, batch_size=32).fit(model, data)
+    assert torch.equal(torch.rand(3), expected)
+
+
+@pytest.mark.parametrize("name", ["step", "cosine", "plateau"])
+def test_schedulers_change_lr(name):
+    trainer = Trainer(epochs=4, batch_size=32, lr=1e-2, scheduler=name, step_size=1, gamma=0.5, plateau_patience=0)
+    # plateau: with patience 0, any epoch without improvement halves the lr; give it a constant val metric
+    trainer.fit(_model(), _data(), _data(32, seed=1) if name != "plateau" else None)
+    lrs = [r["lr"] for r in trainer.history]
+    if name == "plateau":
+        assert min(lrs) <= 1e-2
+    else:
+        assert lrs[-1] < lrs[0]
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "adamw", "sgd"])
+def test_optimizers(optimizer):
+    trainer = Trainer(epochs=3, batch_size=16, optimizer=optimizer, lr=0.05 if optimizer == "sgd" else 3e-3)
+    trainer.fit(_model(), _data())
+    assert trainer.history[-1]["train/loss"] < trainer.history[0]["train/loss"]
+
+
+def test_l1_penalty_shrinks_weights_and_grad_clip_runs():
+    plain = _model()
+    sparse = _model()
+    sparse.load_state_dict(plain.state_dict())
+    Trainer(epochs=3, batch_size=16, seed=1).fit(plain, _data())
+    Trainer(epochs=3, batch_size=16, seed=1, l1_penalty=1e-2, grad_clip=0.5).fit(sparse, _data())
+    l1 = lambda m: sum(p.abs().sum().item() for p in m.parameters())  # noqa: E731
+    assert l1(sparse) < l1(plain)
+
+
+def test_early_stopping_stops():
+    stopper = EarlyStopping(monitor="train/loss", patience=1, min_delta=10.0)  # nothing improves by 10
+    trainer = Trainer(epochs=10, batch_size=32, callbacks=[stopper]).fit(_model(), _data())
+    assert len(trainer.history) == 2
+    assert trainer.should_stop
+
+
+def test_loader_shards_partition_the_single_rank_batches():
+    data = _data(40)
+    single = BatchLoader(data, batch_size=8, seed=5).indices(2)
+    shards = [BatchLoader(data, batch_size=4, seed=5, rank=r, world_size=2).indices(2) for r in range(2)]
+    for step in range(5):
+        union = torch.cat([s[step * 4:(step + 1) * 4] for s in shards]).sort().values
+        assert torch.equal(union, single[step * 8:(step + 1) * 8].sort().values)
+    assert not torch.equal(BatchLoader(data, batch_size=8, seed=5).indices(3), single)
+
+
+def test_augmentation_is_applied_with_the_epoch_generator():
+    seen = []
+
+    def augment(x, generator):
+        seen.append(torch.rand(1, generator=generator).item())
+        return x
+
+    Trainer(epochs=2, batch_size=48, augment=augment, seed=0).fit(_model(), _data())
+    first = list(seen)
+    seen.clear()
+    Trainer(epochs=2, batch_size=48, augment=augment, seed=0).fit(_model(), _data())
+    assert seen == first and len(set(first)) == 4 and not any(math.isnan(v) for v in first)

@@ -1,0 +1,197 @@
+"""Tests of reprlab.reporting.figures / style: files exist, are valid PNGs of sane size."""
+
+from __future__ import annotations
+
+import csv
+import math
+
+import matplotlib
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torch import nn
+
+from reprlab.data.dataset import ImageData
+from reprlab.errors import DataError, ReprlabError
+from reprlab.evaluation import evaluate_reconstruction
+from reprlab.models.base import ModelConfig, ModelOutput, ReprModel
+from reprlab.reporting.figures import (
+    plot_loss_curves,
+    plot_reconstructions,
+    plot_score_histogram,
+    save_reconstruction_figures,
+)
+from reprlab.reporting.style import OKABE_ITO, PAGE_WIDTH, color, new_figure, save_figure, style_context
+
+
+class TinyAE(ReprModel):
+    registry_name = "test_tiny_ae"
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__(config)
+        n = math.prod(config.input_shape)
+        self.enc = nn.Linear(n, config.latent_dim)
+        self.dec = nn.Linear(config.latent_dim, n)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return self.enc(x.flatten(1))
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        y = self.dec(z).view(-1, *self.config.input_shape)
+        return torch.tanh(y) if self.config.output_range == "-1_1" else torch.sigmoid(y)
+
+    def forward(self, x: torch.Tensor) -> ModelOutput:
+        z = self.encode(x)
+        xhat = self.decode(z)
+        loss = (xhat - x).pow(2).mean()
+        return ModelOutput(loss, {"loss": loss}, xhat, z)
+
+
+def _check_png(path, *, min_px: int = 100, max_px: int = 3000) -> tuple[int, int]:
+    assert path.exists() and path.suffix == ".png"
+    with Image.open(path) as im:
+        im.verify()
+    with Image.open(path) as im:
+        assert im.format == "PNG"
+        w, h = im.size
+    assert min_px <= w <= max_px and min_px // 2 <= h <= max_px, (w, h)
+    return w, h
+
+
+def _no_temp_files(folder) -> bool:
+    return not [p for p in folder.iterdir() if p.name.endswith(".tmp")]
+
+
+def _rows(val: bool = True, n: int = 6) -> list[dict]:
+    rows = []
+    for e in range(n):
+        r = {"epoch": e, "train/loss": 1.0 / (e + 1), "train/mse": 0.1 / (e + 1),
+             "train/kl": 5.0 + e, "lr": 1e-3, "time_s": 1.2}
+        if val:
+            r.update({"val/loss": 1.2 / (e + 1), "val/mse": 0.12 / (e + 1), "val/kl": 5.5 + e})
+        rows.append(r)
+    return rows
+
+
+# ----------------------------------------------------------------------------------------
+# style
+# ----------------------------------------------------------------------------------------
+def test_style_does_not_leak_or_switch_backend(tmp_path) -> None:
+    backend = matplotlib.get_backend()
+    before = dict(matplotlib.rcParams)
+    with style_context():
+        fig = new_figure(width=20, height=2)  # capped at the page width
+        assert fig.get_size_inches()[0] == pytest.approx(PAGE_WIDTH)
+        fig.add_subplot().plot([0, 1], [0, 1])
+        save_figure(fig, tmp_path / "x.png")
+    _check_png(tmp_path / "x.png")
+    assert matplotlib.get_backend() == backend
+    assert dict(matplotlib.rcParams) == before
+    assert color("train") == OKABE_ITO["blue"] and color("val") == OKABE_ITO["orange"]
+
+
+# ----------------------------------------------------------------------------------------
+# loss curves
+# ----------------------------------------------------------------------------------------
+def test_loss_curves_train_and_val(tmp_path) -> None:
+    path = plot_loss_curves(_rows(), tmp_path / "curves.png")
+    w, _ = _check_png(path)
+    assert w <= PAGE_WIDTH * 150 + 10
+    assert _no_temp_files(tmp_path)
+
+
+def test_loss_curves_missing_val_columns(tmp_path) -> None:
+    _check_png(plot_loss_curves(_rows(val=False), tmp_path / "train_only.png"))
+
+
+def test_loss_curves_from_csv_strings_with_empty_cells(tmp_path) -> None:
+    """Rows as csv.DictReader gives them: strings, blanks where val was not computed."""
+    rows = _rows()
+    for i, r in enumerate(rows):
+        if i % 2:
+            r["val/loss"] = ""
+            r["val/kl"] = "nan"
+    fields = sorted({k for r in rows for k in r})
+    with open(tmp_path / "metrics.csv", "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=fields)
+        w.writeheader()
+        w.writerows(rows)
+    with open(tmp_path / "metrics.csv", newline="") as fh:
+        read = list(csv.DictReader(fh))
+    _check_png(plot_loss_curves(read, tmp_path / "curves.png"))
+
+
+def test_loss_curves_single_epoch_and_no_epoch_column(tmp_path) -> None:
+    _check_png(plot_loss_curves([{"epoch": "0", "train/loss": "0.5"}], tmp_path / "one.png"))
+    rows = [{"train/loss": v, "val/loss": None} for v in (3.0, 2.0, 1.0)]
+    _check_png(plot_loss_curves(rows, tmp_path / "noepoch.png"))
+
+
+def test_loss_curves_reject_empty_input(tmp_path) -> None:
+    with pytest.raises(ReprlabError, match="no metrics rows"):
+        plot_loss_curves([], tmp_path / "x.png")
+    with pytest.raises(ReprlabError, match="train/"):
+        plot_loss_curves([{"epoch": 1, "lr": 0.1}], tmp_path / "x.png")
+    assert not (tmp_path / "x.png").exists()
+
+
+# ----------------------------------------------------------------------------------------
+# reconstructions
+# ----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("channels", [1, 3])
+def test_plot_reconstructions_gray_and_rgb(tmp_path, channels: int) -> None:
+    x = torch.rand(8, channels, 16, 16)
+    y = (x + 0.1 * torch.randn_like(x)).clamp(0, 1)
+    path = plot_reconstructions(x, y, tmp_path / "rec.png", titles=[f"#{i}" for i in range(8)],
+                                suptitle="Reconstructions")
+    w, h = _check_png(path)
+    assert w > h  # two rows of eight images
+    with Image.open(path) as im:
+        arr = np.asarray(im.convert("RGB"))
+    assert arr.std() > 5  # not blank
+
+
+def test_plot_reconstructions_numpy_and_given_mse(tmp_path) -> None:
+    x = np.random.rand(3, 1, 10, 10).astype(np.float32)
+    _check_png(plot_reconstructions(x, x, tmp_path / "r.png", mse=[0.0, 1e-3, 0.123456]))
+
+
+def test_plot_reconstructions_rejects_bad_input(tmp_path) -> None:
+    x = torch.rand(3, 1, 8, 8)
+    with pytest.raises(DataError, match="shape"):
+        plot_reconstructions(x, torch.rand(2, 1, 8, 8), tmp_path / "r.png")
+    with pytest.raises(DataError, match="MSE"):
+        plot_reconstructions(x, x, tmp_path / "r.png", mse=[0.1])
+    with pytest.raises(DataError, match="titles"):
+        plot_reconstructions(x, x, tmp_path / "r.png", titles=["a"])
+    with pytest.raises(DataError, match=r"\(k, C, H, W\)"):
+        plot_reconstructions(torch.rand(3, 8, 8), torch.rand(3, 8, 8), tmp_path / "r.png")
+
+
+def test_score_histogram_linear_and_log(tmp_path) -> None:
+    _check_png(plot_score_histogram(np.random.rand(200) * 0.05, tmp_path / "h.png"))
+    _check_png(plot_score_histogram(10.0 ** np.random.uniform(-6, -1, 200), tmp_path / "hlog.png"))
+    with pytest.raises(DataError):
+        plot_score_histogram([float("nan")], tmp_path / "bad.png")
+
+
+@pytest.mark.parametrize("output_range", ["0_1", "-1_1"])
+def test_save_reconstruction_figures(tmp_path, output_range: str) -> None:
+    torch.manual_seed(0)
+    shape = (1, 12, 12)
+    model = TinyAE(ModelConfig(input_shape=shape, latent_dim=4, output_range=output_range))
+    data = ImageData(torch.randint(0, 256, (20, *shape), dtype=torch.uint8), torch.arange(20) % 4,
+                     name="toy", class_names=["a", "b", "c", "d"])
+    rep = evaluate_reconstruction(model, data, batch_size=8)
+    out_dir = tmp_path / "figures"
+    paths = save_reconstruction_figures(model, data, rep, out_dir)
+    assert [p.name for p in paths] == ["reconstructions.png", "best.png", "worst.png", "score_histogram.png"]
+    for p in paths:
+        _check_png(p)
+    assert _no_temp_files(out_dir)
+    # explicit chosen indices and a small k
+    paths2 = save_reconstruction_figures(model, data, rep, tmp_path / "f2", chosen=[3, 19], k=3)
+    assert len(paths2) == 4 and all(p.exists() for p in paths2)
+    with pytest.raises(DataError, match="chosen"):
+        save_reconstruction_figures(model, data, rep, tmp_path / "f3", chosen=[25])
