@@ -24,3 +24,13 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$digest" ]; then
   .venv/bin/python -c 'import reprlab, torch' 
   echo "$digest" > "$stamp"
 fi
+# The report's browser test needs Debian's chromium (tests/test_report_browser.py).
+if [ "${1:-}" = "test" ] && [ ! -x /usr/bin/chromium ]; then
+  if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+    echo "bootstrap: installing Debian's chromium for the report's browser test"
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+      || echo "bootstrap: could not install chromium; the browser test will fail until it is installed" >&2
+  else
+    echo "bootstrap: /usr/bin/chromium is missing; install it (as root: apt-get install chromium) for the report's browser test" >&2
+  fi
+fi

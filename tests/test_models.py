@@ -26,6 +26,16 @@ TINY: dict[str, dict] = {
 }
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny models gain nothing from threads, and OpenMP threads slow down badly when another
+    process shares the CPU cores; run this module single-threaded."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def tiny(name: str, shape=(1, 28, 28), **kwargs):
     opts = {"input_shape": shape, "latent_dim": 4, **TINY.get(name, {}), **kwargs}
     return create_model(name, **opts)

@@ -249,6 +249,8 @@ def _train_and_finish(cfg: RunConfig, model, splits: Splits, run: RunDir, device
         metrics = _final_evaluation(cfg, model, splits.test, run, device, trainer.history)
         metrics["train_seconds_this_session"] = round(train_seconds, 3)
         write_json(run.path / "metrics.json", metrics)
+        if cfg.eval.report:
+            _write_report(run, model, splits.test)
         run.set_status("finished", epochs=len(trainer.history))
     barrier(dist)
     return TrainResult(run.path, metrics, model, trainer.history)
@@ -275,6 +277,16 @@ def _final_evaluation(cfg: RunConfig, model, test: ImageData, run: RunDir, devic
         chosen = [i for i in cfg.eval.show if 0 <= i < len(test)]
         save_reconstruction_figures(model, test, report, run.figures, chosen=chosen, k=cfg.eval.k)
     return metrics
+
+
+def _write_report(run: RunDir, model, test: ImageData) -> None:
+    from reprlab.reporting.report import write_report
+
+    try:
+        write_report(run.path, model=model, data=test)
+    except Exception as exc:  # the run itself is complete: a failed report must not fail it
+        logger.warning("report.html could not be written (%s: %s); run `reprlab report %s`",
+                       type(exc).__name__, exc, run.path)
 
 
 def _sanity_check(model, train: ImageData, cfg: RunConfig) -> None:

@@ -55,6 +55,41 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--checkpoint", default="best", help="checkpoint tag: best (default), last, epoch_0005, ...")
     e.add_argument("--max-images", type=int, help="evaluate at most this many images")
 
+    an = sub.add_parser("analyze", help="embeddings, traversals, samples, robustness, kernels... into RUN_DIR/analysis/")
+    an.add_argument("run_dir")
+    an.add_argument("--what", nargs="+", metavar="ANALYSIS",
+                    help="embeddings traversal interpolation samples robustness kernels activations scores "
+                         "(default: all the model supports)")
+    an.add_argument("--split", default="test", choices=("train", "val", "test"), help="images to analyse (default: test)")
+    an.add_argument("--method", nargs="+", default=["pca"], metavar="METHOD",
+                    help="embedding methods: pca kpca tsne umap (default: pca)")
+    an.add_argument("--components", type=int, default=2, help="embedding dimensions (default: 2)")
+    an.add_argument("--max-points", type=int, default=5000, help="subsample the split to at most this many images")
+    an.add_argument("--color-by", default="label", choices=("label", "binary", "domain", "none"))
+    an.add_argument("--binary-classes", type=int, nargs="+", help="labels that count as 'yes' for --color-by binary")
+    an.add_argument("--attribute", default="attribute", help="name of the binary attribute (legend title)")
+    an.add_argument("--other-data", help="a second dataset (e.g. mnist) embedded too, for --color-by domain")
+    an.add_argument("--image", type=int, default=0, help="image (index among the analysed ones) for traversals")
+    an.add_argument("--other-image", type=int, help="second image for the interpolation")
+    an.add_argument("--dims", type=int, nargs="+", help="latent dimensions to traverse (default: largest spread)")
+    an.add_argument("--kernel", default="rbf", help="kernel PCA kernel: rbf poly sigmoid cosine linear")
+    an.add_argument("--gamma", type=float, help="kernel PCA gamma (default 1/n_features)")
+    an.add_argument("--perplexity", type=float, default=30.0, help="t-SNE perplexity")
+    an.add_argument("--n-neighbors", type=int, default=15, help="UMAP n_neighbors")
+    an.add_argument("--max-fit-points", type=int, help="fit the reducer on at most this many points, transform the rest")
+    an.add_argument("--n-jobs", type=int, default=1, help="threads for t-SNE / UMAP")
+    an.add_argument("--data-dir", help="folder holding the datasets")
+    an.add_argument("--checkpoint", default="best", help="checkpoint tag (default: best)")
+    an.add_argument("--device", default="auto", help="auto, cpu, cuda")
+
+    rp = sub.add_parser("report", help="write RUN_DIR/report.html (self-contained); prints its path")
+    rp.add_argument("run_dir")
+    rp.add_argument("--no-analyze", action="store_true", help="do not run the quick analysis when the run has none")
+
+    cp = sub.add_parser("compare", help="compare runs side by side in one HTML page; prints its path")
+    cp.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+    cp.add_argument("--out", help="output folder (default: comparison-<time> beside the first run)")
+
     ds = sub.add_parser("datasets", help="list datasets and where each was found")
     ds.add_argument("--data-dir", help="folder holding the datasets")
     sub.add_parser("models", help="list registered models and their options")
@@ -119,6 +154,32 @@ def _dispatch(args: argparse.Namespace) -> int:
         metrics = api.evaluate(args.run_dir, data=args.data, path=args.path, data_dir=args.data_dir,
                                tag=args.checkpoint, max_images=args.max_images)
         print(json.dumps(metrics, indent=2, sort_keys=True))
+        return 0
+    if args.command == "analyze":
+        from reprlab.analysis import analyze
+
+        options = {"kernel": args.kernel, "gamma": args.gamma, "perplexity": args.perplexity,
+                   "n_neighbors": args.n_neighbors, "max_fit_points": args.max_fit_points, "n_jobs": args.n_jobs}
+        index = analyze(args.run_dir, what=args.what, split=args.split, method=args.method,
+                        n_components=args.components, max_points=args.max_points, color_by=args.color_by,
+                        binary_classes=args.binary_classes, attribute=args.attribute, other_data=args.other_data,
+                        image_index=args.image, other_index=args.other_image, dims=args.dims, reducer_options=options,
+                        tag=args.checkpoint, data_dir=args.data_dir, device=args.device)
+        for item in index["items"]:
+            print(f"{item['title']}: {', '.join(item['files'])}")
+        from pathlib import Path
+
+        print(Path(args.run_dir) / "analysis" / "index.json")
+        return 0
+    if args.command == "report":
+        from reprlab.reporting.report import write_report
+
+        print(write_report(args.run_dir, analyze=not args.no_analyze))
+        return 0
+    if args.command == "compare":
+        from reprlab.reporting.report import write_comparison
+
+        print(write_comparison(args.run_dirs, args.out))
         return 0
     if args.command == "datasets":
         from reprlab.data import describe_datasets

@@ -147,6 +147,7 @@ class EvalConfig:
     figures: bool = True
     show: list[int] = field(default_factory=lambda: list(range(8)))
     k: int = 8
+    report: bool = True  # write report.html (with a quick analysis) at the end of training
 
     def validate(self) -> None:
         check_int("eval.batch_size", self.batch_size, minimum=1)

@@ -1,0 +1,370 @@
+"""Self-contained HTML reports: one run (``report.html``) and a comparison of runs (``compare.html``).
+
+Every image is embedded as a base64 ``data:`` URI and the CSS is inline, so the file opens
+anywhere without a network (a Content-Security-Policy forbids any other source). The
+templates are Jinja2 files in ``reprlab/reporting/templates/``.
+
+:func:`write_report` gathers the config, metrics, environment, learning curves,
+reconstruction grids (chosen, best, worst), the score histogram and every analysis listed
+in ``analysis/index.json``; with ``analyze=True`` (the default) it first runs a quick
+:func:`~reprlab.analysis.analyze` when the run has none yet. :func:`write_comparison`
+puts several runs side by side: a metrics table (one row per run, the best value of each
+column highlighted, differences to the first run) and the same figures in columns.
+
+Example:
+    >>> from reprlab.reporting.report import write_report, write_comparison
+    >>> write_report("runs/conv_ae-fashion-mnist-20261123-101500")  # doctest: +SKIP
+    PosixPath('runs/conv_ae-fashion-mnist-20261123-101500/report.html')
+    >>> write_comparison(["runs/ae", "runs/vae"], "runs/ae-vs-vae")  # doctest: +SKIP
+    PosixPath('runs/ae-vs-vae/compare.html')
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import datetime as _dt
+import logging
+import math
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from reprlab.errors import ConfigError, ReprlabError
+from reprlab.runs import RunDir
+from reprlab.utils import read_json, write_text
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["REPORT_ANALYSIS", "metric_direction", "write_comparison", "write_report"]
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+
+#: The quick analysis run by :func:`write_report` when a run has none yet.
+REPORT_ANALYSIS: dict[str, Any] = {"method": ("pca", "tsne"), "max_points": 2000}
+
+#: Run figures written by training, in report order: (file under figures/, title, caption).
+RUN_FIGURES: tuple[tuple[str, str, str], ...] = (
+    ("loss_curves.png", "Learning curves", "loss terms per epoch, train and validation"),
+    ("reconstructions.png", "Reconstructions (chosen images)", "originals above their reconstructions"),
+    ("best.png", "Best reconstructions", "lowest per-image MSE on the test set"),
+    ("worst.png", "Worst reconstructions", "highest per-image MSE on the test set"),
+    ("score_histogram.png", "Per-image reconstruction error", "distribution of test-set MSE"),
+)
+
+_LOWER_BETTER = {"mse", "l1", "loss", "nll", "bce", "train_seconds", "train_seconds_this_session", "time_s"}
+_HIGHER_BETTER = {"psnr", "ssim", "elbo", "elbo_nats"}
+_METRIC_ORDER = ("test/mse", "test/psnr", "test/ssim", "test/l1", "test/elbo_nats", "test/kl")
+
+
+def metric_direction(key: str) -> str | None:
+    """``"min"``, ``"max"`` or ``None`` (no better direction) for a metric name.
+
+    Example:
+        >>> metric_direction("test/psnr"), metric_direction("val/mse"), metric_direction("test/kl")
+        ('max', 'min', None)
+    """
+    leaf = key.rsplit("/", 1)[-1]
+    if leaf in _LOWER_BETTER:
+        return "min"
+    if leaf in _HIGHER_BETTER:
+        return "max"
+    return None
+
+
+# ----------------------------------------------------------------------------------------
+# helpers
+# ----------------------------------------------------------------------------------------
+def _environment():
+    import jinja2
+
+    return jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)),
+                              autoescape=jinja2.select_autoescape(enabled_extensions=("html", "j2"), default=True),
+                              trim_blocks=True, lstrip_blocks=True, undefined=jinja2.StrictUndefined)
+
+
+def _data_uri(path: Path) -> str | None:
+    """``data:image/png;base64,...`` of a PNG, or None when it is missing or not a PNG."""
+    try:
+        raw = path.read_bytes()
+    except OSError:
+        return None
+    if not raw.startswith(b"\x89PNG\r\n\x1a\n"):
+        logger.warning("report: %s is not a PNG; left out", path)
+        return None
+    return "data:image/png;base64," + base64.b64encode(raw).decode("ascii")
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, bool) or value is None:
+        return str(value)
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        if math.isnan(value) or math.isinf(value):
+            return str(value)
+        if value != 0 and (abs(value) >= 1e5 or abs(value) < 1e-3):
+            return f"{value:.3e}"
+        return f"{value:.4g}"
+    return str(value)
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = read_json(path)
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def _config(run: RunDir) -> tuple[dict[str, Any], str]:
+    path = run.path / "config.yaml"
+    try:
+        text = path.read_text()
+        raw = yaml.safe_load(text) or {}
+    except (OSError, yaml.YAMLError):
+        return {}, ""
+    return (raw if isinstance(raw, dict) else {}), text
+
+
+def _ordered_metric_keys(keys: Sequence[str]) -> list[str]:
+    first = [k for k in _METRIC_ORDER if k in keys]
+    rest = sorted(k for k in keys if k not in first)
+    groups = ([k for k in rest if k.startswith("test/")], [k for k in rest if k.startswith("val/")],
+              [k for k in rest if k.startswith("train/")], [k for k in rest if "/" not in k])
+    seen = set(first)
+    out = list(first)
+    for g in groups:
+        out += [k for k in g if k not in seen]
+        seen.update(g)
+    return out + [k for k in rest if k not in seen]
+
+
+def _analysis_sections(run: RunDir) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
+    from reprlab.analysis.pipeline import load_index
+
+    index = load_index(run.path)
+    base = run.path / "analysis"
+    sections = []
+    for item in index["items"]:
+        images, files = [], []
+        for rel in item.get("files", []):
+            p = base / rel
+            if p.suffix.lower() == ".png":
+                uri = _data_uri(p)
+                if uri:
+                    images.append({"src": uri, "alt": f"{item.get('title', '')}: {p.stem}", "name": p.stem})
+            elif p.exists():
+                files.append(f"analysis/{rel}")
+        sections.append({"key": item.get("key", ""), "kind": item.get("kind", ""), "title": item.get("title", ""),
+                         "caption": item.get("caption", ""), "images": images, "files": files,
+                         "collapsed": len(images) > 4})
+    return sections, list(index.get("skipped", []))
+
+
+def _run_summary(run: RunDir) -> dict[str, Any]:
+    cfg, cfg_text = _config(run)
+    metrics = _read_json(run.path / "metrics.json")
+    status = run.status()
+    model = cfg.get("model", {}) if isinstance(cfg.get("model"), dict) else {}
+    data = cfg.get("data", {}) if isinstance(cfg.get("data"), dict) else {}
+    return {"name": run.path.name, "path": str(run.path), "config": cfg, "config_text": cfg_text, "metrics": metrics,
+            "status": status.get("state", "unknown"), "model": model.get("name", "?"),
+            "latent_dim": model.get("latent_dim", "?"), "data": data.get("name", "?")}
+
+
+# ----------------------------------------------------------------------------------------
+# one run
+# ----------------------------------------------------------------------------------------
+def write_report(run_dir: str | Path, *, analyze: bool = True, model: Any = None, data: Any = None,
+                 analysis_options: dict[str, Any] | None = None) -> Path:
+    """Write ``RUN_DIR/report.html`` (self-contained) and return its path.
+
+    With ``analyze`` and no ``analysis/index.json`` yet, a quick analysis
+    (:data:`REPORT_ANALYSIS`, overridable with ``analysis_options``) runs first; if it
+    fails (e.g. the data is no longer where the config says) the report is written
+    without it and the reason is shown. ``model`` / ``data`` avoid reloading them.
+
+    Example:
+        >>> write_report("/nonexistent")  # doctest: +IGNORE_EXCEPTION_DETAIL
+        Traceback (most recent call last):
+        reprlab.errors.RunDirError: run directory /nonexistent does not exist. Fix: ...
+    """
+    started = time.perf_counter()
+    run = RunDir.open(run_dir)
+    notes: list[str] = []
+    if analyze and not (run.path / "analysis" / "index.json").exists():
+        from reprlab.analysis import analyze as run_analysis
+
+        try:
+            run_analysis(run.path, model=model, data=data, **{**REPORT_ANALYSIS, **(analysis_options or {})})
+        except ReprlabError as exc:
+            logger.warning("report: the analysis failed (%s); writing the report without it", exc)
+            notes.append(f"The analysis could not run: {exc}")
+    summary = _run_summary(run)
+    metrics = summary["metrics"]
+    metric_rows = [{"key": k, "value": _fmt(metrics[k]), "direction": metric_direction(k) or ""}
+                   for k in _ordered_metric_keys(list(metrics))]
+    if not metrics:
+        notes.append("metrics.json is missing: the run has not finished (status: "
+                     f"{summary['status']}).")
+    figures = []
+    shown = set()
+    for name, title, caption in RUN_FIGURES:
+        uri = _data_uri(run.figures / name)
+        if uri:
+            figures.append({"title": title, "caption": caption, "src": uri, "alt": title})
+            shown.add(name)
+    for extra in sorted(run.figures.glob("*.png")) if run.figures.is_dir() else []:
+        if extra.name not in shown:
+            uri = _data_uri(extra)
+            if uri:
+                figures.append({"title": extra.stem.replace("_", " "), "caption": "", "src": uri, "alt": extra.stem})
+    sections, skipped = _analysis_sections(run)
+    env = _read_json(run.path / "env.json")
+    html = _environment().get_template("report.html.j2").render(
+        title=f"reprlab report: {summary['name']}", run=summary, metric_rows=metric_rows, figures=figures,
+        sections=sections, skipped=skipped, notes=notes,
+        env_rows=[(k, _fmt(v)) for k, v in sorted(env.items())],
+        generated=_dt.datetime.now().isoformat(timespec="seconds"), version=_version())
+    path = write_text(run.path / "report.html", html)
+    logger.info("report written to %s (%.1f s, %.1f MB)", path, time.perf_counter() - started,
+                path.stat().st_size / 1e6)
+    return path
+
+
+def _version() -> str:
+    import reprlab
+
+    return getattr(reprlab, "__version__", "?")
+
+
+# ----------------------------------------------------------------------------------------
+# comparison
+# ----------------------------------------------------------------------------------------
+def _labels(runs: list[RunDir]) -> list[str]:
+    names = [r.path.name for r in runs]
+    if len(set(names)) == len(names):
+        return names
+    return [f"{r.path.parent.name}/{r.path.name}" if names.count(r.path.name) > 1 else r.path.name for r in runs]
+
+
+def write_comparison(run_dirs: Sequence[str | Path], out_dir: str | Path | None = None) -> Path:
+    """Write ``OUT_DIR/compare.html`` comparing runs side by side; returns its path.
+
+    The metrics table has one row per run (model, data, latent size, then every metric);
+    the best value of each column with a known direction (lower MSE, higher PSNR...) is
+    highlighted, and later runs show their relative difference to the first (the baseline).
+    Figures (learning curves, reconstructions, best/worst, every analysis) appear in one
+    column per run; runs with ``analysis/robustness.json`` also get one joint robustness
+    plot (e.g. autoencoder against VAE). ``out_dir`` defaults to
+    ``comparison-<time>`` beside the first run; it also receives ``compare_metrics.csv``.
+
+    Example:
+        >>> write_comparison(["only-one"])  # doctest: +IGNORE_EXCEPTION_DETAIL
+        Traceback (most recent call last):
+        reprlab.errors.ConfigError: compare needs at least two run directories, got 1. Fix: ...
+    """
+    started = time.perf_counter()
+    dirs = [Path(d) for d in run_dirs]
+    if len(dirs) < 2:
+        raise ConfigError(f"compare needs at least two run directories, got {len(dirs)}",
+                          fix="pass two or more run directories, e.g. `reprlab compare runs/ae runs/vae`")
+    resolved = [d.resolve() for d in dirs]
+    if len(set(resolved)) != len(resolved):
+        raise ConfigError("the same run directory is given twice", fix="pass each run once")
+    runs = [RunDir.open(d) for d in dirs]
+    labels = _labels(runs)
+    summaries = [_run_summary(r) for r in runs]
+    out = Path(out_dir) if out_dir is not None else (
+        runs[0].path.parent / f"comparison-{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}")
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"{out} exists and is not a directory", fix="choose another --out DIR")
+    out.mkdir(parents=True, exist_ok=True)
+
+    # metrics table
+    keys = _ordered_metric_keys(sorted({k for s in summaries for k in s["metrics"]}))
+    best: dict[str, set[int]] = {}
+    for k in keys:
+        d = metric_direction(k)
+        vals = [(i, s["metrics"].get(k)) for i, s in enumerate(summaries)]
+        vals = [(i, float(v)) for i, v in vals if isinstance(v, (int, float)) and not isinstance(v, bool)
+                and math.isfinite(float(v))]
+        if d and len(vals) >= 2 and len({v for _, v in vals}) > 1:
+            target = min(v for _, v in vals) if d == "min" else max(v for _, v in vals)
+            best[k] = {i for i, v in vals if v == target}
+    rows = []
+    for i, (label, s) in enumerate(zip(labels, summaries)):
+        cells = []
+        for k in keys:
+            v = s["metrics"].get(k)
+            cell = {"text": "—" if v is None else _fmt(v), "best": i in best.get(k, set()), "delta": "", "better": None}
+            base = summaries[0]["metrics"].get(k)
+            if (i > 0 and isinstance(v, (int, float)) and isinstance(base, (int, float)) and not isinstance(v, bool)
+                    and base not in (0, 0.0) and math.isfinite(float(v)) and math.isfinite(float(base))):
+                rel = (float(v) - float(base)) / abs(float(base))
+                if abs(rel) >= 5e-4:
+                    cell["delta"] = f"{rel:+.1%}"
+                    d = metric_direction(k)
+                    if d:
+                        cell["better"] = (rel < 0) if d == "min" else (rel > 0)
+            cells.append(cell)
+        rows.append({"label": label, "model": s["model"], "data": s["data"], "latent_dim": s["latent_dim"],
+                     "status": s["status"], "cells": cells, "path": s["path"]})
+    _write_metrics_csv(out / "compare_metrics.csv", labels, summaries, keys)
+
+    # figures side by side
+    figure_rows = []
+    for name, title, caption in RUN_FIGURES:
+        cells = [_data_uri(r.figures / name) for r in runs]
+        if any(cells):
+            figure_rows.append({"title": title, "caption": caption, "cells": [[c] if c else [] for c in cells],
+                                "collapsed": False})
+    per_run = [{sec["key"]: sec for sec in _analysis_sections(r)[0]} for r in runs]
+    order: list[str] = []
+    for sections in per_run:
+        order += [k for k in sections if k not in order]
+    for key in order:
+        first = next(s[key] for s in per_run if key in s)
+        cells = [[img["src"] for img in s[key]["images"]] if key in s else [] for s in per_run]
+        if any(cells):
+            figure_rows.append({"title": first["title"], "caption": first["caption"], "cells": cells,
+                                "collapsed": max(len(c) for c in cells) > 4})
+
+    joint = None
+    curves = {}
+    for label, r in zip(labels, runs):
+        rob = _read_json(r.path / "analysis" / "robustness.json")
+        if rob.get("rows"):
+            rows_r = rob["rows"]
+            name = str(rob.get("label") or label)
+            curves[name if name.startswith(label) else f"{label}: {name}"] = {"scales": [x["noise_scale"] for x in rows_r],
+                                                          "mse": [x["mse"] for x in rows_r],
+                                                          "mse_std": [x["mse_std"] for x in rows_r]}
+    if len(curves) >= 2:
+        from reprlab.analysis.plots import plot_robustness
+
+        joint = _data_uri(plot_robustness(curves, out / "robustness_compare.png",
+                                          title="Decoder robustness to latent noise, all runs"))
+    html = _environment().get_template("compare.html.j2").render(
+        title=f"reprlab comparison: {' vs '.join(labels)}", labels=labels, keys=keys, rows=rows,
+        directions={k: metric_direction(k) or "" for k in keys}, figure_rows=figure_rows, joint_robustness=joint,
+        generated=_dt.datetime.now().isoformat(timespec="seconds"), version=_version())
+    path = write_text(out / "compare.html", html)
+    logger.info("comparison of %d runs written to %s (%.1f s)", len(runs), path, time.perf_counter() - started)
+    return path
+
+
+def _write_metrics_csv(path: Path, labels: list[str], summaries: list[dict[str, Any]], keys: list[str]) -> Path:
+    from reprlab.utils import atomic_write
+
+    def write(tmp: str) -> None:
+        with open(tmp, "w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(["run", "model", "data", "latent_dim", *keys])
+            for label, s in zip(labels, summaries):
+                w.writerow([label, s["model"], s["data"], s["latent_dim"], *[s["metrics"].get(k, "") for k in keys]])
+    return atomic_write(path, write)

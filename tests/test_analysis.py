@@ -1,0 +1,313 @@
+"""Latent-space analysis: encoding, reducers, traversals, samples, robustness, kernels, the pipeline, the CLI."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from conftest import run_cli
+from reprlab import api
+from reprlab.analysis import (Reducer, activation_maps, analyze, conv_kernels, encode_dataset, interpolate,
+                              latent_noise_robustness, prior_samples, traversal, traversal_grid)
+from reprlab.analysis import plots
+from reprlab.analysis.embeddings import KPCA_HARD_LIMIT
+from reprlab.data.dataset import ImageData
+from reprlab.errors import ConfigError, DataError, ModelError
+from reprlab.models import create_model
+
+
+# ----------------------------------------------------------------------------------------
+# tiny runs shared by this module and test_report*.py (trained once per session)
+# ----------------------------------------------------------------------------------------
+def _tiny_npz(path: Path) -> Path:
+    rng = np.random.default_rng(0)
+    n, size = 120, 12
+    labels = rng.integers(0, 3, n)
+    yy, xx = np.mgrid[:size, :size]
+    images = np.zeros((n, size, size), dtype=np.float32)
+    for i, c in enumerate(labels):
+        cy, cx = 3 + 3 * c + rng.normal(0, 0.5), 6 + rng.normal(0, 1.0)
+        images[i] = np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / 6.0)
+    np.savez_compressed(path, x=(images[:, :, :, None] * 255).astype(np.uint8), y=labels)
+    return path
+
+
+def _train(root: Path, name: str, model: dict, report: bool) -> Path:
+    cfg = {"seed": 0, "output_dir": str(root / "runs"), "name": name,
+           "data": {"name": "arrays", "path": str(root / "tiny.npz"), "val_fraction": 0.2},
+           "model": model, "train": {"epochs": 1, "batch_size": 16, "progress": "off"},
+           "eval": {"k": 4, "report": report}}
+    return api.train(cfg).run_dir
+
+
+@pytest.fixture(scope="session")
+def tiny_runs(tmp_path_factory) -> dict[str, Path]:
+    """``ae``: conv_ae with a 2-D latent (report written by training); ``vae``: conv VAE, no report."""
+    root = tmp_path_factory.mktemp("analysis_runs")
+    _tiny_npz(root / "tiny.npz")
+    return {"ae": _train(root, "ae", {"name": "conv_ae", "latent_dim": 2, "channels": [4, 8]}, report=True),
+            "vae": _train(root, "vae", {"name": "vae", "arch": "conv", "latent_dim": 3, "channels": [4, 8]},
+                          report=False),
+            "root": root}
+
+
+def _png_ok(path: Path) -> None:
+    with Image.open(path) as im:
+        im.verify()
+
+
+# ----------------------------------------------------------------------------------------
+# encoding and reducers
+# ----------------------------------------------------------------------------------------
+def test_encode_dataset_matches_model_encode_and_rejects_bad_input():
+    m = create_model("conv_ae", input_shape=(1, 12, 12), latent_dim=3, channels=[4, 8], output_range="-1_1")
+    data = ImageData(torch.randint(0, 256, (10, 1, 12, 12), dtype=torch.uint8), torch.arange(10))
+    z = encode_dataset(m, data, batch_size=3)
+    m.eval()
+    with torch.no_grad():
+        ref = m.encode(data.float01() * 2 - 1).numpy()
+    assert z.shape == (10, 3) and z.dtype == np.float32
+    np.testing.assert_allclose(z, ref, atol=1e-5)
+    with pytest.raises(ModelError, match="shape"):
+        encode_dataset(m, torch.rand(2, 1, 8, 8))
+    with pytest.raises(DataError):
+        encode_dataset(m, np.zeros((2, 3)))  # type: ignore[arg-type]
+
+
+def _clusters(n: int = 150, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % 3
+    centres = np.array([[0.0] * 6, [8.0] + [0.0] * 5, [0.0, 8.0] + [0.0] * 4])
+    return centres[y] + rng.normal(0, 1, (n, 6)), y
+
+
+@pytest.mark.parametrize("method", ["pca", "kpca", "tsne"])
+def test_reducer_fit_transform_and_transform_new_points(method):
+    X, y = _clusters()
+    r = Reducer(method, 2, gamma=0.05, random_state=0)
+    coords = r.fit_transform(X[:120])
+    assert coords.shape == (120, 2) and np.isfinite(coords).all()
+    assert r.n_features_in_ == 6 and r.n_fit_points_ == 120 and r.fit_indices_ is None
+    new = r.transform(X[120:])
+    assert new.shape == (30, 2)
+    # new points land nearer the centre of their own cluster than of the others
+    centres = np.stack([coords[y[:120] == c].mean(0) for c in range(3)])
+    nearest = np.argmin(((new[:, None, :] - centres[None]) ** 2).sum(-1), axis=1)
+    assert (nearest == y[120:]).mean() > 0.8
+    assert Reducer(method, 2, gamma=0.05, random_state=0).fit_transform(X[:120]) == pytest.approx(coords)
+
+
+def test_kpca_subsamples_above_its_limit_with_a_notice_and_refuses_huge_fits(caplog):
+    X, _ = _clusters(300)
+    with caplog.at_level(logging.WARNING, logger="reprlab.analysis.embeddings"):
+        r = Reducer("kpca", max_fit_points=100, random_state=0)
+        coords = r.fit_transform(X)
+    assert coords.shape == (300, 2) and r.n_fit_points_ == 100 and len(r.fit_indices_) == 100
+    assert "subsample of 100 of 300" in caplog.text
+    np.testing.assert_allclose(coords[r.fit_indices_], r.embedding_)
+    big = np.zeros((KPCA_HARD_LIMIT + 1, 2))
+    with pytest.raises(ConfigError, match="kernel matrix") as exc:
+        Reducer("kpca", max_fit_points=KPCA_HARD_LIMIT + 1).fit(big)
+    assert "max_fit_points" in str(exc.value)
+
+
+def test_reducer_bad_input_gives_clear_errors(caplog):
+    X, _ = _clusters(40)
+    with pytest.raises(ConfigError, match="method"):
+        Reducer("lda").fit(X)
+    with pytest.raises(ConfigError, match="n_components"):
+        Reducer("pca", 10).fit(X[:, :3])
+    with pytest.raises(ConfigError, match="not fitted"):
+        Reducer("pca").transform(X)
+    with pytest.raises(DataError, match="NaN"):
+        Reducer("pca").fit(np.full((5, 2), np.nan))
+    with pytest.raises(DataError, match="features"):
+        Reducer("pca").fit(X).transform(X[:, :2])
+    with pytest.raises(ConfigError, match="at least 4 points"):
+        Reducer("tsne").fit(X[:3])
+    with caplog.at_level(logging.WARNING, logger="reprlab.analysis.embeddings"):
+        assert Reducer("tsne", random_state=0).fit_transform(X[:20]).shape == (20, 2)
+    assert "perplexity 30 is too high" in caplog.text
+
+
+@pytest.mark.slow
+def test_umap_fit_and_transform():
+    X, y = _clusters(200)
+    r = Reducer("umap", 2, n_neighbors=10, random_state=0)
+    coords = r.fit_transform(X[:160])
+    assert coords.shape == (160, 2) and r.n_neighbors_ == 10
+    assert r.transform(X[160:]).shape == (40, 2)
+
+
+# ----------------------------------------------------------------------------------------
+# latent exploration
+# ----------------------------------------------------------------------------------------
+def test_traversal_grid_interpolation_and_bad_dimensions():
+    m = create_model("fc_ae", input_shape=(1, 8, 8), latent_dim=32)
+    x = torch.rand(1, 8, 8)
+    imgs, values = traversal(m, x, dim=31, n_steps=5, span=2.0, scale=0.5)
+    assert imgs.shape == (5, 1, 8, 8) and float(imgs.min()) >= 0 and float(imgs.max()) <= 1
+    assert values[2] == pytest.approx(float(m.eval().encode(x[None])[0, 31]), abs=1e-5)
+    assert np.diff(values) == pytest.approx([0.5] * 4)
+    with pytest.raises(ConfigError, match="dimension 40 of the 32-dim latent") as exc:
+        traversal(m, x, dim=40)
+    assert "0..31" in str(exc.value)
+    grid, vi, vj = traversal_grid(m, x, (0, 5), n_steps=3)
+    assert grid.shape == (9, 1, 8, 8) and vi.shape == vj.shape == (3,)
+    with pytest.raises(ConfigError):
+        traversal_grid(m, x, (3, 3))
+    a, b = torch.rand(1, 8, 8), torch.rand(1, 8, 8)
+    path, t = interpolate(m, a, b, n_steps=4)
+    assert t.tolist() == pytest.approx([0, 1 / 3, 2 / 3, 1])
+    with torch.no_grad():
+        ends = m.reconstruct(torch.stack([a, b]))
+    torch.testing.assert_close(path[[0, -1]], ends, atol=1e-5, rtol=0)
+    with pytest.raises(DataError, match="one image"):
+        traversal(m, torch.rand(2, 1, 8, 8), dim=0)
+
+
+def test_prior_samples_need_a_vae():
+    ae = create_model("conv_ae", input_shape=(1, 12, 12), latent_dim=2, channels=[4, 8])
+    with pytest.raises(ModelError, match="plain autoencoder") as exc:
+        prior_samples(ae, 4)
+    assert "vae" in str(exc.value)
+    vae = create_model("vae", input_shape=(1, 12, 12), latent_dim=2, arch="conv", channels=[4, 8])
+    s1 = prior_samples(vae, 6, generator=torch.Generator().manual_seed(3))
+    s2 = prior_samples(vae, 6, generator=torch.Generator().manual_seed(3))
+    assert s1.shape == (6, 1, 12, 12) and torch.equal(s1, s2)
+
+
+def test_latent_noise_robustness_grows_with_noise():
+    m = create_model("fc_ae", input_shape=(1, 8, 8), latent_dim=4)
+    x = torch.rand(40, 1, 8, 8)
+    res = latent_noise_robustness(m, x, scales=[0, 0.5, 5.0], k=3)
+    with torch.no_grad():
+        base = (m.eval().reconstruct(x) - x).pow(2).flatten(1).mean(1).mean()
+    assert res.mse[0] == pytest.approx(float(base), rel=1e-4)
+    assert res.mse[2] > res.mse[0]
+    assert res.examples.shape == (3, 3, 1, 8, 8) and res.originals.shape == (3, 1, 8, 8)
+    assert [r["noise_scale"] for r in res.rows()] == [0, 0.5, 5.0]
+    with pytest.raises(ConfigError):
+        latent_noise_robustness(m, x, scales=[-1])
+
+
+def test_kernels_and_activation_maps():
+    m = create_model("conv_ae", input_shape=(1, 12, 12), latent_dim=2, channels=[4, 8])
+    layers = conv_kernels(m)
+    names = [layer.name for layer in layers]
+    assert names[0] == "encoder.stage0.0" and layers[0].weights.shape == (4, 1, 3, 3)
+    transposed = [layer for layer in layers if layer.kind == "ConvTranspose2d"]
+    assert transposed and transposed[0].weights.shape[:2] == (4, 8)  # (out, in) like ordinary convs
+    acts = activation_maps(m, torch.rand(1, 12, 12))
+    assert [a.name for a in acts] == names and acts[0].values.shape == (4, 6, 6)
+    assert all(not mod._forward_hooks for mod in m.modules())  # hooks removed
+    fc = create_model("fc_ae", input_shape=(1, 8, 8), latent_dim=2)
+    with pytest.raises(ModelError, match="no convolution"):
+        conv_kernels(fc)
+    with pytest.raises(ModelError):
+        activation_maps(fc, torch.rand(1, 8, 8))
+
+
+def test_plots_write_valid_pngs(tmp_path):
+    rng = np.random.default_rng(0)
+    xy, labels = rng.normal(size=(200, 2)), np.arange(200) % 10
+    _png_ok(plots.plot_embedding(xy, tmp_path / "ten.png", labels=labels, label_names=[f"c{i}" for i in range(10)]))
+    _png_ok(plots.plot_embedding(xy, tmp_path / "bin.png", labels=labels < 5, color_by="binary", attribute="top"))
+    _png_ok(plots.plot_embedding_panels([(xy, "a"), (xy, "b")], tmp_path / "dom.png", labels=labels % 2,
+                                        color_by="domain", label_names=["fashion", "mnist"]))
+    _png_ok(plots.plot_image_grid(torch.rand(12, 3, 8, 8), tmp_path / "grid.png", ncols=4,
+                                  row_labels=["a", "b", "c"]))
+    with pytest.raises(DataError):
+        plots.plot_embedding(np.zeros((5, 1)), tmp_path / "bad.png")
+    with pytest.raises(DataError):
+        plots.plot_embedding(xy, tmp_path / "bad.png", labels=labels[:3])
+
+
+# ----------------------------------------------------------------------------------------
+# the pipeline and the CLI
+# ----------------------------------------------------------------------------------------
+def test_analyze_autoencoder_run(tiny_runs):
+    run = tiny_runs["ae"]
+    index = analyze(run, method=["pca", "kpca"], dims=[1, 0], device="cpu")
+    keys = [i["key"] for i in index["items"]]
+    for key in ("embeddings:test:pca", "embeddings:test:kpca", "embeddings:test:latent2d", "traversal",
+                "interpolation", "robustness", "kernels", "activations", "scores:test"):
+        assert key in keys
+    assert "samples" not in keys and any(s["what"] == "samples" for s in index["skipped"])
+    assert index["code_size"] == 2
+    on_disk = json.loads((run / "analysis" / "index.json").read_text())
+    assert [i["key"] for i in on_disk["items"]] == keys or set(keys) <= {i["key"] for i in on_disk["items"]}
+    for item in index["items"]:
+        for rel in item["files"]:
+            p = run / "analysis" / rel
+            assert p.exists(), rel
+            if p.suffix == ".png":
+                _png_ok(p)
+    npz = np.load(run / "analysis" / "embeddings" / "test_pca.npz")
+    rows = (run / "analysis" / "embeddings" / "test_pca.csv").read_text().splitlines()
+    assert npz["coords"].shape == (len(rows) - 1, 2) and rows[0] == "index,domain,label,pc1,pc2"
+    assert len(npz["labels"]) == len(npz["indices"]) == npz["coords"].shape[0]
+
+
+def test_analyze_explicit_requests_the_model_cannot_do(tiny_runs):
+    run = tiny_runs["ae"]
+    with pytest.raises(ModelError, match="plain autoencoder"):
+        analyze(run, what=["samples"], device="cpu")
+    with pytest.raises(ConfigError, match="dimension 40"):
+        analyze(run, what=["traversal"], dims=[40], device="cpu")
+    with pytest.raises(ConfigError, match="unknown analysis"):
+        analyze(run, what=["colours"])
+    with pytest.raises(ConfigError, match="binary_classes"):
+        analyze(run, what=["embeddings"], color_by="binary")
+
+
+def test_analyze_vae_samples_binary_colouring_and_subsampling(tiny_runs, caplog):
+    run = tiny_runs["vae"]
+    with caplog.at_level(logging.WARNING, logger="reprlab.analysis.pipeline"):
+        index = analyze(run, what=["embeddings", "samples", "traversal"], method="tsne", max_points=20,
+                        color_by="binary", binary_classes=[0], attribute="top blob", n_samples=8, device="cpu")
+    assert "analysing 20 of 24 test images" in caplog.text
+    assert {i["key"] for i in index["items"]} >= {"embeddings:test:tsne", "samples", "traversal"}
+    assert index["n_points"] == 20
+    _png_ok(run / "analysis" / "samples.png")
+
+
+def test_cli_analyze_and_its_errors(tiny_runs):
+    run = tiny_runs["vae"]
+    proc = run_cli("analyze", str(run), "--what", "interpolation", "robustness", "--device", "cpu")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().splitlines()[-1].endswith("index.json")
+    bad = run_cli("analyze", str(run), "--what", "traversal", "--dims", "40")
+    assert bad.returncode == 2
+    assert bad.stderr.strip().splitlines()[-1].startswith("error: cannot traverse dimension 40 of the 3-dim latent")
+    assert "Traceback" not in bad.stderr
+    ae = run_cli("analyze", str(tiny_runs["ae"]), "--what", "samples")
+    assert ae.returncode == 2 and "plain autoencoder" in ae.stderr and "Fix:" in ae.stderr
+
+
+@pytest.mark.realdata
+def test_fashion_mnist_embeddings_separate_classes(real_data_dir):
+    """A few thousand real Fashion-MNIST images, encoded and embedded: classes separate in 2-D."""
+    from sklearn.neighbors import KNeighborsClassifier
+
+    from reprlab.data import load_dataset
+
+    data = load_dataset("fashion-mnist", "test", data_dir=str(real_data_dir), download=False)
+    data = data.subset(torch.arange(3000))
+    m = create_model("conv_ae", input_shape=data.shape, latent_dim=16, channels=[8, 16])  # untrained encoder
+    codes = encode_dataset(m, data, batch_size=500)
+    assert codes.shape == (3000, 16)
+    y = data.labels.numpy()
+    for method in ("pca", "tsne"):
+        r = Reducer(method, 2, random_state=0, n_jobs=2, max_fit_points=2000)
+        xy = r.fit_transform(codes)
+        assert xy.shape == (3000, 2) and np.isfinite(xy).all()
+        knn = KNeighborsClassifier(10).fit(xy[:2000], y[:2000])
+        acc = knn.score(xy[2000:], y[2000:])  # the last 1000 were placed with transform
+        assert acc > (0.35 if method == "pca" else 0.5), (method, acc)
