@@ -46,15 +46,19 @@ def _train(root: Path, name: str, model: dict, report: bool) -> Path:
     return api.train(cfg).run_dir
 
 
+_RUNS: dict[str, Path] = {}  # shared with test_report*.py, which import this fixture (trained once per session)
+
+
 @pytest.fixture(scope="session")
 def tiny_runs(tmp_path_factory) -> dict[str, Path]:
     """``ae``: conv_ae with a 2-D latent (report written by training); ``vae``: conv VAE, no report."""
-    root = tmp_path_factory.mktemp("analysis_runs")
-    _tiny_npz(root / "tiny.npz")
-    return {"ae": _train(root, "ae", {"name": "conv_ae", "latent_dim": 2, "channels": [4, 8]}, report=True),
-            "vae": _train(root, "vae", {"name": "vae", "arch": "conv", "latent_dim": 3, "channels": [4, 8]},
-                          report=False),
-            "root": root}
+    if not _RUNS:
+        root = tmp_path_factory.mktemp("analysis_runs")
+        _tiny_npz(root / "tiny.npz")
+        _RUNS["ae"] = _train(root, "ae", {"name": "conv_ae", "latent_dim": 2, "channels": [4, 8]}, report=True)
+        _RUNS["vae"] = _train(root, "vae", {"name": "vae", "arch": "conv", "latent_dim": 3, "channels": [4, 8]},
+                              report=False)
+    return dict(_RUNS)
 
 
 def _png_ok(path: Path) -> None:
@@ -136,13 +140,39 @@ def test_reducer_bad_input_gives_clear_errors(caplog):
     assert "perplexity 30 is too high" in caplog.text
 
 
-@pytest.mark.slow
-def test_umap_fit_and_transform():
-    X, y = _clusters(200)
-    r = Reducer("umap", 2, n_neighbors=10, random_state=0)
-    coords = r.fit_transform(X[:160])
-    assert coords.shape == (160, 2) and r.n_neighbors_ == 10
-    assert r.transform(X[160:]).shape == (40, 2)
+class _FakeUMAP:
+    """Stands in for umap.UMAP (whose numba compilation takes ~20 s); bench/embeddings.py runs the real one."""
+
+    made: list[dict] = []
+
+    def __init__(self, **kwargs):
+        self.kwargs = kwargs
+        _FakeUMAP.made.append(kwargs)
+
+    def fit_transform(self, X):
+        assert X.dtype == np.float32
+        return X[:, : self.kwargs["n_components"]] * 2
+
+    def transform(self, X):
+        return X[:, : self.kwargs["n_components"]] * 2
+
+
+def test_umap_wrapper_passes_options_and_transforms(monkeypatch, caplog):
+    import sys
+    import types
+
+    monkeypatch.setitem(sys.modules, "umap", types.SimpleNamespace(UMAP=_FakeUMAP))
+    X, _ = _clusters(12)
+    with caplog.at_level(logging.WARNING, logger="reprlab.analysis.embeddings"):
+        r = Reducer("umap", 2, n_neighbors=15, min_dist=0.3, n_jobs=2, random_state=None)
+        coords = r.fit_transform(X)
+    assert "n_neighbors 15 is too high for 12 points" in caplog.text and r.n_neighbors_ == 11
+    kw = _FakeUMAP.made[-1]
+    assert kw["n_neighbors"] == 11 and kw["min_dist"] == 0.3 and kw["n_jobs"] == 2 and kw["random_state"] is None
+    np.testing.assert_allclose(coords, X[:, :2] * 2, rtol=1e-6)
+    assert r.transform(X[:3]).shape == (3, 2)
+    Reducer("umap", 2, n_jobs=2, random_state=0).fit(X)
+    assert _FakeUMAP.made[-1]["n_jobs"] == 1  # seeded UMAP is single-threaded (reproducible)
 
 
 # ----------------------------------------------------------------------------------------
@@ -153,7 +183,9 @@ def test_traversal_grid_interpolation_and_bad_dimensions():
     x = torch.rand(1, 8, 8)
     imgs, values = traversal(m, x, dim=31, n_steps=5, span=2.0, scale=0.5)
     assert imgs.shape == (5, 1, 8, 8) and float(imgs.min()) >= 0 and float(imgs.max()) <= 1
-    assert values[2] == pytest.approx(float(m.eval().encode(x[None])[0, 31]), abs=1e-5)
+    with torch.no_grad():
+        z31 = float(m.eval().encode(x[None])[0, 31])
+    assert values[2] == pytest.approx(z31, abs=1e-5)
     assert np.diff(values) == pytest.approx([0.5] * 4)
     with pytest.raises(ConfigError, match="dimension 40 of the 32-dim latent") as exc:
         traversal(m, x, dim=40)
@@ -278,36 +310,41 @@ def test_analyze_vae_samples_binary_colouring_and_subsampling(tiny_runs, caplog)
     _png_ok(run / "analysis" / "samples.png")
 
 
-def test_cli_analyze_and_its_errors(tiny_runs):
+def test_cli_analyze(tiny_runs):
     run = tiny_runs["vae"]
     proc = run_cli("analyze", str(run), "--what", "interpolation", "robustness", "--device", "cpu")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip().splitlines()[-1].endswith("index.json")
-    bad = run_cli("analyze", str(run), "--what", "traversal", "--dims", "40")
-    assert bad.returncode == 2
-    assert bad.stderr.strip().splitlines()[-1].startswith("error: cannot traverse dimension 40 of the 3-dim latent")
-    assert "Traceback" not in bad.stderr
-    ae = run_cli("analyze", str(tiny_runs["ae"]), "--what", "samples")
-    assert ae.returncode == 2 and "plain autoencoder" in ae.stderr and "Fix:" in ae.stderr
+
+
+def test_cli_analyze_bad_input_is_one_line_exit_2(tiny_runs, capsys):
+    from reprlab.cli import main
+
+    assert main(["analyze", str(tiny_runs["vae"]), "--what", "traversal", "--dims", "40", "--device", "cpu"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("error: cannot traverse dimension 40 of the 3-dim latent")
+    assert "Fix: choose a dimension in 0..2" in err[-1] and "Traceback" not in "".join(err)
+    assert main(["analyze", str(tiny_runs["ae"]), "--what", "samples", "--device", "cpu"]) == 2
+    assert "plain autoencoder" in capsys.readouterr().err
 
 
 @pytest.mark.realdata
 def test_fashion_mnist_embeddings_separate_classes(real_data_dir):
-    """A few thousand real Fashion-MNIST images, encoded and embedded: classes separate in 2-D."""
+    """2,000 real Fashion-MNIST images encoded; 1,000 mapped, 1,000 placed into the map: classes separate."""
     from sklearn.neighbors import KNeighborsClassifier
 
     from reprlab.data import load_dataset
 
     data = load_dataset("fashion-mnist", "test", data_dir=str(real_data_dir), download=False)
-    data = data.subset(torch.arange(3000))
+    data = data.subset(torch.arange(2000))
     m = create_model("conv_ae", input_shape=data.shape, latent_dim=16, channels=[8, 16])  # untrained encoder
     codes = encode_dataset(m, data, batch_size=500)
-    assert codes.shape == (3000, 16)
+    assert codes.shape == (2000, 16)
     y = data.labels.numpy()
     for method in ("pca", "tsne"):
-        r = Reducer(method, 2, random_state=0, n_jobs=2, max_fit_points=2000)
-        xy = r.fit_transform(codes)
-        assert xy.shape == (3000, 2) and np.isfinite(xy).all()
-        knn = KNeighborsClassifier(10).fit(xy[:2000], y[:2000])
-        acc = knn.score(xy[2000:], y[2000:])  # the last 1000 were placed with transform
+        r = Reducer(method, 2, random_state=0)
+        xy_fit = r.fit_transform(codes[:1000])
+        xy_new = r.transform(codes[1000:])  # t-SNE: placed into the existing map
+        assert xy_new.shape == (1000, 2) and np.isfinite(xy_new).all()
+        acc = KNeighborsClassifier(10).fit(xy_fit, y[:1000]).score(xy_new, y[1000:])
         assert acc > (0.35 if method == "pca" else 0.5), (method, acc)

@@ -337,6 +337,10 @@ class Reducer:
                 out = self.estimator_.transform(X, perplexity=perplexity, k=k)
             elif self.method == "umap":
                 out = self.estimator_.transform(X.astype(np.float32))
+            elif self.method == "kpca":
+                # the kernel against the fitted points is (n, n_fit): transform in chunks of ~256 MB
+                step = max(1, int(2**25 // max(1, self.n_fit_points_)))
+                out = np.concatenate([self.estimator_.transform(X[i:i + step]) for i in range(0, X.shape[0], step)])
             else:
                 out = self.estimator_.transform(X)
         return np.asarray(out, dtype=np.float64)

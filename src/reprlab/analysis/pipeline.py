@@ -154,7 +154,7 @@ def analyze(run_dir: str | Path, *, what: Sequence[str] | str | None = None, spl
             noise_scales: Sequence[float] = latent.DEFAULT_NOISE_SCALES, n_samples: int = 64,
             reducer_options: dict[str, Any] | None = None, tag: str = "best", data_dir: str | None = None,
             device: str = "auto", batch_size: int = 256, seed: int = 0, model: torch.nn.Module | None = None,
-            data: ImageData | None = None) -> dict[str, Any]:
+            data: ImageData | None = None, strict: bool | None = None) -> dict[str, Any]:
     """Run the analyses ``what`` on a run and write them to ``RUN_DIR/analysis/``; returns the index.
 
     ``split`` (train/val/test, the run's own seeded splits) is encoded; at most
@@ -171,7 +171,8 @@ def analyze(run_dir: str | Path, *, what: Sequence[str] | str | None = None, spl
 
     Raises :class:`ConfigError` / :class:`ModelError` for analyses the model cannot do when
     they are asked for explicitly (prior samples of an autoencoder, a traversal dimension
-    outside the latent, ...).
+    outside the latent, ...). ``strict=False`` skips them instead (``None``: strict exactly
+    when ``what`` is given).
     """
     from reprlab.api import resolve_device
     from reprlab.config import RunConfig
@@ -181,6 +182,8 @@ def analyze(run_dir: str | Path, *, what: Sequence[str] | str | None = None, spl
     started = time.perf_counter()
     run = RunDir.open(run_dir)
     todo, explicit = _normalise_what(what)
+    if strict is not None:
+        explicit = bool(strict)
     methods = _normalise_methods(method)
     check_choice("split", split, SPLITS)
     check_choice("color_by", color_by, plots.COLOR_BY)
@@ -194,10 +197,27 @@ def analyze(run_dir: str | Path, *, what: Sequence[str] | str | None = None, spl
         raise ConfigError("color_by='domain' needs other_data (a second dataset to compare with)",
                           fix="e.g. other_data='mnist'")
     cfg = RunConfig.from_yaml(run.path / "config.yaml")
-    dev = resolve_device(device)
+    given = model is not None
     if model is None:
         model = load_model(run.model_path(tag))
+    was_training = model.training
+    first = next(model.parameters(), None)
+    if given and device == "auto" and first is not None:
+        dev = first.device  # a model handed in (e.g. at the end of training) stays where it is
+    else:
+        dev = resolve_device(device)
     model = model.to(dev).eval()
+    try:
+        return _analyze(run, model, dev, cfg, todo, explicit, methods, split, n_components, max_points, color_by,
+                        binary_classes, attribute, other_data, image_index, other_index, dims, n_steps, span,
+                        noise_scales, n_samples, reducer_options, data_dir, batch_size, seed, data, started)
+    finally:
+        model.train(was_training)
+
+
+def _analyze(run: RunDir, model, dev, cfg, todo, explicit, methods, split, n_components, max_points, color_by,
+             binary_classes, attribute, other_data, image_index, other_index, dims, n_steps, span, noise_scales,
+             n_samples, reducer_options, data_dir, batch_size, seed, data, started) -> dict[str, Any]:
     if data is None:
         data = _load_split(cfg, split, data_dir)
     name = getattr(model, "registry_name", type(model).__name__)
@@ -225,6 +245,14 @@ def analyze(run_dir: str | Path, *, what: Sequence[str] | str | None = None, spl
     if not 0 <= int(image_index) < len(sub):
         raise ConfigError(f"image_index {image_index} is outside the {len(sub)} analysed {split} images",
                           fix=f"choose an index in 0..{len(sub) - 1}")
+    # refuse what cannot be done before anything is written
+    if "traversal" in todo and dims is not None:
+        for d in dims:
+            latent._check_dim(model, d, code_dim)
+    if explicit and "samples" in todo and not variational:
+        latent.prior_samples(model, 1)  # raises the ModelError with its fix
+    if explicit and ("kernels" in todo or "activations" in todo):
+        inside.conv_kernels(model)  # raises a ModelError for models without convolutions
 
     for item in todo:
         t0 = time.perf_counter()
@@ -238,8 +266,6 @@ def analyze(run_dir: str | Path, *, what: Sequence[str] | str | None = None, spl
             _interpolation(w, model, sub, labels, split, indices, image_index, other_index)
         elif item == "samples":
             if not variational:
-                if explicit:
-                    latent.prior_samples(model, 1)  # raises the ModelError with its fix
                 w.skip("samples", f"{name} is a plain autoencoder and has no prior to sample from")
                 continue
             gen = torch.Generator().manual_seed(int(seed))

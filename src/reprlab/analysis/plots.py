@@ -315,8 +315,7 @@ def plot_kernels(weights: np.ndarray, path: str | os.PathLike, *, name: str = "c
         ax = fig.add_subplot()
         import matplotlib
 
-        cmap = matplotlib.colormaps["RdBu_r"].copy()
-        cmap.set_bad("white")
+        cmap = matplotlib.colormaps["RdBu_r"].with_extremes(bad="white")
         im = ax.imshow(np.ma.masked_invalid(grid), cmap=cmap, vmin=-vmax, vmax=vmax, interpolation="nearest")
         ax.grid(False)
         for spine in ax.spines.values():
@@ -371,8 +370,7 @@ def plot_activations(activations: Sequence[Any], path: str | os.PathLike, *, ima
         axes = fig.subplots(len(rows), 1, squeeze=False)[:, 0]
         import matplotlib
 
-        cmap = matplotlib.colormaps["viridis"].copy()
-        cmap.set_bad("white")
+        cmap = matplotlib.colormaps["viridis"].with_extremes(bad="white")
         for ax, (label, grid, is_map) in zip(axes, rows):
             if is_map:
                 ax.imshow(np.ma.masked_invalid(grid), cmap=cmap, vmin=0, vmax=1, interpolation="nearest")

@@ -11,6 +11,15 @@ A reprlab model is an ``nn.Module`` with
   :class:`StepContext` (``ctx.step(name, loss)``), so models with several optimisers
   are as natural as a plain autoencoder.
 
+Rotation self-supervision (any model using the default ``training_step``, VAEs included):
+with ``rotation_beta > 0`` in the config the model owns ``rotation_head``, a linear layer
+from the latent to 4 logits. Each training batch is then shown in all four rotations
+(0/90/180/270 degrees, ``torch.rot90`` on H, W); the model's own loss is computed on the
+rotated batch (it learns to reconstruct rotated images) and the head must tell the
+rotation from the latent: ``loss = model loss + rotation_beta * cross-entropy``, logged
+with the terms ``rotation_ce`` and ``rotation_acc``. ``forward`` (validation, evaluation,
+``encode``) is unchanged and sees unrotated images only.
+
 Example:
     >>> import torch
     >>> from reprlab.models import create_model
@@ -67,12 +76,14 @@ class ModelConfig:
     """Fields common to every model config.
 
     ``input_shape`` is ``(C, H, W)``; ``output_range`` is ``"0_1"`` (sigmoid output) or
-    ``"-1_1"`` (tanh output) and must match the data scaling.
+    ``"-1_1"`` (tanh output) and must match the data scaling. ``rotation_beta`` (>= 0)
+    weights the rotation self-supervision loss (0 disables it; it needs square images).
     """
 
     input_shape: tuple[int, int, int] = (1, 28, 28)
     latent_dim: int = 16
     output_range: str = "0_1"
+    rotation_beta: float = 0.0
 
     def __post_init__(self) -> None:
         self.input_shape = tuple(int(v) for v in self.input_shape)  # type: ignore[assignment]
@@ -83,6 +94,12 @@ class ModelConfig:
             raise ConfigError(f"input_shape has {self.input_shape[0]} channels", fix="use 1 (grayscale) or 3 (RGB) channels")
         check_int("latent_dim", self.latent_dim, minimum=1)
         check_choice("output_range", self.output_range, ("0_1", "-1_1"))
+        check_float("rotation_beta", self.rotation_beta, minimum=0.0)
+        if self.rotation_beta > 0 and self.input_shape[1] != self.input_shape[2]:
+            raise ConfigError(f"rotation_beta={self.rotation_beta} rotates images by 90 degrees, which needs square "
+                              f"images, but input_shape is {self.input_shape}",
+                              fix=f"resize to a square (e.g. data.resize=[{max(self.input_shape[1:])},"
+                                  f"{max(self.input_shape[1:])}]) or set model.rotation_beta=0")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable dict of all fields."""
@@ -128,6 +145,11 @@ class ReprModel(nn.Module):
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.config = config
+        if getattr(config, "rotation_beta", 0.0) > 0:
+            # Rotation self-supervision head: latent -> 4 rotation logits. Built here (the latent
+            # size is known from the config) so it is an ordinary submodule: optimised with
+            # "main", saved and loaded with the other weights.
+            self.rotation_head = nn.Linear(int(config.latent_dim), 4)
 
     # -- interface -------------------------------------------------------------------------
     def encode(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
@@ -153,10 +175,54 @@ class ReprModel(nn.Module):
         return {"main": [p for p in self.parameters() if p.requires_grad]}
 
     def training_step(self, x: torch.Tensor, ctx: StepContext) -> dict[str, torch.Tensor]:
-        """One optimisation step on batch ``x``; returns the (detached) loss terms to log."""
-        out = ctx.forward(x)
-        ctx.step("main", out.loss)
-        return {k: v.detach() for k, v in out.terms.items()}
+        """One optimisation step on batch ``x``; returns the (detached) loss terms to log.
+
+        With ``rotation_beta > 0`` the step uses :meth:`rotation_objective` instead of the
+        plain ``forward`` loss.
+        """
+        if getattr(self, "rotation_head", None) is not None:
+            loss, terms = self.rotation_objective(x, ctx.forward)
+        else:
+            out = ctx.forward(x)
+            loss, terms = out.loss, out.terms
+        ctx.step("main", loss)
+        return {k: v.detach() for k, v in terms.items()}
+
+    def rotation_objective(self, x: torch.Tensor, forward: Any = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Loss and terms of rotation self-supervision on batch ``x`` (needs ``rotation_beta > 0``).
+
+        The batch is repeated in the four rotations (``4 * N`` images, rotation ``k`` by
+        ``k * 90`` degrees); ``forward`` (default: the model itself) gives the model's own
+        loss on them, and ``rotation_head`` predicts ``k`` from the latent (the posterior
+        mean for VAEs; a spatial code is averaged per channel first). Returns
+        ``(loss + rotation_beta * ce, terms)`` with ``terms["loss"]`` the total and the extra
+        terms ``rotation_ce`` and ``rotation_acc``.
+
+        Example:
+            >>> from reprlab.models import create_model
+            >>> m = create_model("fc_ae", input_shape=(1, 8, 8), latent_dim=3, hidden_sizes=(16,), rotation_beta=0.5)
+            >>> loss, terms = m.rotation_objective(torch.rand(2, 1, 8, 8))
+            >>> sorted(terms)
+            ['loss', 'mse', 'rotation_acc', 'rotation_ce']
+        """
+        head = getattr(self, "rotation_head", None)
+        if head is None:
+            raise ConfigError(f"{self.registry_name} has no rotation head (rotation_beta is 0)",
+                              fix="build the model with rotation_beta > 0, e.g. model.rotation_beta=1")
+        forward = self if forward is None else forward
+        xr = torch.cat([torch.rot90(x, k, dims=(2, 3)) for k in range(4)])
+        target = torch.arange(4, device=x.device).repeat_interleave(x.shape[0])
+        out = forward(xr)
+        z = out.latent.reshape(xr.shape[0], -1)
+        d = head.in_features
+        if z.shape[1] != d:  # spatial code (e.g. conv bottleneck): per-channel mean
+            z = z.reshape(z.shape[0], d, -1).mean(2)
+        logits = head(z)
+        ce = nn.functional.cross_entropy(logits, target)
+        loss = out.loss + float(self.config.rotation_beta) * ce
+        terms = dict(out.terms)
+        terms.update(loss=loss, rotation_ce=ce, rotation_acc=(logits.argmax(1) == target).float().mean())
+        return loss, terms
 
     def on_epoch_start(self, epoch: int) -> None:
         """Hook called by the engine before each training epoch (e.g. KL warm-up)."""
@@ -207,11 +273,14 @@ class ReprModel(nn.Module):
             raise ModelError(f"batch values lie in [{float(x.min()):.3g}, {float(x.max()):.3g}] but "
                              f"{self.registry_name} outputs values in [{lo:g}, {hi:g}]",
                              fix="set data.scale to match model.output_range ('0_1' or '-1_1')")
-        out = self(x)
-        if not torch.isfinite(out.loss):
-            raise ModelError(f"{self.registry_name}: the loss on the first batch is {float(out.loss)}",
+        if getattr(self, "rotation_head", None) is not None:
+            loss = self.rotation_objective(x)[0]  # the training objective, so the head gets gradients too
+        else:
+            loss = self(x).loss
+        if not torch.isfinite(loss):
+            raise ModelError(f"{self.registry_name}: the loss on the first batch is {float(loss)}",
                              fix="check the data for NaN/inf and lower the learning rate")
-        out.loss.backward()
+        loss.backward()
         missing = [n for n, p in self.named_parameters() if p.requires_grad and p.grad is None]
         self.zero_grad(set_to_none=True)
         if missing:

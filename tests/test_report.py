@@ -1,0 +1,132 @@
+"""The HTML run report and the comparison report (content, self-containedness, CLI, bad input)."""
+
+from __future__ import annotations
+
+import csv
+import re
+import shutil
+from importlib import resources
+from pathlib import Path
+
+import pytest
+
+from conftest import run_cli
+from reprlab.errors import ConfigError, RunDirError
+from reprlab.reporting.report import metric_direction, write_comparison, write_report
+from test_analysis import tiny_runs  # noqa: F401  (session fixture: two tiny trained runs)
+
+_IMG = re.compile(r"<img\b[^>]*\bsrc=\"([^\"]*)\"")
+
+
+def assert_self_contained(html: str) -> int:
+    """No external resource anywhere; every <img> a PNG data URI. Returns the number of images."""
+    srcs = _IMG.findall(html)
+    assert srcs, "no images in the report"
+    assert all(s.startswith("data:image/png;base64,") for s in srcs)
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:|//|file:)""", html, re.I)
+    assert "@import" not in html and "url(" not in html
+    assert "default-src 'none'" in html  # a CSP forbids loading anything else
+    return len(srcs)
+
+
+def test_training_writes_a_self_contained_report(tiny_runs):
+    run = tiny_runs["ae"]
+    html = (run / "report.html").read_text()
+    n = assert_self_contained(html)
+    assert n >= 8
+    for text in ("Metrics", "test/psnr", "Learning curves", "Best reconstructions", "Worst reconstructions",
+                 "Reconstructions (chosen images)", "PCA embedding (test)", "t-SNE embedding (test)",
+                 "2-D latent against raw-pixel embeddings", "Latent traversals", "Interpolation",
+                 "Decoder robustness", "Not applicable to this model", "latent_dim: 2"):
+        assert text in html, text
+    assert not (tiny_runs["vae"] / "report.html").exists()  # eval.report=false
+
+
+def test_write_report_runs_the_quick_analysis_and_shows_samples(tiny_runs, tmp_path):
+    run = Path(shutil.copytree(tiny_runs["vae"], tmp_path / "vae-copy"))
+    shutil.rmtree(run / "analysis", ignore_errors=True)
+    path = write_report(run)
+    assert path == run / "report.html" and (run / "analysis" / "index.json").exists()
+    html = path.read_text()
+    assert_self_contained(html)
+    assert "Samples from the prior" in html and "test/elbo_nats" in html
+    # without metrics (an unfinished run) the report still renders and says so
+    (run / "metrics.json").unlink()
+    html = write_report(run, analyze=False).read_text()
+    assert "has not finished" in html
+
+
+def test_report_survives_missing_data(tiny_runs, tmp_path):
+    run = Path(shutil.copytree(tiny_runs["ae"], tmp_path / "ae-moved"))
+    shutil.rmtree(run / "analysis")
+    cfg = (run / "config.yaml").read_text()
+    (run / "config.yaml").write_text(re.sub(r"path: .*tiny\.npz", "path: /nonexistent/tiny.npz", cfg))
+    html = write_report(run).read_text()
+    assert "The analysis could not run" in html and "Learning curves" in html
+
+
+def _table(html: str) -> tuple[list[str], list[list[tuple[str, str]]]]:
+    """Header texts and, per body row, (class, text) of every cell of the metrics table."""
+    head = html.split("<thead>", 1)[1].split("</thead>", 1)[0]
+    headers = [re.sub(r"<[^>]+>|[↓↑]", "", h).strip() for h in re.findall(r"<th>(.*?)</th>", head, re.S)]
+    body = html.split("<tbody>", 1)[1].split("</tbody>", 1)[0]
+    rows = []
+    for row in re.findall(r"<tr>(.*?)</tr>", body, re.S):
+        rows.append([(cls or "", re.sub(r"<span.*?</span>|<[^>]+>", "", text).strip())
+                     for cls, text in re.findall(r'<td(?: class="([^"]*)")?>(.*?)</td>', row, re.S)])
+    return headers, rows
+
+
+def test_comparison_table_highlights_the_best_and_puts_figures_side_by_side(tiny_runs, tmp_path):
+    from reprlab.analysis import analyze
+
+    ae = Path(shutil.copytree(tiny_runs["ae"], tmp_path / "ae"))
+    vae = Path(shutil.copytree(tiny_runs["vae"], tmp_path / "vae"))
+    analyze(vae, what=["robustness"], device="cpu")
+    out = tmp_path / "cmp"
+    path = write_comparison([ae, vae], out)
+    assert path == out / "compare.html"
+    html = path.read_text()
+    assert_self_contained(html)
+    headers, rows = _table(html)
+    assert [r[0][1] for r in rows] == ["ae", "vae"] and headers[:4] == ["run", "model", "data", "latent"]
+    csv_rows = list(csv.DictReader((out / "compare_metrics.csv").open()))
+    for key, pick in (("test/mse", min), ("test/psnr", max)):
+        col = headers.index(key)
+        best = pick(range(2), key=lambda i: float(csv_rows[i][key]))
+        assert "best" in rows[best][col][0] and "best" not in rows[1 - best][col][0], key
+    assert "%" in html.split("<tbody>", 1)[1]  # the second run shows its difference to the first
+    assert 'id="robustness"' in html and (out / "robustness_compare.png").exists()
+    assert "Figures side by side" in html and "Learning curves" in html and "PCA embedding (test)" in html
+
+
+def test_comparison_bad_input(tiny_runs, tmp_path):
+    with pytest.raises(ConfigError, match="at least two"):
+        write_comparison([tiny_runs["ae"]], tmp_path / "x")
+    with pytest.raises(ConfigError, match="twice"):
+        write_comparison([tiny_runs["ae"], tiny_runs["ae"]], tmp_path / "x")
+    with pytest.raises(RunDirError, match="does not exist"):
+        write_comparison([tiny_runs["ae"], tmp_path / "nope"], tmp_path / "x")
+
+
+def test_cli_report_and_compare(tiny_runs, tmp_path):
+    proc = run_cli("compare", str(tiny_runs["ae"]), str(tiny_runs["vae"]), "--out", str(tmp_path / "c"))
+    assert proc.returncode == 0, proc.stderr
+    assert Path(proc.stdout.strip().splitlines()[-1]) == tmp_path / "c" / "compare.html"
+
+
+def test_cli_report_errors_are_one_line(tmp_path, capsys):
+    from reprlab.cli import main
+
+    assert main(["report", str(tmp_path / "missing-run")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: run directory") and "Fix:" in err[0]
+    assert main(["compare", str(tmp_path)]) == 2
+    assert "at least two run directories" in capsys.readouterr().err
+
+
+def test_metric_directions_and_templates_ship_with_the_package():
+    assert metric_direction("test/mse") == "min" and metric_direction("val/ssim") == "max"
+    assert metric_direction("epochs") is None
+    templates = resources.files("reprlab.reporting") / "templates"
+    assert (templates / "report.html.j2").is_file() and (templates / "compare.html.j2").is_file()
