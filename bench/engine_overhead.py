@@ -6,7 +6,7 @@ second of each and their ratio (reprlab / hand-written; goal >= 0.95), from wall
 and from process CPU time. Each round is one epoch of each loop over the same images,
 so reprlab's per-epoch costs (optimiser set-up, seeding, bookkeeping) are included.
 
-    python bench/engine_overhead.py --images 2000 --rounds 10
+    python bench/engine_overhead.py --images 2000 --rounds 10 --threads 1
 """
 
 from __future__ import annotations
@@ -55,7 +55,9 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=10)
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--latent-dim", type=int, default=32)
+    p.add_argument("--threads", type=int, default=1, help="torch threads for both loops (1 is least hurt by other load)")
     args = p.parse_args()
+    torch.set_num_threads(args.threads)
     ddir = data_dir(args.data_dir)
     data = load_dataset("fashion-mnist" if ddir else "fashion-mnist-sample", "train", data_dir=ddir, download=False)
     torch.manual_seed(0)
@@ -81,7 +83,7 @@ def main() -> None:
                   f"reprlab {args.images / walls['reprlab'][-1]:.0f} img/s", flush=True)
     n = args.images * args.rounds
     result = {
-        "images_per_round": args.images, "rounds": args.rounds, "batch_size": args.batch_size, "dataset": data.name,
+        "images_per_round": args.images, "threads": args.threads, "rounds": args.rounds, "batch_size": args.batch_size, "dataset": data.name,
         "handwritten_img_per_s": n / sum(walls["hand"]), "reprlab_img_per_s": n / sum(walls["reprlab"]),
         "ratio_wall": sum(walls["hand"]) / sum(walls["reprlab"]),
         "ratio_cpu": sum(cpus["hand"]) / sum(cpus["reprlab"]),

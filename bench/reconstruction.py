@@ -45,18 +45,20 @@ def pca_scores(train: np.ndarray, test: np.ndarray, k: int, seed: int = 0) -> di
             "ssim": float(m["ssim"].mean()), "cpu_seconds": round(fit_cpu, 1)}
 
 
-def train_scores(model: str, k: int, epochs: int, ddir: str | None, batch_size: int, seed: int) -> dict:
+def train_scores(model: str, k: int, epochs: int, ddir: str | None, batch_size: int, seed: int, threads: int,
+                 overrides: list[str]) -> dict:
     settings = MODEL_SETTINGS[model]
     cfg = {
         "seed": seed,
         "output_dir": tempfile.mkdtemp(prefix="reprlab-bench-"),
         "data": {"name": "fashion-mnist", "data_dir": ddir, "download": False, "val_fraction": 0.05},
         "model": {"name": model, "latent_dim": k, **settings["model"]},
-        "train": {"epochs": epochs, "batch_size": batch_size, "scheduler": "cosine", "progress": "off", **settings["train"]},
-        "eval": {"figures": False},
+        "train": {"epochs": epochs, "batch_size": batch_size, "scheduler": "cosine", "progress": "off",
+                  "num_threads": threads, **settings["train"]},
+        "eval": {"figures": False, "report": False},
     }
     cpu0, wall0 = time.process_time(), time.perf_counter()
-    result = api.train(cfg)
+    result = api.train(cfg, overrides=overrides)
     cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
     m = result.metrics
     row = {"method": model, "latent": k, "epochs": epochs, "mse": m["test/mse"], "psnr": m["test/psnr"],
@@ -75,6 +77,8 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=1, help="torch threads (1 is least hurt by other load)")
+    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides for every run")
     p.add_argument("--pca-only", action="store_true")
     p.add_argument("--tag", default="reconstruction", help="name of the results file under bench/results/")
     args = p.parse_args()
@@ -90,7 +94,7 @@ def main() -> None:
     if not args.pca_only:
         for model in args.models:
             for k in args.latents:
-                rows.append(train_scores(model, k, args.epochs, ddir, args.batch_size, args.seed))
+                rows.append(train_scores(model, k, args.epochs, ddir, args.batch_size, args.seed, args.threads, args.set))
                 print(json.dumps(rows[-1]), flush=True)
     path = save(args.tag, {"rows": rows, "args": vars(args)})
     print(f"saved {path}")

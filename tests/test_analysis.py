@@ -11,7 +11,6 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import run_cli
 from reprlab import api
 from reprlab.analysis import (Reducer, activation_maps, analyze, conv_kernels, encode_dataset, interpolate,
                               latent_noise_robustness, prior_samples, traversal, traversal_grid)
@@ -42,7 +41,7 @@ def _train(root: Path, name: str, model: dict, report: bool) -> Path:
     cfg = {"seed": 0, "output_dir": str(root / "runs"), "name": name,
            "data": {"name": "arrays", "path": str(root / "tiny.npz"), "val_fraction": 0.2},
            "model": model, "train": {"epochs": 1, "batch_size": 16, "progress": "off"},
-           "eval": {"k": 4, "report": report}}
+           "eval": {"k": 4, "report": report, "figures": report}}
     return api.train(cfg).run_dir
 
 
@@ -51,7 +50,7 @@ _RUNS: dict[str, Path] = {}  # shared with test_report*.py, which import this fi
 
 @pytest.fixture(scope="session")
 def tiny_runs(tmp_path_factory) -> dict[str, Path]:
-    """``ae``: conv_ae with a 2-D latent (report written by training); ``vae``: conv VAE, no report."""
+    """``ae``: conv_ae with a 2-D latent (figures and report written by training); ``vae``: conv VAE, neither."""
     if not _RUNS:
         root = tmp_path_factory.mktemp("analysis_runs")
         _tiny_npz(root / "tiny.npz")
@@ -310,11 +309,13 @@ def test_analyze_vae_samples_binary_colouring_and_subsampling(tiny_runs, caplog)
     _png_ok(run / "analysis" / "samples.png")
 
 
-def test_cli_analyze(tiny_runs):
+def test_cli_analyze(tiny_runs, capsys):
+    from reprlab.cli import main
+
     run = tiny_runs["vae"]
-    proc = run_cli("analyze", str(run), "--what", "interpolation", "robustness", "--device", "cpu")
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip().splitlines()[-1].endswith("index.json")
+    assert main(["analyze", str(run), "--what", "interpolation", "robustness", "--device", "cpu"]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    assert out[-1] == str(run / "analysis" / "index.json") and any(line.startswith("Interpolation:") for line in out)
 
 
 def test_cli_analyze_bad_input_is_one_line_exit_2(tiny_runs, capsys):

@@ -194,3 +194,24 @@ def test_augmentation_is_applied_with_the_epoch_generator():
     seen.clear()
     Trainer(epochs=2, batch_size=48, augment=augment, seed=0).fit(_model(), _data())
     assert seen == first and len(set(first)) == 4 and not any(math.isnan(v) for v in first)
+
+
+def test_tensorboard_logger_writes_events_or_explains_the_missing_package(tmp_path):
+    from reprlab.errors import ConfigError
+    from reprlab.training.callbacks import TensorBoardLogger
+
+    try:
+        import tensorboard  # noqa: F401
+    except ImportError:
+        with pytest.raises(ConfigError, match="pip install tensorboard"):
+            Trainer(epochs=1, batch_size=32, callbacks=[TensorBoardLogger(tmp_path)]).fit(_model(), _data())
+    else:
+        Trainer(epochs=1, batch_size=32, callbacks=[TensorBoardLogger(tmp_path)]).fit(_model(), _data())
+        assert list(tmp_path.glob("events.out.tfevents.*"))
+
+
+def test_progress_bar_can_be_forced_on(capsys):
+    from reprlab.training.callbacks import ProgressBar
+
+    Trainer(epochs=1, batch_size=32, callbacks=[ProgressBar(enabled=True)]).fit(_model(), _data())
+    assert "epoch 1/1" in capsys.readouterr().err

@@ -110,13 +110,21 @@ def test_comparison_bad_input(tiny_runs, tmp_path):
 
 
 def test_cli_report_and_compare(tiny_runs, tmp_path):
+    """Through a real `python -m reprlab` process: compare two runs, then report one."""
     proc = run_cli("compare", str(tiny_runs["ae"]), str(tiny_runs["vae"]), "--out", str(tmp_path / "c"))
     assert proc.returncode == 0, proc.stderr
     assert Path(proc.stdout.strip().splitlines()[-1]) == tmp_path / "c" / "compare.html"
+    assert (tmp_path / "c" / "compare_metrics.csv").exists()
 
 
-def test_cli_report_errors_are_one_line(tmp_path, capsys):
+def test_cli_report_prints_the_path_and_errors_are_one_line(tiny_runs, tmp_path, capsys):
     from reprlab.cli import main
+
+    run = Path(shutil.copytree(tiny_runs["ae"], tmp_path / "ae"))
+    (run / "report.html").unlink()
+    assert main(["report", str(run), "--no-analyze"]) == 0
+    assert capsys.readouterr().out.strip().splitlines()[-1] == str(run / "report.html")
+    assert (run / "report.html").exists()
 
     assert main(["report", str(tmp_path / "missing-run")]) == 2
     err = capsys.readouterr().err.strip().splitlines()

@@ -168,6 +168,15 @@ def _make_trainer(cfg: RunConfig, run: RunDir | None, device: torch.device, dist
                    augment=augment, device=device, seed=cfg.seed, callbacks=callbacks, dist=dist)
 
 
+def _prepare(cfg: RunConfig) -> tuple[torch.device, Splits, torch.nn.Module]:
+    """Threads, device, data and model: everything checked before a run directory exists."""
+    if cfg.train.num_threads:
+        torch.set_num_threads(cfg.train.num_threads)
+    device = resolve_device(cfg.train.device, DistInfo.from_env())
+    splits = prepare_data(cfg)
+    return device, splits, build_model(cfg, splits.train.shape)
+
+
 # -- public API ---------------------------------------------------------------------------
 def train(config: RunConfig | dict | str | Path | None = None, *, overrides: list[str] | tuple[str, ...] = (),
           run_dir: str | Path | None = None) -> TrainResult:
@@ -178,12 +187,7 @@ def train(config: RunConfig | dict | str | Path | None = None, *, overrides: lis
     is checked before the run directory is created. Returns a :class:`TrainResult`.
     """
     cfg = as_config(config, overrides)
-    if cfg.train.num_threads:
-        torch.set_num_threads(cfg.train.num_threads)
-    dist = DistInfo.from_env()
-    device = resolve_device(cfg.train.device, dist)
-    splits = prepare_data(cfg)
-    model = build_model(cfg, splits.train.shape)
+    device, splits, model = _prepare(cfg)
     cfg.model = {"name": cfg.model["name"], **model.config.to_dict()}  # resolved: every default written out
     if cfg.train.sanity_check:
         _sanity_check(model, splits.train, cfg)
@@ -210,12 +214,7 @@ def resume(run_dir: str | Path) -> TrainResult:
     if run.status().get("state") == "finished":
         raise RunDirError(f"run {run.path} has already finished", fix="start a new run, or raise train.epochs in a new run")
     cfg = RunConfig.from_yaml(run.path / "config.yaml")
-    if cfg.train.num_threads:
-        torch.set_num_threads(cfg.train.num_threads)
-    dist = DistInfo.from_env()
-    device = resolve_device(cfg.train.device, dist)
-    splits = prepare_data(cfg)
-    model = build_model(cfg, splits.train.shape)
+    device, splits, model = _prepare(cfg)
     state = load_state(run.checkpoints, "last")
     load_weights(model, resolve_checkpoint(run.checkpoints, "last") / "model")
     dist = init_distributed(device)
@@ -248,6 +247,8 @@ def _train_and_finish(cfg: RunConfig, model, splits: Splits, run: RunDir, device
         model = model.to(device)
         metrics = _final_evaluation(cfg, model, splits.test, run, device, trainer.history)
         metrics["train_seconds_this_session"] = round(train_seconds, 3)
+        if cfg.cluster.enabled or cfg.cluster.checkpoint_curve:  # before metrics.json and the report (issue 4)
+            metrics.update(_run_clustering(cfg, run, model, splits, device))
         write_json(run.path / "metrics.json", metrics)
         if cfg.eval.report:
             _write_report(run, model, splits.test)
@@ -277,6 +278,25 @@ def _final_evaluation(cfg: RunConfig, model, test: ImageData, run: RunDir, devic
         chosen = [i for i in cfg.eval.show if 0 <= i < len(test)]
         save_reconstruction_figures(model, test, report, run.figures, chosen=chosen, k=cfg.eval.k)
     return metrics
+
+
+def _run_clustering(cfg: RunConfig, run: RunDir, model, splits: Splits, device: torch.device) -> dict[str, float]:
+    """The ``cluster`` section: cluster the embeddings (and the checkpoint curve); ``cluster/*`` metrics."""
+    from reprlab.clustering.pipeline import checkpoint_curve, cluster_run, flat_metrics
+
+    c = cfg.cluster
+    options = dict(c.estimator_options(), random_state=c.random_state, device=device, splits=splits)
+    out: dict[str, float] = {}
+    try:
+        if c.enabled:
+            out = flat_metrics(cluster_run(run.path, split=c.split, max_points=c.max_points, model=model,
+                                           update_run=False, **options))
+        if c.checkpoint_curve:
+            options = {k: v for k, v in options.items() if k not in ("criterion", "k_range")}
+            checkpoint_curve(run.path, max_eval_points=c.max_points, **options)
+    except ReprlabError as exc:  # the run itself is complete: a failed clustering must not fail it
+        logger.warning("clustering failed (%s); run `reprlab cluster %s` to retry", exc, run.path)
+    return out
 
 
 def _write_report(run: RunDir, model, test: ImageData) -> None:

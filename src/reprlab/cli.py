@@ -82,6 +82,29 @@ def _parser() -> argparse.ArgumentParser:
     an.add_argument("--checkpoint", default="best", help="checkpoint tag (default: best)")
     an.add_argument("--device", default="auto", help="auto, cpu, cuda")
 
+    cl = sub.add_parser("cluster", help="cluster a run's embeddings into RUN_DIR/clustering/; prints metrics as JSON")
+    cl.add_argument("run_dir")
+    cl.add_argument("--split", default="test", choices=("train", "val", "test", "all"),
+                    help="images to encode and cluster (default: test; all = train + val + test)")
+    cl.add_argument("--scaling", default="none", help="none, standard or l2 (default: none)")
+    cl.add_argument("--reducer", default="umap", help="none, pca, kpca, tsne or umap (default: umap)")
+    cl.add_argument("--n-components", type=int, default=10, help="reducer dimensions (default: 10)")
+    cl.add_argument("--n-neighbors", type=int, default=20, help="UMAP n_neighbors (default: 20)")
+    cl.add_argument("--min-dist", type=float, default=0.0, help="UMAP min_dist (default: 0)")
+    cl.add_argument("--clusterer", default="gmm", help="kmeans, gmm or agglomerative (default: gmm)")
+    cl.add_argument("--covariance", default="full", help="GMM covariance: full, tied, diag, spherical (default: full)")
+    cl.add_argument("--n-clusters", default="10", help="a number, or auto (chosen by --criterion; default: 10)")
+    cl.add_argument("--criterion", default="silhouette", help="for --n-clusters auto: silhouette or bic")
+    cl.add_argument("--k-range", type=int, nargs=2, default=[2, 15], metavar=("KMIN", "KMAX"),
+                    help="candidate numbers of clusters for auto (default: 2 15)")
+    cl.add_argument("--max-points", type=int, help="cluster a seeded random subset of at most this many images")
+    cl.add_argument("--checkpoint-curve", action="store_true",
+                    help="also plot training MSE against validation accuracy over the epoch_NNNN checkpoints")
+    cl.add_argument("--seed", type=int, help="random state of every step (default: the run's seed)")
+    cl.add_argument("--data-dir", help="folder holding the datasets")
+    cl.add_argument("--checkpoint", default="best", help="checkpoint tag (default: best)")
+    cl.add_argument("--device", default="auto", help="auto, cpu, cuda")
+
     rp = sub.add_parser("report", help="write RUN_DIR/report.html (self-contained); prints its path")
     rp.add_argument("run_dir")
     rp.add_argument("--no-analyze", action="store_true", help="do not run the quick analysis when the run has none")
@@ -89,6 +112,30 @@ def _parser() -> argparse.ArgumentParser:
     cp = sub.add_parser("compare", help="compare runs side by side in one HTML page; prints its path")
     cp.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
     cp.add_argument("--out", help="output folder (default: comparison-<time> beside the first run)")
+
+    a = sub.add_parser("detect", help="anomaly detection: train on normal images, score test images; "
+                                      "prints the output directory last")
+    a.add_argument("--data", help="labelled dataset for the one-class protocol (e.g. fashion-mnist)")
+    a.add_argument("--normal-class", type=int, help="the class taken as normal (with --data)")
+    a.add_argument("--normal", help="normal training images: .npy/.npz file or image folder")
+    a.add_argument("--test", help="images to score: .npy/.npz file or image folder (with --normal)")
+    a.add_argument("--test-labels", help="0/1 anomaly labels of the test images (.npy/.npz), for AUROC/F1")
+    a.add_argument("--model", help="registry model or run directory (default: conv_ae; rotnet for 'transform', "
+                                   "vae for 'elbo')")
+    a.add_argument("--score", default="mse", help="mse, l1, ssim, elbo, transform, knn, kmeans, pca, pixel_knn, "
+                                                  "or a comma-separated combination (default: mse)")
+    a.add_argument("--contamination", type=float, default=0.1, help="expected anomaly fraction in (0, 0.5]")
+    a.add_argument("--epochs", type=int, default=10)
+    a.add_argument("--batch-size", type=int, default=128)
+    a.add_argument("--lr", type=float, default=1e-3)
+    a.add_argument("--latent-dim", type=int, help="model latent size (default: the model's)")
+    a.add_argument("--seed", type=int, default=0)
+    a.add_argument("--max-train", type=int, help="use at most this many normal training images")
+    a.add_argument("--max-test", type=int, help="score at most this many test images (one-class protocol)")
+    a.add_argument("--data-dir", help="folder holding the datasets")
+    a.add_argument("--device", default="cpu", help="cpu (default), cuda[:N] or mps")
+    a.add_argument("--out", default="runs", help="parent folder of the output directory (default: runs)")
+    a.add_argument("--name", help="output directory name (never overwritten)")
 
     ds = sub.add_parser("datasets", help="list datasets and where each was found")
     ds.add_argument("--data-dir", help="folder holding the datasets")
@@ -171,6 +218,28 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         print(Path(args.run_dir) / "analysis" / "index.json")
         return 0
+    if args.command == "cluster":
+        from reprlab.clustering import checkpoint_curve, cluster_run
+
+        n_clusters: int | str = args.n_clusters
+        if args.n_clusters != "auto":
+            try:
+                n_clusters = int(args.n_clusters)
+            except ValueError:
+                from reprlab.errors import ConfigError
+
+                raise ConfigError(f"--n-clusters must be a whole number or auto, got {args.n_clusters!r}",
+                                  fix="e.g. --n-clusters 10 or --n-clusters auto") from None
+        options = dict(scaling=args.scaling, reducer=args.reducer, n_components=args.n_components,
+                       n_neighbors=args.n_neighbors, min_dist=args.min_dist, clusterer=args.clusterer,
+                       covariance_type=args.covariance, n_clusters=n_clusters, random_state=args.seed,
+                       data_dir=args.data_dir, device=args.device)
+        metrics = cluster_run(args.run_dir, split=args.split, criterion=args.criterion, k_range=tuple(args.k_range),
+                              max_points=args.max_points, tag=args.checkpoint, **options)
+        if args.checkpoint_curve:
+            metrics["checkpoint_curve"] = checkpoint_curve(args.run_dir, max_eval_points=args.max_points, **options)
+        print(json.dumps(metrics, indent=2, sort_keys=True))
+        return 0
     if args.command == "report":
         from reprlab.reporting.report import write_report
 
@@ -180,6 +249,23 @@ def _dispatch(args: argparse.Namespace) -> int:
         from reprlab.reporting.report import write_comparison
 
         print(write_comparison(args.run_dirs, args.out))
+        return 0
+    if args.command == "detect":
+        from reprlab.anomaly.run import run_detection
+
+        scores = [x.strip() for x in args.score.split(",") if x.strip()]
+        path = run_detection(data=args.data, normal_class=args.normal_class, normal=args.normal, test=args.test,
+                             test_labels=args.test_labels, data_dir=args.data_dir, max_train=args.max_train,
+                             max_test=args.max_test, output_dir=args.out, name=args.name,
+                             score=scores[0] if len(scores) == 1 else scores, model=args.model,
+                             model_options={"latent_dim": args.latent_dim} if args.latent_dim else None,
+                             contamination=args.contamination, epochs=args.epochs, batch_size=args.batch_size,
+                             lr=args.lr, random_state=args.seed, device=args.device)
+        metrics = json.loads((path / "metrics.json").read_text())
+        keys = [k for k in ("test/auroc", "test/average_precision", "test/precision", "test/recall", "test/f1",
+                            "test/flagged_fraction") if k in metrics]
+        print("  ".join(f"{k}={metrics[k]:.4f}" for k in keys))
+        print(path)
         return 0
     if args.command == "datasets":
         from reprlab.data import describe_datasets

@@ -1,7 +1,7 @@
 """Run configuration: nested dataclasses loaded from YAML, with dotted overrides.
 
-A config has four sections (``data``, ``model``, ``train``, ``eval``) plus ``seed``,
-``name`` and ``output_dir``. ``model`` is free-form: its keys are the fields of the
+A config has five sections (``data``, ``model``, ``train``, ``eval``, ``cluster``) plus
+``seed``, ``name`` and ``output_dir``. ``model`` is free-form: its keys are the fields of the
 chosen model's config dataclass (see ``reprlab models``) and are validated there.
 
 Example:
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -157,6 +158,76 @@ class EvalConfig:
 
 
 @dataclass
+class ClusterConfig:
+    """Cluster the learned embeddings at the end of training (off unless ``enabled``).
+
+    The options are those of :func:`reprlab.clustering.cluster_run`: the ``split`` to
+    encode (``train``, ``val``, ``test`` or ``all``), ``scaling`` (none/standard/l2),
+    ``reducer`` (none/pca/kpca/tsne/umap with ``n_components``, ``n_neighbors``,
+    ``min_dist``), ``clusterer`` (kmeans/gmm/agglomerative, ``covariance_type``),
+    ``n_clusters`` (a number or ``auto`` with ``criterion`` silhouette/bic over
+    ``k_range``), ``max_points`` (a seeded subset), and ``checkpoint_curve`` (also plot
+    training MSE against validation accuracy over the ``epoch_NNNN`` checkpoints).
+    ``random_state`` defaults to the run's seed. Results go to ``RUN_DIR/clustering/``,
+    ``cluster/*`` keys of ``metrics.json`` and the report. The options are validated when
+    ``enabled`` (or ``checkpoint_curve``) is true.
+
+    Example:
+        >>> ClusterConfig(enabled=True, n_clusters="auto", criterion="bic").validate()
+    """
+
+    enabled: bool = False
+    split: str = "test"
+    scaling: str = "none"
+    reducer: str = "umap"
+    n_components: int = 10
+    n_neighbors: int = 20
+    min_dist: float = 0.0
+    clusterer: str = "gmm"
+    covariance_type: str = "full"
+    n_clusters: int | str = 10
+    criterion: str = "silhouette"
+    k_range: list[int] = field(default_factory=lambda: [2, 15])
+    max_points: int | None = None
+    checkpoint_curve: bool = False
+    random_state: int | None = None
+
+    def validate(self) -> None:
+        if not isinstance(self.enabled, bool):
+            raise ConfigError(f"cluster.enabled must be true or false, got {self.enabled!r}", fix="set cluster.enabled=true")
+        if not isinstance(self.checkpoint_curve, bool):
+            raise ConfigError(f"cluster.checkpoint_curve must be true or false, got {self.checkpoint_curve!r}",
+                              fix="set cluster.checkpoint_curve=true or false")
+        if isinstance(self.k_range, tuple):
+            self.k_range = list(self.k_range)
+        if not (self.enabled or self.checkpoint_curve):
+            return  # the options are checked when clustering is switched on (this keeps scikit-learn unloaded)
+        from reprlab.clustering.estimator import EmbeddingClusterer
+        from reprlab.clustering.pipeline import SPLITS
+
+        check_choice("cluster.split", self.split, SPLITS)
+        if self.max_points is not None:
+            check_int("cluster.max_points", self.max_points, minimum=2)
+        if self.random_state is not None:
+            check_int("cluster.random_state", self.random_state, minimum=0)
+        if self.checkpoint_curve and self.n_clusters == "auto":
+            raise ConfigError("cluster.checkpoint_curve needs a fixed cluster.n_clusters (accuracy is compared "
+                              "across checkpoints)", fix="set cluster.n_clusters to the number of classes, e.g. 10")
+        try:
+            EmbeddingClusterer(**self.estimator_options()).check_params()
+        except ConfigError as exc:  # name the config key
+            raise ConfigError(f"cluster.{exc.problem}",
+                              fix=re.sub(r"\bset (\w+)", r"set cluster.\1", exc.fix or "")) from None
+
+    def estimator_options(self) -> dict[str, Any]:
+        """The keyword arguments of :class:`~reprlab.clustering.EmbeddingClusterer` (without ``random_state``)."""
+        return {"scaling": self.scaling, "reducer": self.reducer, "n_components": self.n_components,
+                "n_neighbors": self.n_neighbors, "min_dist": self.min_dist, "clusterer": self.clusterer,
+                "covariance_type": self.covariance_type, "n_clusters": self.n_clusters, "criterion": self.criterion,
+                "k_range": tuple(self.k_range) if isinstance(self.k_range, (list, tuple)) else self.k_range}
+
+
+@dataclass
 class RunConfig:
     """A whole run: what to train on, which model, how to train and evaluate."""
 
@@ -167,6 +238,7 @@ class RunConfig:
     model: dict[str, Any] = field(default_factory=lambda: {"name": "conv_ae", "latent_dim": 16})
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
 
     # -- construction ---------------------------------------------------------------------
     @classmethod
@@ -204,6 +276,7 @@ class RunConfig:
         self.data.validate()
         self.train.validate()
         self.eval.validate()
+        self.cluster.validate()
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -237,7 +310,7 @@ def _build(cls: type, raw: Any, prefix: str):
 
 
 _SECTIONS = {"DataConfig": DataConfig, "TrainConfig": TrainConfig, "EvalConfig": EvalConfig,
-             "AugmentConfig": AugmentConfig, "EarlyStoppingConfig": EarlyStoppingConfig}
+             "AugmentConfig": AugmentConfig, "EarlyStoppingConfig": EarlyStoppingConfig, "ClusterConfig": ClusterConfig}
 
 
 def apply_overrides(raw: dict[str, Any], overrides: list[str] | tuple[str, ...]) -> dict[str, Any]:

@@ -57,7 +57,7 @@ METHOD_TITLES = {"pca": "PCA", "kpca": "Kernel PCA", "tsne": "t-SNE", "umap": "U
 METHOD_AXES = {"pca": "PC", "kpca": "KPC", "tsne": "t-SNE", "umap": "UMAP"}
 #: Raw-pixel t-SNE beside a 2-D latent is computed on at most this many images.
 PIXEL_COMPARISON_POINTS = 2000
-ROBUSTNESS_POINTS = 1000
+ROBUSTNESS_POINTS = 500  # images whose codes get noise (decoding them at 6 scales dominates the time)
 
 
 def load_index(run_dir: str | Path) -> dict[str, Any]:

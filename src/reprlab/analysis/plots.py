@@ -133,8 +133,8 @@ def plot_embedding_panels(panels: Sequence[tuple[Any, str]], path: str | os.Path
             ax.tick_params(labelsize=7)
         if handles:
             title = {"label": "class", "binary": attribute, "domain": "domain"}[color_by]
-            fig.legend(handles=handles, loc="center left", bbox_to_anchor=(1.0, 0.5), title=title, markerscale=8 / size * 1.2,
-                       fontsize=7, title_fontsize=8)
+            fig.legend(handles=handles, loc="center left", bbox_to_anchor=(1.0, 0.5), title=title,
+                       markerscale=max(1.5, (36.0 / size) ** 0.5), fontsize=7, title_fontsize=8)
         if suptitle:
             fig.suptitle(suptitle)
         fig.tight_layout()

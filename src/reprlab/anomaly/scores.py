@@ -277,7 +277,7 @@ class KNNScorer(_LatentScorer):
     Example:
         >>> z = np.array([[0.0, 1.0], [0.0, 1.1], [1.0, 0.0], [1.1, 0.0]])
         >>> KNNScorer(n_neighbors=1, metric="euclidean").fit(z).score([[0.0, 1.05], [5.0, 5.0]]).round(2).tolist()
-        [0.05, 6.4]
+        [0.05, 6.34]
     """
 
     def __init__(self, *, n_neighbors: int = 5, metric: str = "cosine", chunk: int = 2048) -> None:

@@ -124,8 +124,17 @@ class EmbeddingClusterer(ClusterMixin, BaseEstimator):
         self.random_state = random_state
 
     # -- validation ------------------------------------------------------------------------
-    def _candidate_ks(self, n: int) -> list[int]:
-        """Validate the hyperparameters against ``n`` points; return the ``k`` to try."""
+    def check_params(self) -> None:
+        """Validate the hyperparameters that do not depend on the data (``fit`` calls it).
+
+        Raises :class:`ConfigError` naming the parameter, the bad value and the fix.
+
+        Example:
+            >>> EmbeddingClusterer(clusterer="kmeans", n_clusters="auto", criterion="bic").check_params()
+            Traceback (most recent call last):
+            ...
+            reprlab.errors.ConfigError: criterion='bic' needs a likelihood, which clusterer='kmeans' does not have. Fix: use clusterer='gmm' with criterion='bic', or criterion='silhouette'
+        """
         check_choice("scaling", self.scaling, SCALINGS)
         if isinstance(self.reducer, str):
             check_choice("reducer", self.reducer, REDUCERS)
@@ -144,12 +153,6 @@ class EmbeddingClusterer(ClusterMixin, BaseEstimator):
         check_float("min_dist", self.min_dist, minimum=0.0)
         if self.random_state is not None:
             check_int("random_state", self.random_state, minimum=0)
-        if n < 2:
-            raise DataError(f"clustering needs at least 2 points, got {n}", fix="pass more points")
-        if self.clusterer == "agglomerative" and n > AGGLOMERATIVE_MAX_POINTS:
-            gib = n * n * 8 / 2**30
-            raise ConfigError(f"agglomerative clustering of {n} points needs about {gib:.0f} GiB (O(N²) distances)",
-                              fix=f"use at most {AGGLOMERATIVE_MAX_POINTS} points, or clusterer='gmm' or 'kmeans'")
         if isinstance(self.n_clusters, str):
             if self.n_clusters != "auto":
                 raise ConfigError(f"n_clusters must be a positive integer or 'auto', got {self.n_clusters!r}",
@@ -161,24 +164,36 @@ class EmbeddingClusterer(ClusterMixin, BaseEstimator):
             if (not isinstance(kr, (tuple, list)) or len(kr) != 2
                     or any(isinstance(v, bool) or not isinstance(v, (int, np.integer)) for v in kr)):
                 raise ConfigError(f"k_range must be (k_min, k_max), got {kr!r}", fix="e.g. k_range=(2, 15)")
-            lo, hi = int(kr[0]), int(kr[1])
-            if lo < 2 or hi < lo:
-                raise ConfigError(f"k_range {tuple(kr)} must satisfy 2 <= k_min <= k_max",
-                                  fix="e.g. k_range=(2, 15)")
+            if int(kr[0]) < 2 or int(kr[1]) < int(kr[0]):
+                raise ConfigError(f"k_range {tuple(kr)} must satisfy 2 <= k_min <= k_max", fix="e.g. k_range=(2, 15)")
+        else:
+            k = int(self.n_clusters) if isinstance(self.n_clusters, np.integer) else self.n_clusters
+            check_int("n_clusters", k, minimum=1)
+
+    def _candidate_ks(self, n: int) -> list[int]:
+        """Validate the hyperparameters against ``n`` points; return the ``k`` to try."""
+        self.check_params()
+        if n < 2:
+            raise DataError(f"clustering needs at least 2 points, got {n}", fix="pass more points")
+        if self.clusterer == "agglomerative" and n > AGGLOMERATIVE_MAX_POINTS:
+            gib = n * n * 8 / 2**30
+            raise ConfigError(f"agglomerative clustering of {n} points needs about {gib:.0f} GiB (O(N²) distances)",
+                              fix=f"use at most {AGGLOMERATIVE_MAX_POINTS} points, or clusterer='gmm' or 'kmeans'")
+        if self.n_clusters == "auto":
+            lo, hi = int(self.k_range[0]), int(self.k_range[1])
             top = n - 1 if self.criterion == "silhouette" else n
             if lo > top:
-                raise ConfigError(f"k_range {tuple(kr)} asks for at least {lo} clusters of {n} points "
+                raise ConfigError(f"k_range {tuple(self.k_range)} asks for at least {lo} clusters of {n} points "
                                   f"(at most {top} with criterion={self.criterion!r})",
                                   fix=f"pass more points or lower k_range to at most ({min(2, top)}, {top})")
             if hi > top:
                 logger.info("n_clusters='auto': k_max %d lowered to %d for %d points", hi, top, n)
             return list(range(lo, min(hi, top) + 1))
-        k = int(self.n_clusters) if isinstance(self.n_clusters, np.integer) else self.n_clusters
-        check_int("n_clusters", k, minimum=1)
+        k = int(self.n_clusters)
         if k > n:
-            raise ConfigError(f"n_clusters={self.n_clusters} is more than the {n} points to cluster",
+            raise ConfigError(f"n_clusters={k} is more than the {n} points to cluster",
                               fix=f"set n_clusters to at most {n} (or 'auto'), or cluster more points")
-        return [int(k)]
+        return [k]
 
     # -- steps -----------------------------------------------------------------------------
     def _make_reducer(self, n: int, d: int) -> Any:

@@ -196,12 +196,31 @@ class RotNet(ReprModel):
         """Global-average-pooled features of the untransformed images, ``(N, latent_dim)``."""
         return self._codes(x)
 
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """Codes of every transformation of each image, concatenated: ``(N, T * latent_dim)``.
+
+        A richer description than :meth:`encode` for latent-space anomaly scores (k-NN).
+
+        Example:
+            >>> m = RotNet(RotNetConfig(input_shape=(1, 8, 8), latent_dim=4, channels=(2,), transforms="rot"))
+            >>> m.embed(torch.rand(3, 1, 8, 8)).shape
+            torch.Size([3, 16])
+        """
+        xs, _ = self.transform_batch(x)
+        codes = self._codes(xs)
+        return codes.view(self.num_transforms, x.shape[0], -1).transpose(0, 1).reshape(x.shape[0], -1)
+
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """Images from codes, in the model's output range."""
         return self.out_act(self.decoder(self.from_latent(z)))
 
-    def transformation_nll(self, x: torch.Tensor) -> torch.Tensor:
+    def transformation_nll(self, x: torch.Tensor, *, marginalize: bool = True) -> torch.Tensor:
         """Per-image mean negative log-likelihood of the correct transformations (the anomaly score).
+
+        With ``marginalize`` (default) the classifier's probabilities of transformations
+        that share a rotation are added, so only the *rotation* has to be recognised:
+        mirror-symmetric objects (a T-shirt and its mirror image look alike) then do not
+        count as uncertain. Without it, every transformation must be told apart.
 
         Example:
             >>> m = RotNet(RotNetConfig(input_shape=(1, 8, 8), latent_dim=4, channels=(2,), transforms="rot"))
@@ -209,8 +228,13 @@ class RotNet(ReprModel):
             torch.Size([5])
         """
         xs, ys = self.transform_batch(x)
-        logits = self.head(self._codes(xs))
-        nll = F.cross_entropy(logits, ys, reduction="none")
+        logp = F.log_softmax(self.head(self._codes(xs)), dim=1)
+        if marginalize:
+            rot = torch.tensor([t[3] for t in self.transform_list], device=x.device)
+            same = (rot[ys][:, None] == rot[None, :]).to(logp.dtype)  # (N*T, T): same rotation as the true one
+            nll = -torch.logsumexp(logp + torch.log(same), dim=1)
+        else:
+            nll = -logp.gather(1, ys[:, None]).squeeze(1)
         return nll.view(self.num_transforms, x.shape[0]).mean(0)
 
     def forward(self, x: torch.Tensor) -> ModelOutput:

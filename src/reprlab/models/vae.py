@@ -14,7 +14,8 @@ defines ``p(x|z)`` by ``recon_loss``:
 (``-log p(x|z)`` for one posterior sample), ``kl`` (``KL(q(z|x) || p(z))``, closed form),
 ``elbo = -(nll + kl)`` (independent of ``beta`` and warm-up), ``loss = nll + kl_weight * kl``
 (the training objective) and ``mse`` (per pixel, for comparison with autoencoders).
-``latent`` is the posterior mean; ``extras`` holds ``mu``, ``logvar`` and the sample ``z``.
+``latent`` is the posterior mean; ``extras`` holds ``mu``, ``logvar``, the sample ``z`` and
+the per-image ``elbo_per_image`` and ``kl_per_image`` (used for per-image scores).
 In training mode ``z`` is drawn with the global RNG (reparameterisation trick); in eval
 mode with a fixed seed, so validation numbers are reproducible. For a deterministic
 reconstruction use ``reconstruct(x)`` (decodes the posterior mean).
@@ -272,7 +273,8 @@ class VAE(ReprModel):
         terms = {"loss": loss, "nll": nll.mean(), "kl": kl.mean(), "elbo": -(nll + kl).mean(),
                  "mse": F.mse_loss(recon, x)}
         return ModelOutput(loss=loss, terms=terms, reconstruction=recon, latent=mu,
-                           extras={"mu": mu, "logvar": logvar, "z": z})
+                           extras={"mu": mu, "logvar": logvar, "z": z,
+                                   "elbo_per_image": -(nll + kl).detach(), "kl_per_image": kl.detach()})
 
 
 @register_model("beta_vae", config=BetaVAEConfig)

@@ -227,6 +227,9 @@ def write_report(run_dir: str | Path, *, analyze: bool = True, model: Any = None
             if uri:
                 figures.append({"title": extra.stem.replace("_", " "), "caption": "", "src": uri, "alt": extra.stem})
     sections, skipped = _analysis_sections(run)
+    from reprlab.clustering.pipeline import report_sections  # issue 4: RUN_DIR/clustering/index.json, if any
+
+    sections += report_sections(run.path, _data_uri)
     env = _read_json(run.path / "env.json")
     html = _environment().get_template("report.html.j2").render(
         title=f"reprlab report: {summary['name']}", run=summary, metric_rows=metric_rows, figures=figures,

@@ -1,0 +1,176 @@
+"""Clustering of Fashion-MNIST (issue 4): all 70,000 images, 10 clusters, label-free.
+
+Pipelines, each run for every seed on the same images (train + test splits together;
+labels are used only to score):
+
+* ``raw``: pixels -> UMAP (10 components, 20 neighbours, min_dist 0) -> GMM (full covariance);
+* ``ae_rot``: a conv autoencoder with rotation self-supervision (``rotation_beta``), trained
+  on all images -> codes -> UMAP -> GMM (the main pipeline);
+* ``ae_rot_noreducer`` (ablation, no reducer): the same codes -> GMM directly (reuses
+  ``ae_rot``'s model; its CPU time counts that model's training);
+* ``ae_norot`` (ablation, no rotation loss): the same autoencoder trained without the
+  rotation loss -> UMAP -> GMM.
+
+CPU time is ``time.process_time()`` of this process (every thread, all steps from the
+loaded images to the cluster labels), wall time is ``time.perf_counter()``. Results go
+to ``bench/results/<tag>.json`` and a Markdown table is printed.
+
+    python bench/clustering.py                                   # the full protocol: 3 seeds, all pipelines
+    python bench/clustering.py --seeds 0 --pipelines raw ae_rot  # what fits
+    python bench/clustering.py --n-images 10000 --epochs 1       # a quick look
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import statistics
+import time
+
+import numpy as np
+import torch
+
+from common import data_dir, save
+from reprlab.analysis.embeddings import encode_dataset
+from reprlab.clustering import EmbeddingClusterer, clustering_scores
+from reprlab.data import load_dataset
+from reprlab.data.dataset import ImageData
+from reprlab.models import create_model
+from reprlab.training.engine import Trainer
+
+PIPELINES = ("raw", "ae_rot", "ae_rot_noreducer", "ae_norot")
+
+
+def load_all(ddir: str | None, n_images: int | None, seed: int = 0) -> ImageData:
+    """Fashion-MNIST train + test (70,000 images) as one ImageData; ``n_images`` takes a seeded subset."""
+    train = load_dataset("fashion-mnist", "train", data_dir=ddir, download=False)
+    test = load_dataset("fashion-mnist", "test", data_dir=ddir, download=False)
+    data = ImageData(torch.cat([train.images, test.images]), torch.cat([train.labels, test.labels]), "fashion-mnist-all")
+    if n_images is not None and n_images < len(data):
+        keep = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))[:n_images].sort().values
+        data = data.subset(keep)
+    return data
+
+
+def cluster(X: np.ndarray, labels: np.ndarray, args: argparse.Namespace, seed: int, reducer: str = "umap") -> dict:
+    est = EmbeddingClusterer(scaling=args.scaling, reducer=reducer, n_components=args.n_components,
+                             n_neighbors=args.n_neighbors, min_dist=args.min_dist, clusterer="gmm",
+                             covariance_type="full", n_clusters=10, n_init=args.gmm_init, random_state=seed)
+    pred = est.fit_predict(X)
+    s = clustering_scores(labels, pred)
+    return {"acc": s["acc"], "nmi": s["nmi"], "ari": s["ari"], "silhouette": est.scores_["silhouette"],
+            "bic": est.scores_.get("bic"), "reduce_cpu_s": est.timings_["reduce_cpu_s"],
+            "cluster_cpu_s": est.timings_["cluster_cpu_s"]}
+
+
+def train_codes(data: ImageData, args: argparse.Namespace, seed: int, rotation_beta: float) -> tuple[np.ndarray, dict]:
+    """Train the autoencoder on all images (no labels) and return the codes and timings."""
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = create_model("conv_ae", input_shape=data.shape, latent_dim=args.latent_dim, channels=tuple(args.channels),
+                             rotation_beta=rotation_beta)
+    trainer = Trainer(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, scheduler="cosine", seed=seed)
+    unlabelled = ImageData(data.images, None, data.name)
+    trainer.fit(model, unlabelled)
+    train_cpu = time.process_time() - cpu0
+    codes = encode_dataset(model, unlabelled, batch_size=1024)
+    last = trainer.history[-1]
+    info = {"train_cpu_s": round(train_cpu, 1), "train_wall_s": round(time.perf_counter() - wall0, 1),
+            "encode_cpu_s": round(time.process_time() - cpu0 - train_cpu, 1),
+            "train_mse": last.get("train/mse"), "rotation_acc": last.get("train/rotation_acc")}
+    return codes, info
+
+
+def run_seed(data: ImageData, args: argparse.Namespace, seed: int) -> list[dict]:
+    labels = data.labels.numpy()
+    rows = []
+
+    def record(name: str, cpu0: float, wall0: float, extra: dict) -> None:
+        row = {"pipeline": name, "seed": seed, "n_images": len(data), **extra,
+               "cpu_s": round(time.process_time() - cpu0, 1), "wall_s": round(time.perf_counter() - wall0, 1)}
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+
+    if "raw" in args.pipelines:
+        cpu0, wall0 = time.process_time(), time.perf_counter()
+        pixels = data.float01().reshape(len(data), -1).numpy()
+        record("raw", cpu0, wall0, cluster(pixels, labels, args, seed))
+    if {"ae_rot", "ae_rot_noreducer"} & set(args.pipelines):
+        cpu0, wall0 = time.process_time(), time.perf_counter()
+        codes, info = train_codes(data, args, seed, args.rotation_beta)
+        shared_cpu, shared_wall = time.process_time() - cpu0, time.perf_counter() - wall0
+        if "ae_rot" in args.pipelines:
+            record("ae_rot", cpu0, wall0, {**info, **cluster(codes, labels, args, seed)})
+        if "ae_rot_noreducer" in args.pipelines:
+            c1, w1 = time.process_time(), time.perf_counter()
+            res = cluster(codes, labels, args, seed, reducer="none")
+            # CPU time of this ablation = training + encoding (shared) + its own clustering
+            record("ae_rot_noreducer", c1 - shared_cpu, w1 - shared_wall, {**info, **res})
+    if "ae_norot" in args.pipelines:
+        cpu0, wall0 = time.process_time(), time.perf_counter()
+        codes, info = train_codes(data, args, seed, 0.0)
+        record("ae_norot", cpu0, wall0, {**info, **cluster(codes, labels, args, seed)})
+    return rows
+
+
+def summarise(rows: list[dict]) -> list[dict]:
+    out = []
+    for name in PIPELINES:
+        sel = [r for r in rows if r["pipeline"] == name]
+        if not sel:
+            continue
+        agg = {"pipeline": name, "seeds": [r["seed"] for r in sel]}
+        for key in ("acc", "nmi", "ari", "cpu_s", "wall_s"):
+            vals = [float(r[key]) for r in sel]
+            agg[key] = statistics.fmean(vals)
+            agg[key + "_std"] = statistics.stdev(vals) if len(vals) > 1 else 0.0
+        out.append(agg)
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data-dir")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--pipelines", nargs="+", default=list(PIPELINES), choices=PIPELINES)
+    p.add_argument("--n-images", type=int, help="a seeded subset instead of all 70,000 (quick looks only)")
+    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--batch-size", type=int, default=64, help="images per step (x4 with the rotation loss)")
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--latent-dim", type=int, default=16)
+    p.add_argument("--channels", type=int, nargs="+", default=[16, 32])
+    p.add_argument("--rotation-beta", type=float, default=1.0)
+    p.add_argument("--scaling", default="none")
+    p.add_argument("--n-components", type=int, default=10)
+    p.add_argument("--n-neighbors", type=int, default=20)
+    p.add_argument("--min-dist", type=float, default=0.0)
+    p.add_argument("--gmm-init", type=int, default=1, help="GMM restarts (the best by likelihood is kept; label-free)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch and BLAS threads (1 is the most CPU-efficient on a shared machine)")
+    p.add_argument("--tag", default="clustering", help="name of the results file under bench/results/")
+    args = p.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    torch.set_num_threads(args.threads)
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(args.threads)  # BLAS threads spin and burn CPU time on a shared machine
+    ddir = data_dir(args.data_dir)
+    data = load_all(ddir, args.n_images)
+    print(f"{len(data)} images, pipelines {args.pipelines}, seeds {args.seeds}", flush=True)
+    rows = []
+    for seed in args.seeds:
+        rows += run_seed(data, args, seed)
+    summary = summarise(rows)
+    settings = {k: v for k, v in vars(args).items() if k not in ("data_dir", "tag")}
+    path = save(args.tag, {"settings": settings, "rows": rows, "summary": summary})
+    print(f"\n| pipeline | seeds | accuracy | NMI (arithmetic) | ARI | CPU s / seed | wall s / seed |\n|---|---|---|---|---|---|---|")
+    for s in summary:
+        print(f"| {s['pipeline']} | {len(s['seeds'])} | {s['acc']:.3f} ± {s['acc_std']:.3f} | {s['nmi']:.3f} ± {s['nmi_std']:.3f} "
+              f"| {s['ari']:.3f} ± {s['ari_std']:.3f} | {s['cpu_s']:.0f} ± {s['cpu_s_std']:.0f} | {s['wall_s']:.0f} |")
+    print(f"\nresults: {path}")
+
+
+if __name__ == "__main__":
+    main()

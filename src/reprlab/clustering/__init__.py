@@ -1,0 +1,38 @@
+"""Clustering of learned embeddings: encode, (scale,) reduce, cluster, score.
+
+* :mod:`~reprlab.clustering.metrics`: accuracy under the best cluster-to-class matching
+  (Hungarian), NMI (arithmetic normalisation), ARI, the aligned confusion matrix, and the
+  label-free silhouette;
+* :mod:`~reprlab.clustering.estimator`: :class:`EmbeddingClusterer`, a scikit-learn
+  estimator (scaling -> reducer -> KMeans / Gaussian mixture / agglomerative, ``n_clusters``
+  given or chosen by silhouette or BIC);
+* :mod:`~reprlab.clustering.pipeline`: :func:`cluster_run` on a run directory (writes
+  ``RUN_DIR/clustering/``) and :func:`checkpoint_curve` (reconstruction MSE against
+  clustering accuracy over a run's checkpoints);
+* :mod:`~reprlab.clustering.plots`: their figures.
+
+Rotation self-supervision, which helps clustering, is a model option
+(``model.rotation_beta``, see :mod:`reprlab.models.base`).
+
+Example:
+    >>> import numpy as np
+    >>> from reprlab.clustering import EmbeddingClusterer, clustering_scores
+    >>> rng = np.random.default_rng(0)
+    >>> X = np.concatenate([rng.normal(c, 0.2, size=(30, 4)) for c in (0, 4)])
+    >>> pred = EmbeddingClusterer(reducer="none", clusterer="kmeans", n_clusters=2).fit_predict(X)
+    >>> clustering_scores([0] * 30 + [1] * 30, pred)["acc"]
+    1.0
+"""
+
+from __future__ import annotations
+
+from reprlab.clustering.estimator import CLUSTERERS, COVARIANCE_TYPES, CRITERIA, REDUCERS, SCALINGS, EmbeddingClusterer
+from reprlab.clustering.metrics import (NMI_NORMALISATION, AlignedConfusion, aligned_confusion_matrix, ari,
+                                        cluster_accuracy, clustering_scores, label_free_scores, match_clusters, nmi,
+                                        silhouette)
+from reprlab.clustering.pipeline import SPLITS, checkpoint_curve, cluster_codes, cluster_run
+
+__all__ = ["AlignedConfusion", "CLUSTERERS", "COVARIANCE_TYPES", "CRITERIA", "EmbeddingClusterer",
+           "NMI_NORMALISATION", "REDUCERS", "SCALINGS", "SPLITS", "aligned_confusion_matrix", "ari",
+           "checkpoint_curve", "cluster_accuracy", "cluster_codes", "cluster_run", "clustering_scores",
+           "label_free_scores", "match_clusters", "nmi", "silhouette"]
