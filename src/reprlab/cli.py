@@ -1,4 +1,4 @@
-"""Command-line interface: ``reprlab demo|train|evaluate|datasets|models``.
+"""Command-line interface: ``reprlab demo|train|evaluate|analyze|report|compare|cluster|detect|datasets|models``.
 
 Every user error prints one line ``error: <problem>. Fix: <fix>`` and exits with
 status 2 (no traceback unless ``--debug``). ``reprlab train`` prints the run directory
@@ -7,6 +7,9 @@ as its last line of standard output.
 Example:
     $ reprlab train configs/conv_ae.yaml model.latent_dim=32 train.epochs=5
     $ reprlab evaluate runs/conv_ae-fashion-mnist-20261123-101500
+    $ reprlab analyze RUN_DIR --what embeddings traversal && reprlab report RUN_DIR
+    $ reprlab cluster RUN_DIR --reducer umap --clusterer gmm --n-clusters 10
+    $ reprlab detect --data fashion-mnist --normal-class 0 --data-dir ../shared/data
 """
 
 from __future__ import annotations

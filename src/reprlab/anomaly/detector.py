@@ -13,7 +13,8 @@ score            what (higher = more anomalous)                              mod
 ``knn``          mean distance to the k nearest normal codes                 any
 ``kmeans``       distance to the nearest KMeans centroid of normal codes     any
 ``pca``          PCA reconstruction error of the (standardised) codes        any
-``pixel_knn``    k-NN distance in pixel space (no model)                     none
+``pixel_knn``    k-NN distance of the (``pixel_blur``-blurred) pixels        none
+``hog_knn``      k-NN distance of gradient-orientation histograms (HOG)      none
 ===============  ==========================================================  ============
 
 A list of scores, e.g. ``score=("transform", "knn")``, adds the scores after
@@ -62,7 +63,8 @@ logger = logging.getLogger(__name__)
 __all__ = ["AnomalyDetector", "SCORES", "default_model_for"]
 
 #: Every score name accepted by :class:`AnomalyDetector`.
-SCORES: tuple[str, ...] = ("mse", "l1", "ssim", "elbo", "transform", "knn", "kmeans", "pca", "pixel_knn")
+SCORES: tuple[str, ...] = ("mse", "l1", "ssim", "elbo", "transform", "knn", "kmeans", "pca", "pixel_knn", "hog_knn")
+_MODEL_FREE = ("pixel_knn", "hog_knn")
 _LATENT = ("knn", "kmeans", "pca")
 _NEEDS_MODEL = ("mse", "l1", "ssim", "elbo", "transform") + _LATENT
 
@@ -79,7 +81,7 @@ def default_model_for(score: str | Sequence[str]) -> str | None:
         return "rotnet"
     if "elbo" in names:
         return "vae"
-    if all(n == "pixel_knn" for n in names):
+    if all(n in _MODEL_FREE for n in names):
         return None
     return "conv_ae"
 
@@ -98,7 +100,8 @@ class AnomalyDetector:
     * ``epochs``, ``batch_size``, ``lr``, ``weight_decay``, ``scheduler``: training.
     * ``n_neighbors``, ``knn_metric`` (``cosine``, ``euclidean`` or ``auto``: cosine on
       the codes of every transformation of ``rotnet``, euclidean otherwise), ``n_clusters``,
-      ``n_components``: the latent-space scores.
+      ``n_components``: the latent-space scores; ``pixel_blur``: Gaussian blur (sigma in
+      px) of the images before ``pixel_knn`` (1.0 makes small shifts matter less).
     * ``views``: codes for latent scores: ``"identity"``, ``"all"`` (every transformation,
       ``rotnet`` only) or ``"auto"`` (``all`` for ``rotnet``).
     * ``device``, ``random_state`` (seeds weights, batches and KMeans), ``verbose``.
@@ -117,7 +120,7 @@ class AnomalyDetector:
                  model: str | os.PathLike | nn.Module | None = None, model_options: dict[str, Any] | None = None,
                  train_model: bool | None = None, epochs: int = 10, batch_size: int = 128, lr: float = 1e-3,
                  weight_decay: float = 0.0, scheduler: str = "cosine", n_neighbors: int = 5, knn_metric: str = "auto",
-                 n_clusters: int = 10, n_components: int | float = 0.9, views: str = "auto",
+                 n_clusters: int = 10, n_components: int | float = 0.9, views: str = "auto", pixel_blur: float = 0.0,
                  device: str | torch.device = "cpu", random_state: int = 0, eval_batch_size: int = 500,
                  verbose: bool = False) -> None:
         self.score = score
@@ -135,6 +138,7 @@ class AnomalyDetector:
         self.n_clusters = n_clusters
         self.n_components = n_components
         self.views = views
+        self.pixel_blur = pixel_blur
         self.device = device
         self.random_state = random_state
         self.eval_batch_size = eval_batch_size
@@ -186,6 +190,7 @@ class AnomalyDetector:
         check_choice("knn_metric", self.knn_metric, ("auto", "cosine", "euclidean"))
         check_int("n_clusters", self.n_clusters, minimum=1)
         check_choice("views", self.views, ("auto", "identity", "all"))
+        check_float("pixel_blur", self.pixel_blur, minimum=0, maximum=10)
         if isinstance(self.random_state, bool) or not isinstance(self.random_state, int) or self.random_state < 0:
             raise ConfigError(f"random_state must be a non-negative integer, got {self.random_state!r}",
                               fix="e.g. random_state=0")
@@ -262,11 +267,13 @@ class AnomalyDetector:
         if name == "transform":
             return S.transformation_nll(model, x, batch_size=bs)
         if name == "pixel_knn":
-            codes = x.flatten(1).double().numpy()
+            codes = S.image_descriptors(x, "pixels", blur=float(self.pixel_blur))
+        elif name == "hog_knn":
+            codes = S.image_descriptors(x, "hog")
         else:
             codes = S.latent_codes(model, x, batch_size=bs, views=self._views(model))
         if fit:
-            if name in ("knn", "pixel_knn"):
+            if name in ("knn",) + _MODEL_FREE:
                 metric = self.knn_metric
                 if metric == "auto":
                     metric = "cosine" if name == "knn" and self._views(model) == "all" else "euclidean"

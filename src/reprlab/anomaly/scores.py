@@ -8,7 +8,8 @@ Per-image scores straight from a model:
 * :func:`transformation_nll`: the mean negative log-likelihood of the correct
   transformations under a self-supervised transformation classifier (``rotnet``).
 
-Scores in latent space, fitted on the codes of normal images (:func:`latent_codes`):
+Scores in latent space, fitted on the codes of normal images (:func:`latent_codes`) or on
+model-free descriptors (:func:`image_descriptors`: blurred pixels, gradient histograms):
 
 * :class:`KNNScorer`: mean distance to the ``k`` nearest normal codes;
 * :class:`KMeansScorer`: distance to the nearest KMeans centroid;
@@ -32,6 +33,7 @@ Example:
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 import numpy as np
@@ -51,6 +53,9 @@ __all__ = [
     "PCAScorer",
     "RECONSTRUCTION_METRICS",
     "as_images01",
+    "gaussian_blur",
+    "gradient_histograms",
+    "image_descriptors",
     "latent_codes",
     "negative_elbo",
     "reconstruction_error",
@@ -238,6 +243,73 @@ def latent_codes(model: nn.Module, images: Any, *, batch_size: int = 256, views:
     if views == "all" and callable(getattr(model, "embed", None)):
         return _batched(model, images, lambda m, xb: m.embed(xb).flatten(1), batch_size)
     return _batched(model, images, lambda m, xb: m.encode(xb).flatten(1), batch_size)
+
+
+# ----------------------------------------------------------------------------------------
+# model-free image descriptors (for k-NN scores without a model)
+# ----------------------------------------------------------------------------------------
+def gaussian_blur(x01: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Separable Gaussian blur of ``(N, C, H, W)`` images (zero padding); ``sigma=0`` returns them unchanged.
+
+    Example:
+        >>> x = torch.zeros(1, 1, 9, 9); x[0, 0, 4, 4] = 1.0
+        >>> round(float(gaussian_blur(x, 1.0).sum()), 3), float(gaussian_blur(x, 1.0).max()) < 1
+        (1.0, True)
+    """
+    if sigma <= 0:
+        return x01
+    radius = max(1, int(round(3 * sigma)))
+    r = torch.arange(-radius, radius + 1, dtype=torch.float32)
+    k = torch.exp(-r ** 2 / (2 * sigma ** 2))
+    k = (k / k.sum()).to(x01.device)
+    c = x01.shape[1]
+    x = torch.nn.functional.conv2d(x01, k.view(1, 1, 1, -1).repeat(c, 1, 1, 1), padding=(0, radius), groups=c)
+    return torch.nn.functional.conv2d(x, k.view(1, 1, -1, 1).repeat(c, 1, 1, 1), padding=(radius, 0), groups=c)
+
+
+def gradient_histograms(x01: torch.Tensor, *, bins: int = 9, cell: int | None = None) -> torch.Tensor:
+    """HOG-like descriptors: histograms of gradient orientation weighted by magnitude, per cell.
+
+    Grey-level gradients (central differences) vote into ``bins`` unsigned orientations in
+    cells of ``cell`` px (default: a seventh of the height, 4 px at 28 px); histograms are
+    pooled over overlapping 2x2 blocks of cells and the whole descriptor is L2-normalised.
+    Returns ``(N, D)``.
+
+    Example:
+        >>> gradient_histograms(torch.rand(2, 1, 28, 28)).shape
+        torch.Size([2, 324])
+    """
+    check_int("bins", bins, minimum=2)
+    x = x01.float().mean(1, keepdim=True)
+    cell = cell or max(2, int(round(x.shape[-2] / 7)))
+    fn = torch.nn.functional
+    gx = fn.conv2d(x, torch.tensor([[[[-1.0, 0.0, 1.0]]]], device=x.device), padding=(0, 1))
+    gy = fn.conv2d(x, torch.tensor([[[[-1.0], [0.0], [1.0]]]], device=x.device), padding=(1, 0))
+    mag = (gx ** 2 + gy ** 2).sqrt()
+    angle = torch.atan2(gy, gx) % math.pi
+    idx = (angle / math.pi * bins).long().clamp(max=bins - 1)
+    votes = fn.one_hot(idx[:, 0], bins).permute(0, 3, 1, 2).float() * mag
+    hist = fn.avg_pool2d(votes, cell, ceil_mode=True)
+    if min(hist.shape[-2:]) >= 2:
+        hist = fn.avg_pool2d(hist, 2, stride=1)
+    hist = hist.flatten(1)
+    return hist / (hist.norm(dim=1, keepdim=True) + 1e-6)
+
+
+def image_descriptors(images: Any, kind: str, *, blur: float = 0.0, batch_size: int = 2000) -> np.ndarray:
+    """Model-free descriptors for k-NN scores: ``"pixels"`` (optionally blurred) or ``"hog"``.
+
+    Example:
+        >>> image_descriptors(torch.rand(3, 1, 8, 8), "pixels", blur=1.0).shape
+        (3, 64)
+    """
+    check_choice("kind", kind, ("pixels", "hog"))
+    x = as_images01(images)
+    parts = []
+    for start in range(0, x.shape[0], batch_size):
+        xb = x[start:start + batch_size]
+        parts.append(gaussian_blur(xb, blur).flatten(1) if kind == "pixels" else gradient_histograms(xb))
+    return torch.cat(parts).double().numpy()
 
 
 # ----------------------------------------------------------------------------------------
