@@ -43,8 +43,9 @@ CLASS_NAMES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", 
 
 #: reprlab detector settings (AnomalyDetector keyword arguments).
 SETTINGS: dict[str, dict] = {
-    "reprlab-fast": {"score": "pixel_knn", "n_neighbors": 5},
-    "reprlab-full": {"score": ("transform", "knn"), "model": "rotnet", "epochs": 4, "batch_size": 32, "lr": 2e-3,
+    "reprlab-fast": {"score": ("pixel_knn", "hog_knn"), "pixel_blur": 1.0, "hog_bins": 6, "n_neighbors": 5},
+    "reprlab-full": {"score": ("transform", "knn", "pixel_knn", "hog_knn"), "pixel_blur": 1.0, "hog_bins": 6,
+                     "n_neighbors": 5, "model": "rotnet", "epochs": 2, "batch_size": 32, "lr": 2e-3,
                      "scheduler": "cosine", "model_options": {"channels": (16, 32), "latent_dim": 64,
                                                               "transforms": "rotflip"}},
 }

@@ -142,6 +142,14 @@ def test_each_score_works_on_a_tiny_trained_model(sets, score, model, options, m
     assert auroc(y, s) > min_auroc, score
 
 
+def test_model_free_scores_blurred_pixels_and_gradient_histograms(sets):
+    normal, test, y = sets
+    det = AnomalyDetector(score=("pixel_knn", "hog_knn"), pixel_blur=1.0, hog_bins=6).fit(normal)
+    assert det.model_ is None and auroc(y, det.decision_function(test)) > 0.95
+    # the standardised sum: each part has mean 0 and std 1 over the training images
+    assert det.decision_scores_.mean() == pytest.approx(0.0, abs=1e-9)
+
+
 def test_a_trained_model_instance_is_used_as_it_is(sets, fitted_ae):
     normal, test, y = sets
     model = fitted_ae.model_

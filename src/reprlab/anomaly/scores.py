@@ -296,8 +296,9 @@ def gradient_histograms(x01: torch.Tensor, *, bins: int = 9, cell: int | None = 
     return hist / (hist.norm(dim=1, keepdim=True) + 1e-6)
 
 
-def image_descriptors(images: Any, kind: str, *, blur: float = 0.0, batch_size: int = 2000) -> np.ndarray:
-    """Model-free descriptors for k-NN scores: ``"pixels"`` (optionally blurred) or ``"hog"``.
+def image_descriptors(images: Any, kind: str, *, blur: float = 0.0, bins: int = 9,
+                      batch_size: int = 2000) -> np.ndarray:
+    """Model-free descriptors for k-NN scores: ``"pixels"`` (optionally blurred) or ``"hog"`` (``bins`` orientations).
 
     Example:
         >>> image_descriptors(torch.rand(3, 1, 8, 8), "pixels", blur=1.0).shape
@@ -308,7 +309,7 @@ def image_descriptors(images: Any, kind: str, *, blur: float = 0.0, batch_size: 
     parts = []
     for start in range(0, x.shape[0], batch_size):
         xb = x[start:start + batch_size]
-        parts.append(gaussian_blur(xb, blur).flatten(1) if kind == "pixels" else gradient_histograms(xb))
+        parts.append(gaussian_blur(xb, blur).flatten(1) if kind == "pixels" else gradient_histograms(xb, bins=bins))
     return torch.cat(parts).double().numpy()
 
 
