@@ -7,9 +7,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import math
+
 import numpy as np
 import pytest
 import torch
+from torch import nn
+
+from reprlab.models.base import ModelConfig, ModelOutput, ReprModel
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -31,9 +36,8 @@ def real_data_dir() -> Path:
     return path
 
 
-@pytest.fixture
-def tiny_arrays(tmp_path) -> Path:
-    """A 120-image 1x12x12 uint8 .npz with labels: blobs at class-dependent positions."""
+def write_tiny_npz(path: Path) -> Path:
+    """Write 120 uint8 1x12x12 images with labels (3 classes: blobs at class-dependent heights)."""
     rng = np.random.default_rng(0)
     n, size = 120, 12
     labels = rng.integers(0, 3, n)
@@ -42,9 +46,40 @@ def tiny_arrays(tmp_path) -> Path:
     for i, c in enumerate(labels):
         cy, cx = 3 + 3 * c + rng.normal(0, 0.5), 6 + rng.normal(0, 1.0)
         images[i] = np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / 6.0)
-    path = tmp_path / "tiny.npz"
     np.savez_compressed(path, x=(images[:, :, :, None] * 255).astype(np.uint8), y=labels)
     return path
+
+
+@pytest.fixture
+def tiny_arrays(tmp_path) -> Path:
+    """A 120-image 1x12x12 uint8 .npz with labels (see :func:`write_tiny_npz`)."""
+    return write_tiny_npz(tmp_path / "tiny.npz")
+
+
+class LinearAE(ReprModel):
+    """A linear autoencoder with a squashing output matching ``output_range``, for tests
+    that must not depend on the model zoo."""
+
+    registry_name = "test_linear_ae"
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__(config)
+        n = math.prod(config.input_shape)
+        self.enc = nn.Linear(n, config.latent_dim)
+        self.dec = nn.Linear(config.latent_dim, n)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return self.enc(x.flatten(1))
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        y = self.dec(z).view(-1, *self.config.input_shape)
+        return torch.sigmoid(y) if self.config.output_range == "0_1" else torch.tanh(y)
+
+    def forward(self, x: torch.Tensor) -> ModelOutput:
+        z = self.encode(x)
+        xhat = self.decode(z)
+        mse = (xhat - x).pow(2).mean()
+        return ModelOutput(loss=mse, terms={"loss": mse, "mse": mse}, reconstruction=xhat, latent=z)
 
 
 def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: int = 300) -> subprocess.CompletedProcess:

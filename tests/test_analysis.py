@@ -20,23 +20,12 @@ from reprlab.data.dataset import ImageData
 from reprlab.errors import ConfigError, DataError, ModelError
 from reprlab.models import create_model
 
+from conftest import write_tiny_npz
+
 
 # ----------------------------------------------------------------------------------------
 # tiny runs shared by this module and test_report*.py (trained once per session)
 # ----------------------------------------------------------------------------------------
-def _tiny_npz(path: Path) -> Path:
-    rng = np.random.default_rng(0)
-    n, size = 120, 12
-    labels = rng.integers(0, 3, n)
-    yy, xx = np.mgrid[:size, :size]
-    images = np.zeros((n, size, size), dtype=np.float32)
-    for i, c in enumerate(labels):
-        cy, cx = 3 + 3 * c + rng.normal(0, 0.5), 6 + rng.normal(0, 1.0)
-        images[i] = np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / 6.0)
-    np.savez_compressed(path, x=(images[:, :, :, None] * 255).astype(np.uint8), y=labels)
-    return path
-
-
 def _train(root: Path, name: str, model: dict, report: bool) -> Path:
     cfg = {"seed": 0, "output_dir": str(root / "runs"), "name": name,
            "data": {"name": "arrays", "path": str(root / "tiny.npz"), "val_fraction": 0.2},
@@ -53,7 +42,7 @@ def tiny_runs(tmp_path_factory) -> dict[str, Path]:
     """``ae``: conv_ae with a 2-D latent (figures and report written by training); ``vae``: conv VAE, neither."""
     if not _RUNS:
         root = tmp_path_factory.mktemp("analysis_runs")
-        _tiny_npz(root / "tiny.npz")
+        write_tiny_npz(root / "tiny.npz")
         _RUNS["ae"] = _train(root, "ae", {"name": "conv_ae", "latent_dim": 2, "channels": [4, 8]}, report=True)
         _RUNS["vae"] = _train(root, "vae", {"name": "vae", "arch": "conv", "latent_dim": 3, "channels": [4, 8]},
                               report=False)

@@ -22,37 +22,14 @@ from reprlab.evaluation import (
 )
 from reprlab.models.base import ModelConfig, ModelOutput, ReprModel
 
+from conftest import LinearAE
+
 SHAPE = (1, 12, 12)
 
 
 # ----------------------------------------------------------------------------------------
 # tiny models
 # ----------------------------------------------------------------------------------------
-class LinearAE(ReprModel):
-    """Linear autoencoder with a squashing output matching ``output_range``."""
-
-    registry_name = "test_linear_ae"
-
-    def __init__(self, config: ModelConfig) -> None:
-        super().__init__(config)
-        n = math.prod(config.input_shape)
-        self.enc = nn.Linear(n, config.latent_dim)
-        self.dec = nn.Linear(config.latent_dim, n)
-
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
-        return self.enc(x.flatten(1))
-
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        y = self.dec(z).view(-1, *self.config.input_shape)
-        return torch.sigmoid(y) if self.config.output_range == "0_1" else torch.tanh(y)
-
-    def forward(self, x: torch.Tensor) -> ModelOutput:
-        z = self.encode(x)
-        xhat = self.decode(z)
-        mse = (xhat - x).pow(2).mean()
-        return ModelOutput(loss=mse, terms={"loss": mse, "mse": mse}, reconstruction=xhat, latent=z)
-
-
 class ConstantModel(ReprModel):
     """Reconstructs every image as ``value`` (in model range) and records the inputs it saw."""
 

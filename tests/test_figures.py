@@ -22,30 +22,8 @@ from reprlab.reporting.figures import (
     plot_score_histogram,
     save_reconstruction_figures,
 )
+from conftest import LinearAE
 from reprlab.reporting.style import OKABE_ITO, PAGE_WIDTH, color, new_figure, save_figure, style_context
-
-
-class TinyAE(ReprModel):
-    registry_name = "test_tiny_ae"
-
-    def __init__(self, config: ModelConfig) -> None:
-        super().__init__(config)
-        n = math.prod(config.input_shape)
-        self.enc = nn.Linear(n, config.latent_dim)
-        self.dec = nn.Linear(config.latent_dim, n)
-
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
-        return self.enc(x.flatten(1))
-
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        y = self.dec(z).view(-1, *self.config.input_shape)
-        return torch.tanh(y) if self.config.output_range == "-1_1" else torch.sigmoid(y)
-
-    def forward(self, x: torch.Tensor) -> ModelOutput:
-        z = self.encode(x)
-        xhat = self.decode(z)
-        loss = (xhat - x).pow(2).mean()
-        return ModelOutput(loss, {"loss": loss}, xhat, z)
 
 
 def _check_png(path, *, min_px: int = 100, max_px: int = 3000) -> tuple[int, int]:
@@ -180,7 +158,7 @@ def test_score_histogram_linear_and_log(tmp_path) -> None:
 def test_save_reconstruction_figures(tmp_path, output_range: str) -> None:
     torch.manual_seed(0)
     shape = (1, 12, 12)
-    model = TinyAE(ModelConfig(input_shape=shape, latent_dim=4, output_range=output_range))
+    model = LinearAE(ModelConfig(input_shape=shape, latent_dim=4, output_range=output_range))
     data = ImageData(torch.randint(0, 256, (20, *shape), dtype=torch.uint8), torch.arange(20) % 4,
                      name="toy", class_names=["a", "b", "c", "d"])
     rep = evaluate_reconstruction(model, data, batch_size=8)
