@@ -21,7 +21,7 @@ so an interrupted run continues where it stopped (finished entries are skipped);
 
     python bench/anomaly.py --methods pyod-ae pyod-deepsvdd reprlab-fast reprlab-full --seeds 0 1 2
     python bench/anomaly.py --methods reprlab-full --seeds 0 --classes 6 --max-test 2000 --tag anomaly-try
-    python bench/anomaly.py --report --tag anomaly
+    python bench/anomaly.py --report anomaly            # or several tags, e.g. one per seed run in parallel
 """
 
 from __future__ import annotations
@@ -96,12 +96,18 @@ def load_results(path: Path) -> dict:
     return {"runs": []}
 
 
-def report(path: Path) -> str:
-    data = load_results(path)
-    runs = [r for r in data["runs"] if r.get("n_test", 10000) == 10000]
+def report(paths: list[Path]) -> str:
+    """Markdown tables from one or more results files (e.g. one per seed, run in parallel)."""
+    files = [load_results(p) for p in paths]
+    data = files[0]
+    runs = [r for f in files for r in f["runs"] if r.get("n_test", 10000) == 10000]
+    loads = [r["load"] for r in runs if "load" in r]
     methods = [m for m in METHODS if any(r["method"] == m for r in runs)]
+    first = min((f.get("first_date", "?") for f in files), default="?")
+    last = max((f.get("date", "?") for f in files), default="?")
     lines = [f"Machine: {data.get('machine', '?')}; torch threads: {data.get('threads', '?')}; "
-             f"git {data.get('git', '?')}; dates {data.get('first_date', '?')} to {data.get('date', '?')}.", ""]
+             f"git {data.get('git', '?')}; {first} to {last}; 1-minute load average during the runs "
+             f"{min(loads, default=0):.1f} to {max(loads, default=0):.1f}.", ""]
     head = "| class | " + " | ".join(methods) + " |"
     lines += [head, "|---|" + "---|" * len(methods)]
     for c in range(10):
@@ -137,11 +143,12 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1: best CPU efficiency on shared cores)")
     p.add_argument("--max-test", type=int, help="score a seeded subset of the test set (quick trials; not reported)")
     p.add_argument("--tag", default="anomaly", help="results file bench/results/<tag>.json")
-    p.add_argument("--report", action="store_true", help="print the Markdown tables from the results file and exit")
+    p.add_argument("--report", nargs="*", metavar="TAG",
+                   help="print the Markdown tables from the results files of these tags (default: --tag) and exit")
     args = p.parse_args()
     path = RESULTS / f"{args.tag}.json"
-    if args.report:
-        print(report(path))
+    if args.report is not None:
+        print(report([RESULTS / f"{t}.json" for t in (args.report or [args.tag])]))
         return
     torch.set_num_threads(args.threads)
     ddir = data_dir(args.data_dir)
@@ -168,7 +175,7 @@ def main() -> None:
                 tmp = path.with_suffix(".tmp")
                 tmp.write_text(json.dumps(data, indent=1))
                 tmp.replace(path)
-    print(report(path))
+    print(report([path]))
 
 
 if __name__ == "__main__":

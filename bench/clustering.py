@@ -18,6 +18,12 @@ to ``bench/results/<tag>.json`` and a Markdown table is printed.
     python bench/clustering.py                                   # the full protocol: 3 seeds, all pipelines
     python bench/clustering.py --seeds 0 --pipelines raw ae_rot  # what fits
     python bench/clustering.py --n-images 10000 --epochs 1       # a quick look
+    python bench/clustering.py --checkpoint-curve --curve-epochs 12  # MSE vs accuracy over 12 checkpoints
+
+``--checkpoint-curve`` trains one run through ``reprlab.train`` (Fashion-MNIST training
+split, ``--curve-train-images`` of it, 20% held out for validation, a checkpoint every
+epoch) and calls :func:`reprlab.clustering.checkpoint_curve`: training-set MSE against
+validation clustering accuracy per checkpoint, written to the run's ``clustering/``.
 """
 
 from __future__ import annotations
@@ -115,6 +121,31 @@ def run_seed(data: ImageData, args: argparse.Namespace, seed: int) -> list[dict]
     return rows
 
 
+def run_checkpoint_curve(args: argparse.Namespace, ddir: str | None) -> dict:
+    import tempfile
+
+    from reprlab import api
+    from reprlab.clustering import checkpoint_curve
+
+    cfg = {"seed": args.seeds[0], "output_dir": tempfile.mkdtemp(prefix="reprlab-bench-curve-"), "name": "curve",
+           "data": {"name": "fashion-mnist", "data_dir": ddir, "download": False, "val_fraction": 0.2,
+                    "max_train": args.curve_train_images},
+           "model": {"name": "conv_ae", "latent_dim": args.latent_dim, "channels": list(args.channels),
+                     "rotation_beta": args.rotation_beta},
+           "train": {"epochs": args.curve_epochs, "batch_size": args.batch_size, "lr": args.lr, "scheduler": "none",
+                     "checkpoint_every": 1, "progress": "off", "num_threads": args.threads},
+           "eval": {"figures": False, "report": False, "max_images": 1000}}
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    result = api.train(cfg)
+    train_cpu = time.process_time() - cpu0
+    rows = checkpoint_curve(result.run_dir, reducer="umap", n_components=args.n_components, n_neighbors=args.n_neighbors,
+                            min_dist=args.min_dist, clusterer="gmm", covariance_type="full", n_clusters=10,
+                            max_train_points=None, progress=lambda r: print(json.dumps(r), flush=True))
+    return {"run_dir": str(result.run_dir), "rows": rows, "train_cpu_s": round(train_cpu, 1),
+            "curve_cpu_s": round(time.process_time() - cpu0 - train_cpu, 1),
+            "wall_s": round(time.perf_counter() - wall0, 1)}
+
+
 def summarise(rows: list[dict]) -> list[dict]:
     out = []
     for name in PIPELINES:
@@ -149,6 +180,9 @@ def main() -> None:
     p.add_argument("--gmm-init", type=int, default=1, help="GMM restarts (the best by likelihood is kept; label-free)")
     p.add_argument("--threads", type=int, default=1,
                    help="torch and BLAS threads (1 is the most CPU-efficient on a shared machine)")
+    p.add_argument("--checkpoint-curve", action="store_true", help="only the checkpoint curve (see above)")
+    p.add_argument("--curve-epochs", type=int, default=12)
+    p.add_argument("--curve-train-images", type=int, default=10000)
     p.add_argument("--tag", default="clustering", help="name of the results file under bench/results/")
     args = p.parse_args()
     logging.basicConfig(level=logging.WARNING)
@@ -157,6 +191,15 @@ def main() -> None:
 
     threadpool_limits(args.threads)  # BLAS threads spin and burn CPU time on a shared machine
     ddir = data_dir(args.data_dir)
+    if args.checkpoint_curve:
+        curve = run_checkpoint_curve(args, ddir)
+        settings = {k: v for k, v in vars(args).items() if k not in ("data_dir", "tag")}
+        path = save(args.tag, {"settings": settings, **curve})
+        print("\n| epoch | training MSE | val accuracy | val NMI | val ARI |\n|---|---|---|---|---|")
+        for r in curve["rows"]:
+            print(f"| {r['epoch']} | {r['train_mse']:.5f} | {r['val_acc']:.3f} | {r['val_nmi']:.3f} | {r['val_ari']:.3f} |")
+        print(f"\nfigure: {curve['run_dir']}/clustering/checkpoint_curve.png\nresults: {path}")
+        return
     data = load_all(ddir, args.n_images)
     print(f"{len(data)} images, pipelines {args.pipelines}, seeds {args.seeds}", flush=True)
     rows = []

@@ -52,7 +52,7 @@ def test_detect_user_sets_writes_a_run_directory(tmp_path, files, capsys):
     assert code == 0
     run = Path(out[-1])
     assert run == tmp_path / "run1" and "test/auroc=" in out[-2]
-    for rel in ("metrics.json", "scores.csv", "config.json", "status.json", "report.md",
+    for rel in ("metrics.json", "scores.csv", "config.yaml", "status.json", "report.md", "report.html",
                 "checkpoints/best/model.safetensors", "figures/roc_curve.png", "figures/score_histogram.png",
                 "figures/most_anomalous.png", "figures/least_anomalous.png"):
         assert (run / rel).exists(), rel
@@ -108,5 +108,19 @@ def test_detect_through_the_installed_entry_point(tmp_path, files):
     assert proc.returncode == 0, proc.stderr
     run = Path(proc.stdout.strip().splitlines()[-1])
     assert json.loads((run / "metrics.json").read_text())["test/auroc"] > 0.9
-    bad = run_cli("detect", "--data", "fashion-mnist-sample", "--out", str(tmp_path / "x"))
-    assert bad.returncode == 2 and "--normal-class" in bad.stderr
+
+
+def test_one_class_protocol_needs_the_normal_class(tmp_path, capsys):
+    code = main(["detect", "--data", "fashion-mnist-sample", "--out", str(tmp_path / "x")])
+    assert code == 2 and "--normal-class" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+
+
+def test_one_class_protocol_on_the_embedded_sample(tmp_path, capsys):
+    code = main(["--quiet", "detect", "--data", "fashion-mnist-sample", "--normal-class", "1", "--score",
+                 "pixel_knn,hog_knn", "--max-test", "300", "--out", str(tmp_path), "--name", "oc"])
+    assert code == 0
+    metrics = json.loads((tmp_path / "oc" / "metrics.json").read_text())
+    assert metrics["test/auroc"] > 0.9 and metrics["test/num_images"] == 300
+    header = (tmp_path / "oc" / "scores.csv").read_text().splitlines()[0]
+    assert header == "index,score,predicted,label,class"

@@ -13,7 +13,6 @@ import torch
 from reprlab.clustering import (EmbeddingClusterer, aligned_confusion_matrix, ari, cluster_accuracy, cluster_run,
                                 checkpoint_curve, clustering_scores, match_clusters, nmi)
 from reprlab.errors import ConfigError, DataError, RunDirError
-from conftest import run_cli
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -27,9 +26,6 @@ def _one_thread():
     with threadpool_limits(1):
         yield
     torch.set_num_threads(before)
-
-
-ONE_THREAD_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
 def blobs(k: int = 4, n_per: int = 40, d: int = 5, spread: float = 0.25, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -133,6 +129,19 @@ def test_estimator_is_sklearn_compatible():
         EmbeddingClusterer("pca")  # hyperparameters are keyword-only
 
 
+def test_passes_scikit_learns_estimator_checks():
+    import warnings
+
+    from sklearn.utils.estimator_checks import check_estimator
+
+    est = EmbeddingClusterer(reducer="pca", n_components=2, clusterer="gmm", n_clusters=3, silhouette_sample=100)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        results = check_estimator(est, on_fail=None)
+    failed = [(r["check_name"], str(r["exception"])[:200]) for r in results if r["status"] == "failed"]
+    assert not failed
+
+
 @pytest.mark.parametrize("scaling", ["none", "standard", "l2"])
 def test_scalings_and_kmeans_without_reducer(scaling):
     X, y = blobs(k=3, d=4)
@@ -172,6 +181,13 @@ def test_estimator_errors():
         EmbeddingClusterer(reducer="none").fit(np.full((4, 2), np.nan))
     with pytest.raises(ConfigError, match="not fitted"):
         EmbeddingClusterer().predict(X)
+    from sklearn.exceptions import NotFittedError
+
+    with pytest.raises(NotFittedError):  # scikit-learn's convention too
+        EmbeddingClusterer().transform(X)
+    with pytest.raises(DataError, match="1 sample"):
+        EmbeddingClusterer(reducer="none", n_clusters=1).fit(X[:1])
+    assert not hasattr(EmbeddingClusterer(clusterer="kmeans"), "predict_proba")  # mixtures only
 
 
 def test_predict_refuses_what_cannot_place_new_points():
@@ -274,13 +290,15 @@ def test_pipeline_and_config_errors(tiny_run, tmp_path):
 def test_cli_cluster_prints_metrics(tiny_run, capsys):
     from reprlab.cli import main
 
-    res = run_cli("--quiet", "cluster", str(tiny_run.run_dir), "--reducer", "pca", "--n-components", "2", "--clusterer",
-                  "kmeans", "--n-clusters", "3", "--split", "train", env=ONE_THREAD_ENV)
-    assert res.returncode == 0, res.stderr
-    m = json.loads(res.stdout)
+    argv = ["cluster", str(tiny_run.run_dir), "--reducer", "pca", "--n-components", "2", "--clusterer", "kmeans",
+            "--n-clusters", "3", "--split", "train"]
+    assert main(argv) == 0
+    m = json.loads(capsys.readouterr().out)
     assert m["split"] == "train" and m["n_clusters"] == 3 and math.isfinite(m["nmi"])
     assert main(["cluster", str(tiny_run.run_dir), "--n-clusters", "lots"]) == 2
     assert capsys.readouterr().err.startswith("error: --n-clusters must be a whole number or auto")
+    assert main(["cluster", str(tiny_run.run_dir), "--clusterer", "dbscan"]) == 2
+    assert "clusterer must be one of" in capsys.readouterr().err
 
 
 # -- real data ----------------------------------------------------------------------------

@@ -171,7 +171,10 @@ class AnomalyDetector:
         m = self.model
         if isinstance(m, nn.Module):
             return getattr(m, "registry_name", type(m).__name__)
-        return str(m) if m is not None else str(default_model_for(self.score))
+        if m is not None:
+            return str(m)
+        names = [self.score] if isinstance(self.score, str) else list(self.score)
+        return default_model_for(names) or "none"
 
     # -- validation -------------------------------------------------------------------------
     def _validate(self) -> list[str]:
@@ -209,7 +212,7 @@ class AnomalyDetector:
 
     # -- the model ------------------------------------------------------------------------
     def _resolve_model(self, names: list[str], x: torch.Tensor) -> tuple[nn.Module | None, bool]:
-        from reprlab.models import create_model, load_model
+        from reprlab.models import create_model
 
         needs = any(n in _NEEDS_MODEL for n in names)
         spec = self.model if self.model is not None else default_model_for(names)
@@ -263,20 +266,32 @@ class AnomalyDetector:
             return self.views
         return "all" if model is not None and callable(getattr(model, "embed", None)) else "identity"
 
-    def _raw_score(self, name: str, x: torch.Tensor, *, fit: bool) -> np.ndarray:
+    def _raw_scores(self, names: Sequence[str], x: torch.Tensor, *, fit: bool) -> dict[str, np.ndarray]:
+        """Each named score of ``x``; the model's codes are computed once for all latent scores."""
+        model, bs = getattr(self, "model_", None), self.eval_batch_size
+        cache: dict[str, np.ndarray] = {}
+        latent = [n for n in names if n in _LATENT]
+        if "transform" in names and latent and self._views(model) == "all" and \
+                callable(getattr(model, "nll_and_embedding", None)):
+            cache["transform"], cache["codes"] = S.transformation_nll_and_codes(model, x, batch_size=bs)
+        return {n: self._raw_score(n, x, fit=fit, cache=cache) for n in names}
+
+    def _raw_score(self, name: str, x: torch.Tensor, *, fit: bool, cache: dict[str, np.ndarray]) -> np.ndarray:
         model, bs = getattr(self, "model_", None), self.eval_batch_size
         if name in S.RECONSTRUCTION_METRICS:
             return S.reconstruction_error(model, x, metric=name, batch_size=bs)
         if name == "elbo":
             return S.negative_elbo(model, x, batch_size=bs)
         if name == "transform":
-            return S.transformation_nll(model, x, batch_size=bs)
+            return cache["transform"] if "transform" in cache else S.transformation_nll(model, x, batch_size=bs)
         if name == "pixel_knn":
             codes = S.image_descriptors(x, "pixels", blur=float(self.pixel_blur))
         elif name == "hog_knn":
             codes = S.image_descriptors(x, "hog", bins=self.hog_bins)
         else:
-            codes = S.latent_codes(model, x, batch_size=bs, views=self._views(model))
+            if "codes" not in cache:
+                cache["codes"] = S.latent_codes(model, x, batch_size=bs, views=self._views(model))
+            codes = cache["codes"]
         if fit:
             if name in ("knn",) + _MODEL_FREE:
                 metric = self.knn_metric
@@ -326,7 +341,7 @@ class AnomalyDetector:
         self.input_shape_ = tuple(x.shape[1:])
         self.scores_ = names
         self.scorers_: dict[str, Any] = {}
-        parts = {n: self._raw_score(n, x, fit=True) for n in names}
+        parts = self._raw_scores(names, x, fit=True)
         self.score_stats_ = {}
         for n, v in parts.items():
             std = float(v.std())
@@ -348,7 +363,7 @@ class AnomalyDetector:
         if tuple(x.shape[1:]) != self.input_shape_:
             raise DataError(f"the detector was fitted on images of shape {self.input_shape_} but got {tuple(x.shape[1:])}",
                             fix="score images prepared like the training images (same size and channels)")
-        return self._combine({n: self._raw_score(n, x, fit=False) for n in self.scores_})
+        return self._combine(self._raw_scores(self.scores_, x, fit=False))
 
     def score_samples(self, X: Any) -> np.ndarray:
         """Same as :meth:`decision_function` (higher = more anomalous; *not* scikit-learn's sign)."""

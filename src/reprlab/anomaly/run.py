@@ -2,7 +2,7 @@
 
 ::
 
-    config.json         the detector's parameters and the data it saw
+    config.yaml         the detector's parameters, the model and the data it saw
     status.json         {"state": "finished", ...}
     metrics.json        test/auroc, test/average_precision, test/precision, test/recall, test/f1,
                         test/threshold, test/flagged_fraction, fit/score times
@@ -10,6 +10,7 @@
     checkpoints/best/   the trained model (model.safetensors + model.json; reload with reprlab.load_run_model)
     figures/            roc_curve.png, score_histogram.png, most_anomalous.png, least_anomalous.png
     report.md           the metrics and the figures on one page
+    report.html         the same in the house HTML report (self-contained; ``reprlab report`` rewrites it)
 
 Example:
     >>> path = run_detection(data="fashion-mnist", normal_class=0, score="mse", epochs=2,
@@ -25,10 +26,11 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import torch
+import yaml
 
 from reprlab.anomaly.detector import AnomalyDetector
 from reprlab.anomaly.protocols import DetectionResult, check_no_overlap, detect, load_images, one_class_split
-from reprlab.errors import ConfigError
+from reprlab.errors import ConfigError, ReprlabError
 from reprlab.runs import RunDir, environment_info
 from reprlab.utils import write_json, write_text
 
@@ -109,12 +111,17 @@ def write_detection_run(result: DetectionResult, *, output_dir: str | os.PathLik
     if name:
         run = RunDir.create(output_dir, name)
     else:
-        run = RunDir.create(output_dir, f"detect-{model_label}-{data_label}-{stamp}".replace("/", "_"),
-                            exist_ok_suffix=True)
+        score = params.get("score", "score")
+        what = model_label if model_label != "none" else "+".join([score] if isinstance(score, str) else score)
+        run = RunDir.create(output_dir, f"detect-{what}-{data_label}-{stamp}".replace("/", "_"), exist_ok_suffix=True)
     run.set_status("running")
-    config = {k: (v if isinstance(v, (int, float, str, bool, list, tuple, dict, type(None))) else str(v))
-              for k, v in params.items()}
-    write_json(run.path / "config.json", {"detector": config, "data": source or {}})
+    config = {k: _plain(v) for k, v in params.items()}
+    model_cfg = {"name": model_label}
+    fitted = getattr(det, "model_", None) if det is not None else None
+    if fitted is not None and hasattr(fitted, "config"):
+        model_cfg.update(fitted.config.to_dict())
+    write_text(run.path / "config.yaml", yaml.safe_dump({"detector": config, "model": model_cfg, "data": source or {}},
+                                                        sort_keys=False))
     write_json(run.path / "env.json", environment_info(seed=params.get("random_state")))
     metrics = result.prefixed("test")
     metrics.update({k: round(v, 3) for k, v in result.timings.items()})
@@ -135,7 +142,25 @@ def write_detection_run(result: DetectionResult, *, output_dir: str | os.PathLik
     write_text(run.path / "report.md", _report(result, metrics, source or {}, {**params, "model": model_label},
                                                paths, run.path))
     run.set_status("finished")
+    if figures:
+        from reprlab.reporting.report import write_report
+
+        try:
+            write_report(run.path, analyze=False)
+        except ReprlabError as exc:  # the Markdown report is complete; the HTML one is a convenience
+            logger.warning("could not write report.html: %s", exc)
     return run.path
+
+
+def _plain(value: Any) -> Any:
+    """A YAML-safe copy of a parameter value (tuples become lists, objects their str)."""
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (int, float, str, bool, type(None))):
+        return value
+    return str(value)
 
 
 def _report(result: DetectionResult, metrics: dict[str, Any], source: dict[str, Any], params: dict[str, Any],

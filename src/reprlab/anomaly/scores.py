@@ -60,6 +60,7 @@ __all__ = [
     "negative_elbo",
     "reconstruction_error",
     "transformation_nll",
+    "transformation_nll_and_codes",
 ]
 
 RECONSTRUCTION_METRICS: tuple[str, ...] = ("mse", "l1", "ssim")
@@ -223,6 +224,29 @@ def transformation_nll(model: nn.Module, images: Any, *, batch_size: int = 256) 
                           f"{getattr(model, 'registry_name', '?')} is not one",
                           fix="use model='rotnet', or another score (mse, knn, ...)")
     return _batched(model, images, lambda m, xb: m.transformation_nll(xb), batch_size)
+
+
+def transformation_nll_and_codes(model: nn.Module, images: Any, *, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`transformation_nll` and the codes of every transformation (``views="all"``) in one pass.
+
+    Example:
+        >>> import torch
+        >>> from reprlab.models import create_model
+        >>> m = create_model("rotnet", input_shape=(1, 8, 8), latent_dim=4, channels=(2,), transforms="rot")
+        >>> nll, codes = transformation_nll_and_codes(m, torch.rand(3, 1, 8, 8))
+        >>> nll.shape, codes.shape
+        ((3,), (3, 16))
+    """
+    if not callable(getattr(model, "nll_and_embedding", None)):
+        raise ConfigError(f"{getattr(model, 'registry_name', '?')} is not a transformation classifier",
+                          fix="use model='rotnet'")
+
+    def fn(m: nn.Module, xb: torch.Tensor) -> torch.Tensor:
+        nll, codes = m.nll_and_embedding(xb)
+        return torch.cat([nll[:, None], codes.flatten(1)], dim=1)
+
+    both = _batched(model, images, fn, batch_size)
+    return both[:, 0].copy(), both[:, 1:].copy()
 
 
 def latent_codes(model: nn.Module, images: Any, *, batch_size: int = 256, views: str = "identity") -> np.ndarray:

@@ -40,14 +40,22 @@ import time
 from typing import Any
 
 import numpy as np
-from sklearn.base import BaseEstimator, ClusterMixin
+from sklearn.base import BaseEstimator, ClusterMixin, TransformerMixin
+from sklearn.exceptions import NotFittedError
+from sklearn.utils._available_if import available_if
 
 from reprlab.errors import ConfigError, DataError
 from reprlab.models.base import check_choice, check_float, check_int
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["CLUSTERERS", "COVARIANCE_TYPES", "CRITERIA", "EmbeddingClusterer", "REDUCERS", "SCALINGS",
+try:  # scikit-learn >= 1.6
+    from sklearn.utils.validation import validate_data as _validate_data
+except ImportError:  # pragma: no cover - older scikit-learn
+    def _validate_data(est: Any, X: Any, **kwargs: Any) -> np.ndarray:
+        return est._validate_data(X, **kwargs)
+
+__all__ = ["NotFittedClustererError", "CLUSTERERS", "COVARIANCE_TYPES", "CRITERIA", "EmbeddingClusterer", "REDUCERS", "SCALINGS",
            "AGGLOMERATIVE_MAX_POINTS"]
 
 SCALINGS: tuple[str, ...] = ("none", "standard", "l2")
@@ -60,26 +68,19 @@ LINKAGES: tuple[str, ...] = ("ward", "complete", "average", "single")
 AGGLOMERATIVE_MAX_POINTS = 30000
 
 
-def _as_points(X: Any, what: str = "X") -> np.ndarray:
-    if hasattr(X, "detach"):
-        X = X.detach().cpu().numpy()
-    try:
-        arr = np.asarray(X, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise DataError(f"{what} must be a numeric (n_points, n_features) array", fix="pass latent codes as an array") from None
-    if arr.ndim == 1:
-        arr = arr[:, None]
-    elif arr.ndim > 2:
-        arr = arr.reshape(arr.shape[0], -1)
-    if arr.ndim != 2 or arr.shape[0] == 0 or arr.shape[1] == 0:
-        raise DataError(f"{what} must be a non-empty (n_points, n_features) array, got shape {arr.shape}",
-                        fix="pass at least a few points with features")
-    if not np.isfinite(arr).all():
-        raise DataError(f"{what} contains NaN or infinite values", fix="remove those points before clustering")
-    return arr
+class NotFittedClustererError(ConfigError, NotFittedError):
+    """``predict``/``transform`` before ``fit``: a :class:`ConfigError` that is also scikit-learn's ``NotFittedError``."""
 
 
-class EmbeddingClusterer(ClusterMixin, BaseEstimator):
+class _DataTypeError(DataError, TypeError):
+    """Input of the wrong type (e.g. an object array): a :class:`DataError` that is also a ``TypeError``."""
+
+
+def _gmm_only(est: "EmbeddingClusterer") -> bool:
+    return est.clusterer == "gmm"
+
+
+class EmbeddingClusterer(ClusterMixin, TransformerMixin, BaseEstimator):
     """Scale, reduce and cluster embeddings (see the module docstring for every option).
 
     Fitted attributes: ``labels_`` (cluster of each fitted point), ``n_clusters_``,
@@ -195,6 +196,16 @@ class EmbeddingClusterer(ClusterMixin, BaseEstimator):
                               fix=f"set n_clusters to at most {n} (or 'auto'), or cluster more points")
         return [k]
 
+    def _validate_points(self, X: Any, *, reset: bool) -> np.ndarray:
+        """``X`` as a finite float64 ``(n_points, n_features)`` array (scikit-learn's checks, reprlab errors)."""
+        if hasattr(X, "detach"):
+            X = X.detach().cpu().numpy()
+        try:
+            return _validate_data(self, X, reset=reset, dtype=np.float64, ensure_min_samples=2 if reset else 1)
+        except (ValueError, TypeError) as exc:
+            raise (_DataTypeError if isinstance(exc, TypeError) else DataError)(str(exc).strip(), fix="pass a dense, real-valued (n_points, n_features) array without "
+                                                  "NaN/inf, with the features the clusterer was fitted on") from None
+
     # -- steps -----------------------------------------------------------------------------
     def _make_reducer(self, n: int, d: int) -> Any:
         if not isinstance(self.reducer, str):
@@ -254,10 +265,10 @@ class EmbeddingClusterer(ClusterMixin, BaseEstimator):
         """
         from reprlab.clustering.metrics import label_free_scores
 
-        X = _as_points(X)
+        self.check_params()
+        X = self._validate_points(X, reset=True)
         n, d = X.shape
         ks = self._candidate_ks(n)
-        self.n_features_in_ = d
         self.timings_: dict[str, float] = {}
         self.scaler_ = None
         t0 = time.process_time()
@@ -303,17 +314,18 @@ class EmbeddingClusterer(ClusterMixin, BaseEstimator):
         """Fit on ``X`` and return the cluster of every point (``labels_``)."""
         return self.fit(X).labels_
 
+    def fit_transform(self, X: Any, y: Any = None, **kwargs: Any) -> np.ndarray:
+        """Fit on ``X`` and return the reduced coordinates the clusterer saw (``embedding_``)."""
+        return self.fit(X).embedding_
+
     def _check_fitted(self) -> None:
         if not hasattr(self, "clusterer_"):
-            raise ConfigError("this EmbeddingClusterer is not fitted yet", fix="call fit(X) first")
+            raise NotFittedClustererError("this EmbeddingClusterer is not fitted yet", fix="call fit(X) first")
 
     def transform(self, X: Any) -> np.ndarray:
         """The reduced coordinates of new points (scaled and embedded like the fitted ones)."""
         self._check_fitted()
-        X = _as_points(X)
-        if X.shape[1] != self.n_features_in_:
-            raise DataError(f"X has {X.shape[1]} features but the clusterer was fitted on {self.n_features_in_}",
-                            fix="pass codes of the same model (same latent size)")
+        X = self._validate_points(X, reset=False)
         if self.reducer_ is not None and not hasattr(self.reducer_, "transform"):
             name = type(self.reducer_).__name__
             raise ConfigError(f"the reducer {name} cannot embed new points (it has no transform), so predict "
@@ -338,11 +350,10 @@ class EmbeddingClusterer(ClusterMixin, BaseEstimator):
         Z = self.transform(X)
         return np.asarray(self.clusterer_.predict(Z)).astype(np.int64)
 
+    @available_if(_gmm_only)
     def predict_proba(self, X: Any) -> np.ndarray:
-        """Posterior cluster probabilities of new points (Gaussian mixtures only)."""
+        """Posterior cluster probabilities of new points (only with ``clusterer="gmm"``)."""
         self._check_fitted()
-        if not hasattr(self.clusterer_, "predict_proba"):
-            raise ConfigError(f"clusterer={self.clusterer!r} gives no probabilities", fix="use clusterer='gmm'")
         return np.asarray(self.clusterer_.predict_proba(self.transform(X)))
 
     def score(self, X: Any, y: Any = None) -> float:

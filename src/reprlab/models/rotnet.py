@@ -93,7 +93,8 @@ class RotNetConfig(ModelConfig):
     """Options of ``rotnet``.
 
     ``channels``: widths of the stages before the last (the last has ``latent_dim``
-    channels; each stage after the first halves the image, so ``len(channels)`` halvings); ``transforms``: one of ``rot`` (4), ``rotflip`` (8), ``rotshift`` (20),
+    channels; each stage after the first halves the image, so there are ``len(channels)``
+    halvings); ``transforms``: one of ``rot`` (4), ``rotflip`` (8), ``rotshift`` (20),
     ``rotflipshift`` (40); ``recon_weight``: weight of the decoder's MSE in the loss (the
     decoder sees the detached code, so this only sets how fast it learns); ``label_smoothing``
     of the transformation classifier.
@@ -207,8 +208,10 @@ class RotNet(ReprModel):
             torch.Size([3, 16])
         """
         xs, _ = self.transform_batch(x)
-        codes = self._codes(xs)
-        return codes.view(self.num_transforms, x.shape[0], -1).transpose(0, 1).reshape(x.shape[0], -1)
+        return self._stack_views(self._codes(xs), x.shape[0])
+
+    def _stack_views(self, codes: torch.Tensor, n: int) -> torch.Tensor:
+        return codes.view(self.num_transforms, n, -1).transpose(0, 1).reshape(n, -1)
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """Images from codes, in the model's output range."""
@@ -227,15 +230,27 @@ class RotNet(ReprModel):
             >>> m.transformation_nll(torch.rand(5, 1, 8, 8)).shape
             torch.Size([5])
         """
+        return self.nll_and_embedding(x, marginalize=marginalize)[0]
+
+    def nll_and_embedding(self, x: torch.Tensor, *, marginalize: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`transformation_nll` and :meth:`embed` from one pass over the transformed images.
+
+        Example:
+            >>> m = RotNet(RotNetConfig(input_shape=(1, 8, 8), latent_dim=4, channels=(2,), transforms="rot"))
+            >>> [tuple(t.shape) for t in m.nll_and_embedding(torch.rand(5, 1, 8, 8))]
+            [(5,), (5, 16)]
+        """
+        n = x.shape[0]
         xs, ys = self.transform_batch(x)
-        logp = F.log_softmax(self.head(self._codes(xs)), dim=1)
+        codes = self._codes(xs)
+        logp = F.log_softmax(self.head(codes), dim=1)
         if marginalize:
             rot = torch.tensor([t[3] for t in self.transform_list], device=x.device)
             same = (rot[ys][:, None] == rot[None, :]).to(logp.dtype)  # (N*T, T): same rotation as the true one
             nll = -torch.logsumexp(logp + torch.log(same), dim=1)
         else:
             nll = -logp.gather(1, ys[:, None]).squeeze(1)
-        return nll.view(self.num_transforms, x.shape[0]).mean(0)
+        return nll.view(self.num_transforms, n).mean(0), self._stack_views(codes, n)
 
     def forward(self, x: torch.Tensor) -> ModelOutput:
         n = x.shape[0]
