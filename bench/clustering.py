@@ -19,6 +19,7 @@ to ``bench/results/<tag>.json`` and a Markdown table is printed.
     python bench/clustering.py --seeds 0 --pipelines raw ae_rot  # what fits
     python bench/clustering.py --n-images 10000 --epochs 1       # a quick look
     python bench/clustering.py --checkpoint-curve --curve-epochs 12  # MSE vs accuracy over 12 checkpoints
+    python bench/clustering.py --combine results/clustering-seed0.json results/clustering-seed1.json  # one table
 
 ``--checkpoint-curve`` trains one run through ``reprlab.train`` (Fashion-MNIST training
 split, ``--curve-train-images`` of it, 20% held out for validation, a checkpoint every
@@ -161,6 +162,15 @@ def summarise(rows: list[dict]) -> list[dict]:
     return out
 
 
+def print_table(summary: list[dict]) -> None:
+    print("| pipeline | seeds | accuracy | NMI (arithmetic) | ARI | CPU s / seed | wall s / seed |\n"
+          "|---|---|---|---|---|---|---|")
+    for s in summary:
+        print(f"| {s['pipeline']} | {len(s['seeds'])} | {s['acc']:.3f} ± {s['acc_std']:.3f} | {s['nmi']:.3f} ± "
+              f"{s['nmi_std']:.3f} | {s['ari']:.3f} ± {s['ari_std']:.3f} | {s['cpu_s']:.0f} ± {s['cpu_s_std']:.0f} "
+              f"| {s['wall_s']:.0f} |")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data-dir")
@@ -183,9 +193,14 @@ def main() -> None:
     p.add_argument("--checkpoint-curve", action="store_true", help="only the checkpoint curve (see above)")
     p.add_argument("--curve-epochs", type=int, default=12)
     p.add_argument("--curve-train-images", type=int, default=10000)
+    p.add_argument("--combine", nargs="+", metavar="JSON", help="only merge the rows of earlier result files into one table")
     p.add_argument("--tag", default="clustering", help="name of the results file under bench/results/")
     args = p.parse_args()
     logging.basicConfig(level=logging.WARNING)
+    if args.combine:
+        rows = [r for f in args.combine for r in json.loads(open(f).read())["rows"]]
+        print_table(summarise(rows))
+        return
     torch.set_num_threads(args.threads)
     from threadpoolctl import threadpool_limits
 
@@ -208,10 +223,8 @@ def main() -> None:
     summary = summarise(rows)
     settings = {k: v for k, v in vars(args).items() if k not in ("data_dir", "tag")}
     path = save(args.tag, {"settings": settings, "rows": rows, "summary": summary})
-    print(f"\n| pipeline | seeds | accuracy | NMI (arithmetic) | ARI | CPU s / seed | wall s / seed |\n|---|---|---|---|---|---|---|")
-    for s in summary:
-        print(f"| {s['pipeline']} | {len(s['seeds'])} | {s['acc']:.3f} ± {s['acc_std']:.3f} | {s['nmi']:.3f} ± {s['nmi_std']:.3f} "
-              f"| {s['ari']:.3f} ± {s['ari_std']:.3f} | {s['cpu_s']:.0f} ± {s['cpu_s_std']:.0f} | {s['wall_s']:.0f} |")
+    print()
+    print_table(summary)
     print(f"\nresults: {path}")
 
 

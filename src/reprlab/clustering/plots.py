@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from matplotlib.ticker import FormatStrFormatter, MaxNLocator
 
 from reprlab.errors import DataError
 from reprlab.reporting.style import PAGE_WIDTH, PALETTE, color, new_figure, save_figure, style_context
@@ -167,27 +168,28 @@ def plot_checkpoint_curve(rows: Sequence[Mapping[str, Any]], path: str | os.Path
         ax, ax2 = fig.subplots(1, 2)
         ax.plot(x, y, "-", color=color(0), alpha=0.5, zorder=1)
         sc = ax.scatter(x, y, c=ep, cmap="viridis", s=22, zorder=2, linewidths=0)
-        ax.scatter([x[best]], [y[best]], s=80, facecolors="none", edgecolors=color("mean"), linewidths=1.4, zorder=3,
-                   label=f"best accuracy (epoch {int(ep[best])})")
+        ax.scatter([x[best]], [y[best]], s=80, facecolors="none", edgecolors=color("mean"), linewidths=1.4, zorder=3)
         step = max(1, len(rows) // 8)
         for i in range(0, len(rows), step):
             ax.annotate(f"{int(ep[i])}", (x[i], y[i]), textcoords="offset points", xytext=(3, 3), fontsize=6)
         ax.set_xlabel("training-set reconstruction MSE (per pixel)")
         ax.set_ylabel("validation clustering accuracy")
         ax.invert_xaxis()
-        ax.legend(loc="lower left", fontsize=7)
+        ax.xaxis.set_major_locator(MaxNLocator(4))
+        ax.xaxis.set_major_formatter(FormatStrFormatter("%.3g"))
         cb = fig.colorbar(sc, ax=ax, fraction=0.05, pad=0.02)
         cb.set_label("epoch", fontsize=7)
         cb.ax.tick_params(labelsize=7)
         ax2.plot(ep, y, "o-", color=color("val"), label="val accuracy")
         ax2.set_xlabel("epoch")
+        ax2.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax2.set_ylabel("validation clustering accuracy", color=color("val"))
         twin = ax2.twinx()
         twin.plot(ep, x, "s--", color=color("train"), label="train MSE")
         twin.set_ylabel("training MSE", color=color("train"))
         twin.grid(False)
         twin.spines["right"].set_visible(True)
-        ax.set_title("MSE (decreasing to the right) vs accuracy", fontsize=9)
+        ax.set_title(f"MSE falls to the right; ring: best accuracy (epoch {int(ep[best])})", fontsize=8)
         ax2.set_title("both per epoch", fontsize=9)
         fig.suptitle(title)
         fig.tight_layout()
