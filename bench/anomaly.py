@@ -11,6 +11,8 @@ Methods, all on the same splits in the same process:
   in at most twice its time;
 * ``reprlab-full``: the accurate setting (``rotnet``: rotation/flip prediction, score =
   standardised sum of the transformation NLL and the k-NN distance of the codes);
+* ``reprlab-ae``: ``AnomalyDetector()`` with its defaults (a ``conv_ae`` trained for 10
+  epochs, reconstruction MSE), the plain autoencoder detector;
 * ``pyod-ae``, ``pyod-deepsvdd``: PyOD's ``AutoEncoder()`` and ``DeepSVDD(n_features=784)``
   with their default settings on flattened pixels in [0, 1] (``verbose=0`` and
   ``random_state=seed`` only), installed with ``pip install -e .[bench]``.
@@ -48,8 +50,10 @@ SETTINGS: dict[str, dict] = {
                      "n_neighbors": 5, "model": "rotnet", "epochs": 2, "batch_size": 32, "lr": 2e-3,
                      "scheduler": "cosine", "model_options": {"channels": (16, 32), "latent_dim": 64,
                                                               "transforms": "rotflip"}},
+    # the library's defaults: a conv_ae (latent 16) trained 10 epochs, score = reconstruction MSE
+    "reprlab-ae": {"score": "mse"},
 }
-METHODS = ("reprlab-fast", "reprlab-full", "pyod-ae", "pyod-deepsvdd")
+METHODS = ("reprlab-fast", "reprlab-full", "reprlab-ae", "pyod-ae", "pyod-deepsvdd")
 
 
 def make_detector(method: str, seed: int):
