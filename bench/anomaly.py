@@ -7,11 +7,12 @@ the ROC AUC per class, the mean over classes, mean ± std over seeds, and the CP
 
 Methods, all on the same splits in the same process:
 
-* ``reprlab-fast``: a cheap setting (see ``SETTINGS``) meant to beat PyOD's AutoEncoder
-  in at most twice its time;
-* ``reprlab-full``: the accurate setting (``rotnet``: rotation/flip prediction, score =
-  standardised sum of the transformation NLL and the k-NN distance of the codes);
-* ``reprlab-ae``: ``AnomalyDetector()`` with its defaults (a ``conv_ae`` trained for 10
+* ``reprlab-fast``: preset ``fast``, a cheap model-free setting (k-NN distances of blurred
+  pixels and of HOG descriptors) meant to beat PyOD's AutoEncoder in at most twice its time;
+* ``reprlab-full``: preset ``full``, the accurate setting (``rotnet``: rotation/flip
+  prediction; score = standardised sum of the transformation NLL, the k-NN distance of
+  the codes and the two ``fast`` scores);
+* ``reprlab-ae``: preset ``ae`` = ``AnomalyDetector()`` with its defaults (a ``conv_ae`` trained for 10
   epochs, reconstruction MSE), the plain autoencoder detector;
 * ``pyod-ae``, ``pyod-deepsvdd``: PyOD's ``AutoEncoder()`` and ``DeepSVDD(n_features=784)``
   with their default settings on flattened pixels in [0, 1] (``verbose=0`` and
@@ -38,21 +39,13 @@ import numpy as np
 import torch
 
 from common import RESULTS, data_dir, git_rev, machine
-from reprlab.anomaly import AnomalyDetector, auroc
+from reprlab.anomaly import PRESETS, AnomalyDetector, auroc
 from reprlab.data import load_dataset
 
 CLASS_NAMES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
 
-#: reprlab detector settings (AnomalyDetector keyword arguments).
-SETTINGS: dict[str, dict] = {
-    "reprlab-fast": {"score": ("pixel_knn", "hog_knn"), "pixel_blur": 1.0, "hog_bins": 6, "n_neighbors": 5},
-    "reprlab-full": {"score": ("transform", "knn", "pixel_knn", "hog_knn"), "pixel_blur": 1.0, "hog_bins": 6,
-                     "n_neighbors": 5, "model": "rotnet", "epochs": 2, "batch_size": 32, "lr": 2e-3,
-                     "scheduler": "cosine", "model_options": {"channels": (16, 32), "latent_dim": 64,
-                                                              "transforms": "rotflip"}},
-    # the library's defaults: a conv_ae (latent 16) trained 10 epochs, score = reconstruction MSE
-    "reprlab-ae": {"score": "mse"},
-}
+#: reprlab detector settings: the library's presets (reprlab.anomaly.PRESETS, `reprlab detect --preset`).
+SETTINGS: dict[str, dict] = {"reprlab-fast": PRESETS["fast"], "reprlab-full": PRESETS["full"], "reprlab-ae": PRESETS["ae"]}
 METHODS = ("reprlab-fast", "reprlab-full", "reprlab-ae", "pyod-ae", "pyod-deepsvdd")
 
 

@@ -259,3 +259,24 @@ def test_fashion_mnist_one_class_real_data(real_data_dir):
                             dataset="fashion-mnist", normal_classes=[1], data_dir=real_data_dir, max_train=300,
                             max_test=400, download=False)
     assert results[0].metrics["auroc"] > 0.7
+
+
+def test_presets_merge_overrides_and_name_unknown_ones():
+    from reprlab.anomaly import PRESETS
+
+    for name in PRESETS:
+        det = AnomalyDetector.from_preset(name)
+        det._validate()  # every preset is a valid parameter set
+        assert det.get_params()["score"] == PRESETS[name]["score"]
+    full = AnomalyDetector.from_preset("full", epochs=1, model_options={"latent_dim": 8})
+    assert (full.model, full.epochs, full.pixel_blur) == ("rotnet", 1, 1.0)
+    assert full.model_options == {"channels": (16, 32), "latent_dim": 8, "transforms": "rotflip"}
+    assert PRESETS["full"]["model_options"]["latent_dim"] == 64  # the preset itself is untouched
+    with pytest.raises(ConfigError, match=r"unknown anomaly-detection preset 'fastest'.*Fix: use one of fast, full, ae"):
+        AnomalyDetector.from_preset("fastest")
+
+
+def test_fast_preset_separates_the_toy_anomalies(sets):
+    normal, test, y = sets
+    scores = AnomalyDetector.from_preset("fast").fit(normal).decision_function(test)
+    assert auroc(y, scores) > 0.9

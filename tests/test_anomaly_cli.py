@@ -124,3 +124,25 @@ def test_one_class_protocol_on_the_embedded_sample(tmp_path, capsys):
     assert metrics["test/auroc"] > 0.9 and metrics["test/num_images"] == 300
     header = (tmp_path / "oc" / "scores.csv").read_text().splitlines()[0]
     assert header == "index,score,predicted,label,class"
+
+
+def test_detect_preset_with_an_explicit_override(tmp_path, files, capsys):
+    import yaml
+
+    code = main(["--quiet", "detect", "--preset", "fast", "--n-neighbors", "3", "--normal", str(files["normal"]),
+                 "--test", str(files["test"]), "--test-labels", str(files["labels"]), "--out", str(tmp_path),
+                 "--name", "fast"])
+    out = capsys.readouterr().out.strip().splitlines()
+    assert code == 0 and Path(out[-1]) == tmp_path / "fast"
+    detector = yaml.safe_load((tmp_path / "fast" / "config.yaml").read_text())["detector"]
+    assert detector["score"] == ["pixel_knn", "hog_knn"] and detector["pixel_blur"] == 1.0
+    assert detector["n_neighbors"] == 3  # the explicit option wins over the preset's 5
+    assert json.loads((tmp_path / "fast" / "metrics.json").read_text())["test/auroc"] > 0.9
+
+
+def test_unknown_preset_is_a_usage_error(tmp_path, files, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["detect", "--preset", "quick", "--normal", str(files["normal"]), "--test", str(files["test"]),
+              "--out", str(tmp_path)])
+    assert exc.value.code == 2 and "invalid choice: 'quick'" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())

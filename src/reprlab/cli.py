@@ -125,16 +125,22 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--normal", help="normal training images: .npy/.npz file or image folder")
     a.add_argument("--test", help="images to score: .npy/.npz file or image folder (with --normal)")
     a.add_argument("--test-labels", help="0/1 anomaly labels of the test images (.npy/.npz), for AUROC/F1")
+    a.add_argument("--preset", choices=("fast", "full", "ae"),
+                   help="measured settings (docs/anomaly.md): fast = pixel + HOG neighbours, no network; full = "
+                        "fast + a rotation/flip network; ae = conv_ae reconstruction MSE (the default). "
+                        "Options given explicitly override the preset's")
     a.add_argument("--model", help="registry model or run directory (default: conv_ae; rotnet for 'transform', "
                                    "vae for 'elbo')")
-    a.add_argument("--score", default="mse", help="mse, l1, ssim, elbo, transform, knn, kmeans, pca, pixel_knn, "
-                                                  "or a comma-separated combination (default: mse)")
-    a.add_argument("--contamination", type=float, default=0.1, help="expected anomaly fraction in (0, 0.5]")
-    a.add_argument("--epochs", type=int, default=10)
-    a.add_argument("--batch-size", type=int, default=128)
-    a.add_argument("--lr", type=float, default=1e-3)
+    a.add_argument("--score", help="mse, l1, ssim, elbo, transform, knn, kmeans, pca, pixel_knn, hog_knn, "
+                                   "or a comma-separated combination (default: mse)")
+    a.add_argument("--contamination", type=float, help="expected anomaly fraction in (0, 0.5] (default 0.1)")
+    a.add_argument("--epochs", type=int, help="training epochs of the model (default 10)")
+    a.add_argument("--batch-size", type=int, help="default 128")
+    a.add_argument("--lr", type=float, help="default 1e-3")
     a.add_argument("--latent-dim", type=int, help="model latent size (default: the model's)")
-    a.add_argument("--pixel-blur", type=float, default=0.0, help="Gaussian blur (px) before pixel_knn (default 0)")
+    a.add_argument("--n-neighbors", type=int, help="k of the k-NN scores (default 5)")
+    a.add_argument("--pixel-blur", type=float, help="Gaussian blur (px) before pixel_knn (default 0)")
+    a.add_argument("--hog-bins", type=int, help="orientation bins of hog_knn (default 6)")
     a.add_argument("--seed", type=int, default=0)
     a.add_argument("--max-train", type=int, help="use at most this many normal training images")
     a.add_argument("--max-test", type=int, help="score at most this many test images (one-class protocol)")
@@ -259,14 +265,19 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "detect":
         from reprlab.anomaly.run import run_detection
 
-        scores = [x.strip() for x in args.score.split(",") if x.strip()]
+        given = {"model": args.model, "contamination": args.contamination, "epochs": args.epochs,
+                 "batch_size": args.batch_size, "lr": args.lr, "n_neighbors": args.n_neighbors,
+                 "pixel_blur": args.pixel_blur, "hog_bins": args.hog_bins}
+        params: dict = {k: v for k, v in given.items() if v is not None}
+        if args.score is not None:
+            scores = [x.strip() for x in args.score.split(",") if x.strip()]
+            params["score"] = scores[0] if len(scores) == 1 else scores
+        if args.latent_dim is not None:
+            params["model_options"] = {"latent_dim": args.latent_dim}
         path = run_detection(data=args.data, normal_class=args.normal_class, normal=args.normal, test=args.test,
                              test_labels=args.test_labels, data_dir=args.data_dir, max_train=args.max_train,
-                             max_test=args.max_test, output_dir=args.out, name=args.name,
-                             score=scores[0] if len(scores) == 1 else scores, model=args.model,
-                             model_options={"latent_dim": args.latent_dim} if args.latent_dim else None,
-                             contamination=args.contamination, epochs=args.epochs, batch_size=args.batch_size,
-                             lr=args.lr, pixel_blur=args.pixel_blur, random_state=args.seed, device=args.device)
+                             max_test=args.max_test, output_dir=args.out, name=args.name, preset=args.preset,
+                             random_state=args.seed, device=args.device, **params)
         metrics = json.loads((path / "metrics.json").read_text())
         keys = [k for k in ("test/auroc", "test/average_precision", "test/precision", "test/recall", "test/f1",
                             "test/flagged_fraction") if k in metrics]

@@ -13,7 +13,7 @@ Example:
     0.93
 """
 
-from reprlab.anomaly.detector import SCORES, AnomalyDetector, default_model_for
+from reprlab.anomaly.detector import PRESETS, SCORES, AnomalyDetector, default_model_for
 from reprlab.anomaly.metrics import (auroc, average_precision, check_contamination, evaluate_scores, roc_points,
                                      threshold_at_contamination, threshold_metrics)
 from reprlab.anomaly.protocols import (DetectionResult, check_no_overlap, detect, load_images, one_class_split,
@@ -22,7 +22,7 @@ from reprlab.anomaly.scores import (KMeansScorer, KNNScorer, PCAScorer, latent_c
                                     reconstruction_error, transformation_nll)
 
 __all__ = [
-    "SCORES", "AnomalyDetector", "DetectionResult", "KMeansScorer", "KNNScorer", "PCAScorer", "auroc",
+    "PRESETS", "SCORES", "AnomalyDetector", "DetectionResult", "KMeansScorer", "KNNScorer", "PCAScorer", "auroc",
     "average_precision", "check_contamination", "check_no_overlap", "default_model_for", "detect",
     "evaluate_scores", "latent_codes", "load_images", "negative_elbo", "one_class_split", "reconstruction_error",
     "roc_points", "run_one_class", "threshold_at_contamination", "threshold_metrics", "transformation_nll",

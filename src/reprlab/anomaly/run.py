@@ -42,16 +42,19 @@ __all__ = ["run_detection", "write_detection_run"]
 def run_detection(*, data: str | None = None, normal_class: int | None = None, normal: str | None = None,
                   test: str | None = None, test_labels: str | None = None, data_dir: str | None = None,
                   max_train: int | None = None, max_test: int | None = None, output_dir: str | os.PathLike = "runs",
-                  name: str | None = None, figures: bool = True, **detector_params: Any) -> Path:
+                  name: str | None = None, figures: bool = True, preset: str | None = None,
+                  **detector_params: Any) -> Path:
     """Run the one-class protocol (``data`` + ``normal_class``) or user-defined sets (``normal`` + ``test``).
 
+    ``detector_params`` are :class:`AnomalyDetector` arguments, applied on top of
+    :data:`~reprlab.anomaly.detector.PRESETS` ``[preset]`` when a preset is named.
     Everything is checked before the run directory is created. Returns its path.
     """
     if (data is None) == (normal is None):
         raise ConfigError("give either --data with --normal-class (one-class protocol) or --normal with --test",
                           fix="e.g. `reprlab detect --data fashion-mnist --normal-class 0` or "
                               "`reprlab detect --normal normal.npz --test test.npz --test-labels labels.npy`")
-    det = AnomalyDetector(**detector_params)
+    det = AnomalyDetector.from_preset(preset, **detector_params) if preset else AnomalyDetector(**detector_params)
     det._validate()  # bad parameters fail before any data is loaded
     gen = torch.Generator().manual_seed(int(det.random_state))
     if data is not None:
