@@ -146,3 +146,14 @@ def test_unknown_preset_is_a_usage_error(tmp_path, files, capsys):
               "--out", str(tmp_path)])
     assert exc.value.code == 2 and "invalid choice: 'quick'" in capsys.readouterr().err
     assert not any(tmp_path.iterdir())
+
+
+def test_cli_preset_choices_are_the_library_presets():
+    import argparse
+
+    from reprlab.anomaly import PRESETS
+    from reprlab.cli import _parser
+
+    sub = next(a for a in _parser()._actions if isinstance(a, argparse._SubParsersAction))
+    preset = next(a for a in sub.choices["detect"]._actions if a.dest == "preset")
+    assert tuple(preset.choices) == tuple(PRESETS)
