@@ -22,6 +22,14 @@ def test_overrides_parse_values():
     assert cfg.model["name"] == "vae" and cfg.train.grad_clip is None
 
 
+@pytest.mark.parametrize("text, expected", [("off", "off"), ("on", "on"), ("auto", "auto"), ("no", "off")])
+def test_progress_on_off_survive_yaml_booleans(tmp_path, text, expected):
+    assert RunConfig.from_dict({}).with_overrides([f"train.progress={text}"]).train.progress == expected
+    path = tmp_path / "c.yaml"
+    path.write_text(f"train:\n  progress: {text}\n")
+    assert RunConfig.from_yaml(path).train.progress == expected
+
+
 def test_yaml_scientific_notation_is_a_number(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("train:\n  lr: 1e-3\n")

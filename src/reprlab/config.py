@@ -133,6 +133,8 @@ class TrainConfig:
         if self.device not in ("auto", "cpu") and not str(self.device).startswith(("cuda", "mps")):
             raise ConfigError(f"train.device must be auto, cpu, cuda[:N] or mps, got {self.device!r}",
                               fix="set train.device=auto")
+        if isinstance(self.progress, bool):  # YAML 1.1 reads a bare on/off as true/false
+            self.progress = "on" if self.progress else "off"
         check_choice("train.progress", self.progress, ("auto", "on", "off"))
         if self.num_threads is not None:
             check_int("train.num_threads", self.num_threads, minimum=1)
