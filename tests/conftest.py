@@ -89,6 +89,20 @@ def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeou
                           text=True, timeout=timeout)
 
 
+@pytest.fixture(scope="module")
+def single_thread():
+    """Run a module on one torch/BLAS/OpenMP thread: tiny models gain nothing from threads, and
+    threads spin badly when other processes share the 2 cores. Use it with
+    ``pytestmark = pytest.mark.usefixtures("single_thread")``."""
+    from threadpoolctl import threadpool_limits
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    with threadpool_limits(1):
+        yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(autouse=True)
 def _seed_and_threads():
     torch.manual_seed(0)

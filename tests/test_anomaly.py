@@ -30,13 +30,7 @@ def bars(n: int, vertical: bool, seed: int) -> torch.Tensor:
     return x
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Tiny models train several times faster on one thread than on two busy cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 @pytest.fixture(scope="module")

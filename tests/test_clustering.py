@@ -10,22 +10,13 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import write_tiny_npz
 from reprlab.clustering import (EmbeddingClusterer, aligned_confusion_matrix, ari, cluster_accuracy, cluster_run,
                                 checkpoint_curve, clustering_scores, match_clusters, nmi)
 from reprlab.errors import ConfigError, DataError, RunDirError
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small problems gain nothing from threads, and BLAS/OpenMP threads spin badly when other
-    processes share the cores: run this module single-threaded."""
-    from threadpoolctl import threadpool_limits
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with threadpool_limits(1):
-        yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def blobs(k: int = 4, n_per: int = 40, d: int = 5, spread: float = 0.25, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -210,17 +201,8 @@ def test_predict_refuses_what_cannot_place_new_points():
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     """A 3-epoch run on 120 labelled 12x12 images (3 classes), epoch checkpoints kept, clustering at the end."""
-    rng = np.random.default_rng(0)
-    n, size = 120, 12
-    labels = rng.integers(0, 3, n)
-    yy, xx = np.mgrid[:size, :size]
-    images = np.zeros((n, size, size), dtype=np.float32)
-    for i, c in enumerate(labels):
-        cy, cx = 3 + 3 * c + rng.normal(0, 0.5), 6 + rng.normal(0, 1.0)
-        images[i] = np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / 6.0)
     root = tmp_path_factory.mktemp("clu")
-    path = root / "tiny.npz"
-    np.savez_compressed(path, x=(images[:, :, :, None] * 255).astype(np.uint8), y=labels)
+    path = write_tiny_npz(root / "tiny.npz")
     import reprlab
 
     cfg = {"seed": 0, "output_dir": str(root / "runs"), "name": "tiny",

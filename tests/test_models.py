@@ -26,14 +26,7 @@ TINY: dict[str, dict] = {
 }
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models gain nothing from threads, and OpenMP threads slow down badly when another
-    process shares the CPU cores; run this module single-threaded."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def tiny(name: str, shape=(1, 28, 28), **kwargs):

@@ -12,12 +12,7 @@ from reprlab.models import create_model, load_model, save_model
 from reprlab.training.engine import Trainer
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def oriented_images(n: int = 96, size: int = 12, seed: int = 0) -> torch.Tensor:
