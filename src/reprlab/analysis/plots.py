@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from reprlab.errors import DataError
-from reprlab.reporting.style import PAGE_WIDTH, PALETTE, color, new_figure, save_figure, style_context
+from reprlab.reporting.style import PAGE_WIDTH, PALETTE, bare_axis, color, new_figure, save_figure, style_context
 
 logger = logging.getLogger(__name__)
 
@@ -209,9 +209,7 @@ def plot_image_grid(images: Any, path: str | os.PathLike, *, ncols: int | None =
             ax.imshow(grid, cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
         else:
             ax.imshow(grid, interpolation="nearest")
-        ax.grid(False)
-        for spine in ax.spines.values():
-            spine.set_visible(False)
+        bare_axis(ax, keep_ticks=True)
         ax.set_xticks([q * (w + 1) + (w - 1) / 2 for q in range(ncols)] if col_labels else [])
         ax.set_yticks([r * (h + 1) + (h - 1) / 2 for r in range(nrows)] if row_labels else [])
         if col_labels:
@@ -317,9 +315,7 @@ def plot_kernels(weights: np.ndarray, path: str | os.PathLike, *, name: str = "c
 
         cmap = matplotlib.colormaps["RdBu_r"].with_extremes(bad="white")
         im = ax.imshow(np.ma.masked_invalid(grid), cmap=cmap, vmin=-vmax, vmax=vmax, interpolation="nearest")
-        ax.grid(False)
-        for spine in ax.spines.values():
-            spine.set_visible(False)
+        bare_axis(ax, keep_ticks=True)
         ax.set_xticks([])
         ax.set_yticks([])
         ax.set_xlabel(f"input channel (first {ri} of {i})", fontsize=7)
@@ -379,11 +375,7 @@ def plot_activations(activations: Sequence[Any], path: str | os.PathLike, *, ima
             else:
                 ax.imshow(grid, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
             ax.set_anchor("W")
-            ax.grid(False)
-            ax.set_xticks([])
-            ax.set_yticks([])
-            for spine in ax.spines.values():
-                spine.set_visible(False)
+            bare_axis(ax)
             ax.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=6)
         axes[0].set_title(f"{title} (first {max_channels} channels per layer, each scaled to its own range)",
                           fontsize=8, loc="left")

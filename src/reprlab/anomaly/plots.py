@@ -27,7 +27,7 @@ from torch import nn
 
 from reprlab.anomaly.metrics import auroc, roc_points
 from reprlab.errors import DataError
-from reprlab.reporting.style import OKABE_ITO, PAGE_WIDTH, color, new_figure, save_figure, style_context
+from reprlab.reporting.style import OKABE_ITO, PAGE_WIDTH, bare_axis, color, new_figure, save_figure, style_context
 
 logger = logging.getLogger(__name__)
 
@@ -141,11 +141,7 @@ def plot_extremes(images01: Any, scores: Sequence[float], path: str | os.PathLik
                 ax = axes[i][j]
                 img = imgs[j] if i == 0 else recs[j]  # type: ignore[index]
                 ax.imshow(img, cmap="gray" if img.ndim == 2 else None, vmin=0.0, vmax=1.0, interpolation="nearest")
-                ax.set_xticks([])
-                ax.set_yticks([])
-                ax.grid(False)
-                for spine in ax.spines.values():
-                    spine.set_visible(False)
+                bare_axis(ax)
             if titles is not None:
                 axes[0][j].set_title(str(titles[j]), fontsize=6.5)
             axes[rows - 1][j].set_xlabel(f"score {vals[j]:.3g}", fontsize=6.5)

@@ -26,7 +26,7 @@ from torch import nn
 from reprlab.data.dataset import ImageData
 from reprlab.errors import DataError, ReprlabError
 from reprlab.evaluation.reconstruction import ReconstructionReport, reconstruct01
-from reprlab.reporting.style import PAGE_WIDTH, color, new_figure, save_figure, style_context
+from reprlab.reporting.style import PAGE_WIDTH, bare_axis, color, new_figure, save_figure, style_context
 
 logger = logging.getLogger(__name__)
 
@@ -210,11 +210,7 @@ def plot_reconstructions(originals01: Any, reconstructions01: Any, path: str | o
                     ax.imshow(img, cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
                 else:
                     ax.imshow(img, interpolation="nearest")
-                ax.set_xticks([])
-                ax.set_yticks([])
-                ax.grid(False)
-                for spine in ax.spines.values():
-                    spine.set_visible(False)
+                bare_axis(ax)
             if titles is not None:
                 axes[0][j].set_title(str(titles[j]), fontsize=7)
             axes[1][j].set_xlabel(f"MSE {mse_values[j]:.3g}", fontsize=7)

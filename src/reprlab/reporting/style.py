@@ -21,6 +21,7 @@ import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -126,6 +127,23 @@ def style_context() -> Iterator[None]:
     """
     with matplotlib.rc_context(RC_PARAMS):
         yield
+
+
+def bare_axis(ax: Any, *, keep_ticks: bool = False) -> None:
+    """Strip an axis that shows an image: no grid, no frame and (unless ``keep_ticks``) no ticks.
+
+    Example:
+        >>> ax = new_figure(width=2, height=2).subplots()
+        >>> bare_axis(ax)
+        >>> ax.get_xticks().tolist(), any(s.get_visible() for s in ax.spines.values())
+        ([], False)
+    """
+    if not keep_ticks:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    ax.grid(False)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
 
 
 def new_figure(*, width: float = PAGE_WIDTH, height: float = 3.0) -> Figure:
