@@ -11,9 +11,10 @@ labels are used only to score):
 * ``ae_norot`` (ablation, no rotation loss): the same autoencoder trained without the
   rotation loss -> UMAP -> GMM;
 * ``ae_hog`` (addition): ``ae_norot``'s codes and HOG descriptors of the images (9
-  orientation bins, :func:`reprlab.anomaly.scores.image_descriptors`), each standardised
-  per feature and divided by the square root of its width so both weigh the same,
-  concatenated -> UMAP -> GMM.
+  orientation bins), each standardised per feature and divided by the square root of its
+  width so both weigh the same, concatenated -> UMAP -> GMM
+  (``reprlab.clustering.pipeline.clustering_features(codes, data, "codes+hog")``, the
+  ``features="codes+hog"`` option of ``cluster_run``, the config and ``reprlab cluster``).
 
 CPU time is ``time.process_time()`` of this process (every thread, all steps from the
 loaded images to the cluster labels), wall time is ``time.perf_counter()``. Results go
@@ -44,8 +45,8 @@ import torch
 
 from common import data_dir, save
 from reprlab.analysis.embeddings import encode_dataset
-from reprlab.anomaly.scores import image_descriptors
 from reprlab.clustering import EmbeddingClusterer, clustering_scores
+from reprlab.clustering.pipeline import clustering_features
 from reprlab.data import load_dataset
 from reprlab.data.dataset import ImageData
 from reprlab.models import create_model
@@ -128,16 +129,11 @@ def run_seed(data: ImageData, args: argparse.Namespace, seed: int) -> list[dict]
             record("ae_norot", cpu0, wall0, {**info, **cluster(codes, labels, args, seed)})
         if "ae_hog" in args.pipelines:
             c1, w1 = time.process_time(), time.perf_counter()
-            joint = np.concatenate([_balanced(codes), _balanced(image_descriptors(data.float01(), "hog", bins=9))], 1)
+            joint = clustering_features(codes, data, "codes+hog")
             # CPU time of this pipeline = training + encoding (shared) + HOG + its own clustering
             record("ae_hog", c1 - shared_cpu, w1 - shared_wall, {**info, **cluster(joint, labels, args, seed)})
     return rows
 
-
-def _balanced(features: np.ndarray) -> np.ndarray:
-    """Standardise each feature, then divide by sqrt(width): every block gets the same total variance."""
-    f = np.asarray(features, dtype=np.float64)
-    return (f - f.mean(0)) / (f.std(0) + 1e-8) / np.sqrt(f.shape[1])
 
 
 def run_checkpoint_curve(args: argparse.Namespace, ddir: str | None) -> dict:

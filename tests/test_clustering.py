@@ -11,6 +11,8 @@ import pytest
 import torch
 
 from conftest import write_tiny_npz
+from reprlab.clustering.pipeline import clustering_features
+from reprlab.data.dataset import ImageData
 from reprlab.clustering import (EmbeddingClusterer, aligned_confusion_matrix, ari, cluster_accuracy, cluster_run,
                                 checkpoint_curve, clustering_scores, match_clusters, nmi)
 from reprlab.errors import ConfigError, DataError, RunDirError
@@ -295,3 +297,24 @@ def test_fashion_mnist_pixels_cluster_above_chance(real_data_dir):
     scores = clustering_scores(y, est.fit_predict(X))
     # 10 classes: chance accuracy is about 0.1; PCA + GMM on pixels gets about 0.5
     assert scores["acc"] > 0.4 and scores["nmi"] > 0.45, scores
+
+
+def test_codes_plus_hog_features(tiny_run):
+    m = cluster_run(tiny_run.run_dir, split="all", features="codes+hog", reducer="pca", n_components=2,
+                    clusterer="kmeans", n_clusters=3, figures=False, update_run=False)
+    assert m["features"] == "codes+hog" and m["n_points"] == 120 and m["code_size"] == 4
+    assert m["acc"] > 0.45  # above chance: random labels of 3 balanced-ish classes score about 0.4 here
+    data = ImageData(torch.rand(10, 1, 12, 12))
+    joint = clustering_features(np.random.default_rng(0).normal(size=(10, 4)), data, "codes+hog")
+    from reprlab.anomaly.scores import image_descriptors
+
+    hog = image_descriptors(data.float01(), "hog", bins=9)
+    assert joint.shape == (10, 4 + hog.shape[1])
+    assert joint[:, :4].var(0).sum() == pytest.approx(1.0)  # each block gets unit total variance
+    assert joint[:, 4:].var(0).sum() == pytest.approx((hog.std(0) > 0).mean(), rel=1e-6)  # constant features stay 0
+    with pytest.raises(ConfigError, match=r"features must be one of 'codes', 'codes\+hog'.*Fix:"):
+        cluster_run(tiny_run.run_dir, features="hog")
+    from reprlab.config import RunConfig
+
+    with pytest.raises(ConfigError, match=r"cluster\.features must be one of"):
+        RunConfig.from_dict({"cluster": {"enabled": True, "features": "pixels"}})

@@ -290,7 +290,7 @@ def _run_clustering(cfg: RunConfig, run: RunDir, model, splits: Splits, device: 
     try:
         if c.enabled:
             out = flat_metrics(cluster_run(run.path, split=c.split, max_points=c.max_points, model=model,
-                                           update_run=False, **options))
+                                           update_run=False, features=c.features, **options))
         if c.checkpoint_curve:
             options = {k: v for k, v in options.items() if k not in ("criterion", "k_range")}
             checkpoint_curve(run.path, max_eval_points=c.max_points, **options)

@@ -91,6 +91,9 @@ def _parser() -> argparse.ArgumentParser:
     cl.add_argument("run_dir")
     cl.add_argument("--split", default="test", choices=("train", "val", "test", "all"),
                     help="images to encode and cluster (default: test; all = train + val + test)")
+    cl.add_argument("--features", default="codes", choices=("codes", "codes+hog"),
+                    help="what is clustered: the model's codes, or the codes plus HOG descriptors of the images "
+                         "(default: codes)")
     cl.add_argument("--scaling", default="none", help="none, standard or l2 (default: none)")
     cl.add_argument("--reducer", default="umap", help="none, pca, kpca, tsne or umap (default: umap)")
     cl.add_argument("--n-components", type=int, default=10, help="reducer dimensions (default: 10)")
@@ -247,7 +250,7 @@ def _dispatch(args: argparse.Namespace) -> int:
                        covariance_type=args.covariance, n_clusters=n_clusters, random_state=args.seed,
                        data_dir=args.data_dir, device=args.device)
         metrics = cluster_run(args.run_dir, split=args.split, criterion=args.criterion, k_range=tuple(args.k_range),
-                              max_points=args.max_points, tag=args.checkpoint, **options)
+                              max_points=args.max_points, tag=args.checkpoint, features=args.features, **options)
         if args.checkpoint_curve:
             metrics["checkpoint_curve"] = checkpoint_curve(args.run_dir, max_eval_points=args.max_points, **options)
         print(json.dumps(metrics, indent=2, sort_keys=True))

@@ -164,7 +164,8 @@ class ClusterConfig:
     """Cluster the learned embeddings at the end of training (off unless ``enabled``).
 
     The options are those of :func:`reprlab.clustering.cluster_run`: the ``split`` to
-    encode (``train``, ``val``, ``test`` or ``all``), ``scaling`` (none/standard/l2),
+    encode (``train``, ``val``, ``test`` or ``all``), ``features`` (``codes``, or
+    ``codes+hog``: the codes plus HOG descriptors of the images), ``scaling`` (none/standard/l2),
     ``reducer`` (none/pca/kpca/tsne/umap with ``n_components``, ``n_neighbors``,
     ``min_dist``), ``clusterer`` (kmeans/gmm/agglomerative, ``covariance_type``),
     ``n_clusters`` (a number or ``auto`` with ``criterion`` silhouette/bic over
@@ -180,6 +181,7 @@ class ClusterConfig:
 
     enabled: bool = False
     split: str = "test"
+    features: str = "codes"
     scaling: str = "none"
     reducer: str = "umap"
     n_components: int = 10
@@ -205,9 +207,10 @@ class ClusterConfig:
         if not (self.enabled or self.checkpoint_curve):
             return  # the options are checked when clustering is switched on (this keeps scikit-learn unloaded)
         from reprlab.clustering.estimator import EmbeddingClusterer
-        from reprlab.clustering.pipeline import SPLITS
+        from reprlab.clustering.pipeline import FEATURES, SPLITS
 
         check_choice("cluster.split", self.split, SPLITS)
+        check_choice("cluster.features", self.features, FEATURES)
         if self.max_points is not None:
             check_int("cluster.max_points", self.max_points, minimum=2)
         if self.random_state is not None:

@@ -43,14 +43,19 @@ import torch
 
 from reprlab.clustering.estimator import EmbeddingClusterer
 from reprlab.clustering.metrics import NMI_NORMALISATION, aligned_confusion_matrix, clustering_scores
+from reprlab.data.dataset import ImageData
 from reprlab.errors import ConfigError, DataError, RunDirError
 from reprlab.utils import read_json, write_json, write_text
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["SPLITS", "checkpoint_curve", "cluster_codes", "cluster_run", "report_sections", "select_split"]
+__all__ = ["FEATURES", "SPLITS", "balanced_concat", "checkpoint_curve", "cluster_codes", "cluster_run",
+           "clustering_features", "report_sections", "select_split"]
 
 SPLITS: tuple[str, ...] = ("train", "val", "test", "all")
+#: What is clustered: the model's codes, or the codes plus HOG descriptors of the images
+#: (each block standardised and weighted equally; the best pipeline on Fashion-MNIST, see BENCHMARKS.md).
+FEATURES: tuple[str, ...] = ("codes", "codes+hog")
 OUT_DIR = "clustering"
 #: Points drawn in the scatter figure at most (a seeded subsample).
 SCATTER_POINTS = 6000
@@ -243,15 +248,54 @@ def flat_metrics(metrics: dict[str, Any]) -> dict[str, float]:
 # ----------------------------------------------------------------------------------------
 # one run
 # ----------------------------------------------------------------------------------------
+def balanced_concat(*blocks: Any) -> np.ndarray:
+    """Concatenate feature blocks, each standardised per feature and scaled to unit total variance.
+
+    So a 324-dim HOG block and a 16-dim code block weigh the same in distances.
+
+    Example:
+        >>> z = balanced_concat(np.random.default_rng(0).normal(size=(50, 4)), np.arange(100.0).reshape(50, 2))
+        >>> z.shape, round(float(z[:, :4].var(0).sum()), 3), round(float(z[:, 4:].var(0).sum()), 3)
+        ((50, 6), 1.0, 1.0)
+    """
+    out = []
+    for block in blocks:
+        f = np.asarray(block, dtype=np.float64).reshape(len(block), -1)
+        out.append((f - f.mean(0)) / (f.std(0) + 1e-12) / np.sqrt(f.shape[1]))
+    return np.concatenate(out, axis=1)
+
+
+def clustering_features(codes: np.ndarray, data: ImageData, features: str = "codes") -> np.ndarray:
+    """What :func:`cluster_run` clusters: ``codes`` as they are, or ``codes+hog`` (:func:`balanced_concat`
+    of the codes and 9-bin HOG descriptors of the images).
+
+    Example:
+        >>> import torch
+        >>> data = ImageData(torch.rand(6, 1, 8, 8))
+        >>> clustering_features(np.zeros((6, 3)) + np.arange(6)[:, None], data, "codes+hog").shape
+        (6, 84)
+    """
+    from reprlab.models.base import check_choice
+
+    check_choice("features", features, FEATURES)
+    if features == "codes":
+        return codes
+    from reprlab.anomaly.scores import image_descriptors
+
+    return balanced_concat(codes, image_descriptors(data.float01(), "hog", bins=9))
+
+
 def cluster_run(run_dir: str | Path, *, split: str = "test", scaling: str = "none", reducer: str = "umap",
                 n_components: int = 10, n_neighbors: int = 20, min_dist: float = 0.0, clusterer: str = "gmm",
                 covariance_type: str = "full", n_clusters: int | str = 10, criterion: str = "silhouette",
                 k_range: tuple[int, int] | list[int] = (2, 15), max_points: int | None = None, tag: str = "best",
                 random_state: int | None = None, data_dir: str | None = None, device: str | torch.device = "auto",
-                model: Any = None, splits: Any = None, figures: bool = True, update_run: bool = True) -> dict[str, Any]:
+                model: Any = None, splits: Any = None, figures: bool = True, update_run: bool = True,
+                features: str = "codes") -> dict[str, Any]:
     """Encode a run's ``split`` with checkpoint ``tag``, cluster it, and write ``RUN_DIR/clustering/``.
 
-    Every clustering option is that of :class:`EmbeddingClusterer`; ``random_state``
+    ``features`` is one of :data:`FEATURES` (see :func:`clustering_features`). Every
+    other clustering option is that of :class:`EmbeddingClusterer`; ``random_state``
     defaults to the run's seed. ``max_points`` clusters a seeded random subset. ``model``
     and ``splits`` (a :class:`reprlab.api.Splits`) avoid reloading them. With
     ``update_run``, ``cluster/*`` keys are merged into the run's ``metrics.json`` and an
@@ -280,6 +324,7 @@ def cluster_run(run_dir: str | Path, *, split: str = "test", scaling: str = "non
     from reprlab.models.base import check_choice
 
     check_choice("split", split, SPLITS)
+    check_choice("features", features, FEATURES)
     dev = _device(device)
     if model is None:
         model = load_model(run.model_path(tag), map_location=dev)
@@ -289,10 +334,12 @@ def cluster_run(run_dir: str | Path, *, split: str = "test", scaling: str = "non
     cpu0, wall0 = time.process_time(), time.perf_counter()
     codes = encode_dataset(model, data, batch_size=cfg.eval.batch_size, device=dev)
     encode_cpu = time.process_time() - cpu0
+    code_size = int(codes.shape[1])
+    codes = clustering_features(codes, data, features)
     labels = None if data.labels is None else data.labels.numpy()
     est, metrics = cluster_codes(codes, labels, **options)
     pred = est.labels_
-    metrics.update({"split": split, "n_points": int(codes.shape[0]), "code_size": int(codes.shape[1]),
+    metrics.update({"split": split, "n_points": int(codes.shape[0]), "code_size": code_size, "features": features,
                     "checkpoint": tag, "options": {k: (list(v) if isinstance(v, tuple) else v) for k, v in options.items()},
                     "encode_cpu_seconds": round(encode_cpu, 2), "total_cpu_seconds": round(time.process_time() - cpu0, 2),
                     "total_wall_seconds": round(time.perf_counter() - wall0, 2), "timings": est.timings_})
