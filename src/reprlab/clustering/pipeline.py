@@ -548,20 +548,6 @@ def report_sections(run_dir: str | Path, data_uri: Callable[[Path], str | None])
         return []
     if not isinstance(index, dict) or not isinstance(index.get("items"), list):
         return []
-    sections = []
-    for item in index["items"]:
-        if not isinstance(item, dict):
-            continue
-        images, files = [], []
-        for rel in item.get("files", []):
-            p = base / str(rel)
-            if p.suffix.lower() == ".png":
-                uri = data_uri(p)
-                if uri:
-                    images.append({"src": uri, "alt": f"{item.get('title', '')}: {p.stem}", "name": p.stem})
-            elif p.exists():
-                files.append(f"{OUT_DIR}/{rel}")
-        sections.append({"key": str(item.get("key", "")), "kind": str(item.get("kind", "")),
-                         "title": str(item.get("title", "")), "caption": str(item.get("caption", "")),
-                         "images": images, "files": files, "collapsed": False})
-    return sections
+    from reprlab.reporting.report import index_sections
+
+    return index_sections(index["items"], base, data_uri=data_uri)

@@ -145,26 +145,45 @@ def _ordered_metric_keys(keys: Sequence[str]) -> list[str]:
     return out + [k for k in rest if k not in seen]
 
 
+def index_sections(items: Sequence[Any], base: Path, *, data_uri: Any = None,
+                   collapse_above: int | None = None) -> list[dict[str, Any]]:
+    """Report sections from the ``items`` of an ``index.json`` (``analysis/``, ``clustering/``).
+
+    Each item's ``files`` are relative to ``base``: PNGs become embedded images (through
+    ``data_uri``, default: this module's), other existing files are listed as links
+    ``<base name>/<file>``. Sections with more than ``collapse_above`` images start
+    collapsed. Items that are not dicts are skipped.
+
+    Example:
+        >>> index_sections([{"key": "k", "title": "T", "files": ["missing.png"]}, "junk"], Path("/nonexistent"))
+        [{'key': 'k', 'kind': '', 'title': 'T', 'caption': '', 'images': [], 'files': [], 'collapsed': False}]
+    """
+    data_uri = data_uri or _data_uri
+    sections = []
+    for item in items:
+        if not isinstance(item, dict):
+            continue
+        images, files = [], []
+        for rel in item.get("files", []):
+            p = base / str(rel)
+            if p.suffix.lower() == ".png":
+                uri = data_uri(p)
+                if uri:
+                    images.append({"src": uri, "alt": f"{item.get('title', '')}: {p.stem}", "name": p.stem})
+            elif p.exists():
+                files.append(f"{base.name}/{rel}")
+        sections.append({"key": str(item.get("key", "")), "kind": str(item.get("kind", "")),
+                         "title": str(item.get("title", "")), "caption": str(item.get("caption", "")),
+                         "images": images, "files": files,
+                         "collapsed": collapse_above is not None and len(images) > collapse_above})
+    return sections
+
+
 def _analysis_sections(run: RunDir) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
     from reprlab.analysis.pipeline import load_index
 
     index = load_index(run.path)
-    base = run.path / "analysis"
-    sections = []
-    for item in index["items"]:
-        images, files = [], []
-        for rel in item.get("files", []):
-            p = base / rel
-            if p.suffix.lower() == ".png":
-                uri = _data_uri(p)
-                if uri:
-                    images.append({"src": uri, "alt": f"{item.get('title', '')}: {p.stem}", "name": p.stem})
-            elif p.exists():
-                files.append(f"analysis/{rel}")
-        sections.append({"key": item.get("key", ""), "kind": item.get("kind", ""), "title": item.get("title", ""),
-                         "caption": item.get("caption", ""), "images": images, "files": files,
-                         "collapsed": len(images) > 4})
-    return sections, list(index.get("skipped", []))
+    return index_sections(index["items"], run.path / "analysis", collapse_above=4), list(index.get("skipped", []))
 
 
 def _run_summary(run: RunDir) -> dict[str, Any]:
