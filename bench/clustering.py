@@ -14,7 +14,12 @@ labels are used only to score):
   orientation bins), each standardised per feature and divided by the square root of its
   width so both weigh the same, concatenated -> UMAP -> GMM
   (``reprlab.clustering.pipeline.clustering_features(codes, data, "codes+hog")``, the
-  ``features="codes+hog"`` option of ``cluster_run``, the config and ``reprlab cluster``).
+  ``features="codes+hog"`` option of ``cluster_run``, the config and ``reprlab cluster``);
+* ``scan`` (neighbour consistency): pixels and HOG descriptors (``features="pixels+hog"``)
+  -> :class:`reprlab.clustering.scan.ScanClusterer` (20 nearest neighbours by cosine, a
+  one-hidden-layer network with 20 heads trained to agree with them, ``--scan-restarts``
+  networks, consensus KMeans over the 10 lowest-loss heads of each); no reducer;
+* ``ae_scan``: the same with ``ae_norot``'s codes as a third block (``codes+pixels+hog``).
 
 CPU time is ``time.process_time()`` of this process (every thread, all steps from the
 loaded images to the cluster labels), wall time is ``time.perf_counter()``. Results go
@@ -52,7 +57,7 @@ from reprlab.data.dataset import ImageData
 from reprlab.models import create_model
 from reprlab.training.engine import Trainer
 
-PIPELINES = ("raw", "ae_rot", "ae_rot_noreducer", "ae_norot", "ae_hog")
+PIPELINES = ("raw", "ae_rot", "ae_rot_noreducer", "ae_norot", "ae_hog", "scan", "ae_scan")
 
 
 def load_all(ddir: str | None, n_images: int | None, seed: int = 0) -> ImageData:
@@ -75,6 +80,17 @@ def cluster(X: np.ndarray, labels: np.ndarray, args: argparse.Namespace, seed: i
     return {"acc": s["acc"], "nmi": s["nmi"], "ari": s["ari"], "silhouette": est.scores_["silhouette"],
             "bic": est.scores_.get("bic"), "reduce_cpu_s": est.timings_["reduce_cpu_s"],
             "cluster_cpu_s": est.timings_["cluster_cpu_s"]}
+
+
+def cluster_scan(X: np.ndarray, labels: np.ndarray, args: argparse.Namespace, seed: int) -> dict:
+    options = {"n_neighbors": args.scan_neighbors, "epochs": args.scan_epochs, "n_restarts": args.scan_restarts}
+    est = EmbeddingClusterer(reducer="none", clusterer="scan", n_clusters=10, clusterer_options=options,
+                             random_state=seed)
+    pred = est.fit_predict(X)
+    s = clustering_scores(labels, pred)
+    return {"acc": s["acc"], "nmi": s["nmi"], "ari": s["ari"], "silhouette": est.scores_["silhouette"],
+            "cluster_cpu_s": est.timings_["cluster_cpu_s"], "scan_timings": est.clusterer_.timings_,
+            "scan_head_losses": est.clusterer_.head_losses_.round(5).tolist()}
 
 
 def train_codes(data: ImageData, args: argparse.Namespace, seed: int, rotation_beta: float) -> tuple[np.ndarray, dict]:
@@ -121,7 +137,11 @@ def run_seed(data: ImageData, args: argparse.Namespace, seed: int) -> list[dict]
             res = cluster(codes, labels, args, seed, reducer="none")
             # CPU time of this ablation = training + encoding (shared) + its own clustering
             record("ae_rot_noreducer", c1 - shared_cpu, w1 - shared_wall, {**info, **res})
-    if {"ae_norot", "ae_hog"} & set(args.pipelines):
+    if "scan" in args.pipelines:
+        cpu0, wall0 = time.process_time(), time.perf_counter()
+        X = clustering_features(np.zeros((len(data), 0)), data, "pixels+hog")
+        record("scan", cpu0, wall0, cluster_scan(X, labels, args, seed))
+    if {"ae_norot", "ae_hog", "ae_scan"} & set(args.pipelines):
         cpu0, wall0 = time.process_time(), time.perf_counter()
         codes, info = train_codes(data, args, seed, 0.0)
         shared_cpu, shared_wall = time.process_time() - cpu0, time.perf_counter() - wall0
@@ -132,6 +152,10 @@ def run_seed(data: ImageData, args: argparse.Namespace, seed: int) -> list[dict]
             joint = clustering_features(codes, data, "codes+hog")
             # CPU time of this pipeline = training + encoding (shared) + HOG + its own clustering
             record("ae_hog", c1 - shared_cpu, w1 - shared_wall, {**info, **cluster(joint, labels, args, seed)})
+        if "ae_scan" in args.pipelines:
+            c1, w1 = time.process_time(), time.perf_counter()
+            joint = clustering_features(codes, data, "codes+pixels+hog")
+            record("ae_scan", c1 - shared_cpu, w1 - shared_wall, {**info, **cluster_scan(joint, labels, args, seed)})
     return rows
 
 
@@ -202,6 +226,9 @@ def main() -> None:
     p.add_argument("--n-neighbors", type=int, default=20)
     p.add_argument("--min-dist", type=float, default=0.0)
     p.add_argument("--gmm-init", type=int, default=1, help="GMM restarts (the best by likelihood is kept; label-free)")
+    p.add_argument("--scan-neighbors", type=int, default=20, help="scan: neighbours mined per point")
+    p.add_argument("--scan-epochs", type=int, default=10, help="scan: epochs per restart")
+    p.add_argument("--scan-restarts", type=int, default=5, help="scan: networks in the consensus")
     p.add_argument("--threads", type=int, default=1,
                    help="torch and BLAS threads (1 is the most CPU-efficient on a shared machine)")
     p.add_argument("--checkpoint-curve", action="store_true", help="only the checkpoint curve (see above)")

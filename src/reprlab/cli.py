@@ -91,15 +91,17 @@ def _parser() -> argparse.ArgumentParser:
     cl.add_argument("run_dir")
     cl.add_argument("--split", default="test", choices=("train", "val", "test", "all"),
                     help="images to encode and cluster (default: test; all = train + val + test)")
-    cl.add_argument("--features", default="codes", choices=("codes", "codes+hog"),
-                    help="what is clustered: the model's codes, or the codes plus HOG descriptors of the images "
-                         "(default: codes)")
+    cl.add_argument("--features", default="codes", choices=("codes", "codes+hog", "pixels+hog", "codes+pixels+hog"),
+                    help="what is clustered: the model's codes, or equally weighted blocks of codes, pixels and "
+                         "HOG descriptors of the images (default: codes)")
     cl.add_argument("--scaling", default="none", help="none, standard or l2 (default: none)")
     cl.add_argument("--reducer", default="umap", help="none, pca, kpca, tsne or umap (default: umap)")
     cl.add_argument("--n-components", type=int, default=10, help="reducer dimensions (default: 10)")
     cl.add_argument("--n-neighbors", type=int, default=20, help="UMAP n_neighbors (default: 20)")
     cl.add_argument("--min-dist", type=float, default=0.0, help="UMAP min_dist (default: 0)")
-    cl.add_argument("--clusterer", default="gmm", help="kmeans, gmm or agglomerative (default: gmm)")
+    cl.add_argument("--clusterer", default="gmm", help="kmeans, gmm, agglomerative or scan (default: gmm)")
+    cl.add_argument("--clusterer-option", action="append", default=[], metavar="KEY=VALUE",
+                    help="a keyword argument of the clusterer, e.g. --clusterer-option epochs=10 (repeatable)")
     cl.add_argument("--covariance", default="full", help="GMM covariance: full, tied, diag, spherical (default: full)")
     cl.add_argument("--n-clusters", default="10", help="a number, or auto (chosen by --criterion; default: 10)")
     cl.add_argument("--criterion", default="silhouette", help="for --n-clusters auto: silhouette or bic")
@@ -248,7 +250,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         options = dict(scaling=args.scaling, reducer=args.reducer, n_components=args.n_components,
                        n_neighbors=args.n_neighbors, min_dist=args.min_dist, clusterer=args.clusterer,
                        covariance_type=args.covariance, n_clusters=n_clusters, random_state=args.seed,
-                       data_dir=args.data_dir, device=args.device)
+                       data_dir=args.data_dir, device=args.device,
+                       clusterer_options=_key_values(args.clusterer_option, "--clusterer-option"))
         metrics = cluster_run(args.run_dir, split=args.split, criterion=args.criterion, k_range=tuple(args.k_range),
                               max_points=args.max_points, tag=args.checkpoint, features=args.features, **options)
         if args.checkpoint_curve:
@@ -306,6 +309,18 @@ def _dispatch(args: argparse.Namespace) -> int:
             print(f"{'':<10} options: {opts}")
         return 0
     raise AssertionError(args.command)  # argparse restricts the choices
+
+
+def _key_values(items: list[str], option: str) -> dict | None:
+    """``["a=1", "b=x"]`` -> ``{"a": 1, "b": "x"}`` (values parsed as YAML, like config overrides)."""
+    from reprlab.config import apply_overrides
+    from reprlab.errors import ConfigError
+
+    for item in items:
+        key = item.partition("=")[0].strip()
+        if "=" not in item or not key or "." in key:
+            raise ConfigError(f"{option} {item!r} is not of the form key=value", fix=f"e.g. {option} epochs=10")
+    return apply_overrides({}, items) or None
 
 
 def _default(f) -> str:

@@ -164,10 +164,12 @@ class ClusterConfig:
     """Cluster the learned embeddings at the end of training (off unless ``enabled``).
 
     The options are those of :func:`reprlab.clustering.cluster_run`: the ``split`` to
-    encode (``train``, ``val``, ``test`` or ``all``), ``features`` (``codes``, or
-    ``codes+hog``: the codes plus HOG descriptors of the images), ``scaling`` (none/standard/l2),
+    encode (``train``, ``val``, ``test`` or ``all``), ``features`` (``codes``, ``codes+hog``,
+    ``pixels+hog`` or ``codes+pixels+hog``: blocks of codes, pixels and HOG descriptors of the
+    images, weighted equally), ``scaling`` (none/standard/l2),
     ``reducer`` (none/pca/kpca/tsne/umap with ``n_components``, ``n_neighbors``,
-    ``min_dist``), ``clusterer`` (kmeans/gmm/agglomerative, ``covariance_type``),
+    ``min_dist``), ``clusterer`` (kmeans/gmm/agglomerative/scan, ``covariance_type``,
+    ``clusterer_options``: keyword arguments of the clusterer, e.g. ``{epochs: 10}`` for scan),
     ``n_clusters`` (a number or ``auto`` with ``criterion`` silhouette/bic over
     ``k_range``), ``max_points`` (a seeded subset), and ``checkpoint_curve`` (also plot
     training MSE against validation accuracy over the ``epoch_NNNN`` checkpoints).
@@ -188,6 +190,7 @@ class ClusterConfig:
     n_neighbors: int = 20
     min_dist: float = 0.0
     clusterer: str = "gmm"
+    clusterer_options: dict[str, Any] = field(default_factory=dict)
     covariance_type: str = "full"
     n_clusters: int | str = 10
     criterion: str = "silhouette"
@@ -229,7 +232,8 @@ class ClusterConfig:
         return {"scaling": self.scaling, "reducer": self.reducer, "n_components": self.n_components,
                 "n_neighbors": self.n_neighbors, "min_dist": self.min_dist, "clusterer": self.clusterer,
                 "covariance_type": self.covariance_type, "n_clusters": self.n_clusters, "criterion": self.criterion,
-                "k_range": tuple(self.k_range) if isinstance(self.k_range, (list, tuple)) else self.k_range}
+                "k_range": tuple(self.k_range) if isinstance(self.k_range, (list, tuple)) else self.k_range,
+                "clusterer_options": self.clusterer_options}
 
 
 @dataclass

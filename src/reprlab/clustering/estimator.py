@@ -8,8 +8,11 @@ The steps, all label-free:
    :class:`reprlab.analysis.embeddings.Reducer` (``n_components``, ``n_neighbors``,
    ``min_dist``, ``perplexity``, ``kernel``, ``gamma``, ``max_fit_points``), or any object
    with scikit-learn's ``fit_transform`` (e.g. ``sklearn.manifold.TSNE``);
-3. **clusterer** ``"kmeans"``, ``"gmm"`` (Gaussian mixture, ``covariance_type``) or
-   ``"agglomerative"`` (``linkage``), with ``n_clusters`` given, or ``"auto"``: every ``k`` in
+3. **clusterer** ``"kmeans"``, ``"gmm"`` (Gaussian mixture, ``covariance_type``),
+   ``"agglomerative"`` (``linkage``) or ``"scan"`` (neighbour consistency,
+   :class:`~reprlab.clustering.scan.ScanClusterer`; use it with ``reducer="none"``), with
+   ``clusterer_options`` passed to the clusterer's constructor (e.g.
+   ``{"entropy_weight": 5.0, "epochs": 10}`` for ``"scan"``), and ``n_clusters`` given, or ``"auto"``: every ``k`` in
    ``k_range`` is fitted and the best by ``criterion`` wins (``"silhouette"``, highest; or
    ``"bic"``, lowest, Gaussian mixtures only). ``n_init`` restarts (default: 10 for
    k-means, 1 for mixtures), ``random_state`` seeds every step.
@@ -60,7 +63,7 @@ __all__ = ["NotFittedClustererError", "CLUSTERERS", "COVARIANCE_TYPES", "CRITERI
 
 SCALINGS: tuple[str, ...] = ("none", "standard", "l2")
 REDUCERS: tuple[str, ...] = ("none", "pca", "kpca", "tsne", "umap")
-CLUSTERERS: tuple[str, ...] = ("kmeans", "gmm", "agglomerative")
+CLUSTERERS: tuple[str, ...] = ("kmeans", "gmm", "agglomerative", "scan")
 COVARIANCE_TYPES: tuple[str, ...] = ("full", "tied", "diag", "spherical")
 CRITERIA: tuple[str, ...] = ("silhouette", "bic")
 LINKAGES: tuple[str, ...] = ("ward", "complete", "average", "single")
@@ -103,7 +106,8 @@ class EmbeddingClusterer(ClusterMixin, TransformerMixin, BaseEstimator):
                  gamma: float | None = None, max_fit_points: int | None = None, clusterer: str = "gmm",
                  covariance_type: str = "full", linkage: str = "ward", n_clusters: int | str = 10,
                  criterion: str = "silhouette", k_range: tuple[int, int] = (2, 15), n_init: int | None = None,
-                 silhouette_sample: int = 5000, n_jobs: int = 1, random_state: int | None = 0) -> None:
+                 silhouette_sample: int = 5000, n_jobs: int = 1, random_state: int | None = 0,
+                 clusterer_options: dict[str, Any] | None = None) -> None:
         self.scaling = scaling
         self.reducer = reducer
         self.n_components = n_components
@@ -123,6 +127,7 @@ class EmbeddingClusterer(ClusterMixin, TransformerMixin, BaseEstimator):
         self.silhouette_sample = silhouette_sample
         self.n_jobs = n_jobs
         self.random_state = random_state
+        self.clusterer_options = clusterer_options
 
     # -- validation ------------------------------------------------------------------------
     def check_params(self) -> None:
@@ -154,6 +159,7 @@ class EmbeddingClusterer(ClusterMixin, TransformerMixin, BaseEstimator):
         check_float("min_dist", self.min_dist, minimum=0.0)
         if self.random_state is not None:
             check_int("random_state", self.random_state, minimum=0)
+        self._check_clusterer_options()
         if isinstance(self.n_clusters, str):
             if self.n_clusters != "auto":
                 raise ConfigError(f"n_clusters must be a positive integer or 'auto', got {self.n_clusters!r}",
@@ -170,6 +176,27 @@ class EmbeddingClusterer(ClusterMixin, TransformerMixin, BaseEstimator):
         else:
             k = int(self.n_clusters) if isinstance(self.n_clusters, np.integer) else self.n_clusters
             check_int("n_clusters", k, minimum=1)
+
+    def _check_clusterer_options(self) -> None:
+        opts = self.clusterer_options
+        if opts is None:
+            return
+        if not isinstance(opts, dict) or not all(isinstance(k, str) for k in opts):
+            raise ConfigError(f"clusterer_options must be a dict of keyword arguments, got {opts!r}",
+                              fix="e.g. clusterer_options={'entropy_weight': 5.0}")
+        reserved = {"n_clusters", "n_components", "random_state"} & set(opts)
+        if reserved:
+            raise ConfigError(f"clusterer_options may not set {', '.join(sorted(reserved))}",
+                              fix="set n_clusters and random_state on the EmbeddingClusterer itself (n_components "
+                                      "there is the reducer's)")
+        if opts:
+            import inspect
+
+            accepted = set(inspect.signature(type(self._make_clusterer(2, check=False)).__init__).parameters) - {"self"}
+            unknown = sorted(set(opts) - accepted)
+            if unknown:
+                raise ConfigError(f"clusterer_options {unknown} are not options of clusterer={self.clusterer!r}",
+                                  fix=f"use some of: {', '.join(sorted(accepted - {'n_clusters', 'n_components', 'random_state'}))}")
 
     def _candidate_ks(self, n: int) -> list[int]:
         """Validate the hyperparameters against ``n`` points; return the ``k`` to try."""
@@ -235,20 +262,27 @@ class EmbeddingClusterer(ClusterMixin, TransformerMixin, BaseEstimator):
             self.scaler_ = StandardScaler().fit(X)
         return self.scaler_.transform(X)
 
-    def _make_clusterer(self, k: int) -> Any:
+    def _make_clusterer(self, k: int, *, check: bool = True) -> Any:
+        opts = dict(self.clusterer_options or {}) if check else {}
         if self.clusterer == "kmeans":
             from sklearn.cluster import KMeans
 
-            return KMeans(n_clusters=k, n_init=10 if self.n_init is None else int(self.n_init),
-                          random_state=self.random_state)
+            opts.setdefault("n_init", 10 if self.n_init is None else int(self.n_init))
+            return KMeans(n_clusters=k, random_state=self.random_state, **opts)
         if self.clusterer == "gmm":
             from sklearn.mixture import GaussianMixture
 
-            return GaussianMixture(n_components=k, covariance_type=self.covariance_type,
-                                   n_init=1 if self.n_init is None else int(self.n_init), random_state=self.random_state)
+            opts.setdefault("covariance_type", self.covariance_type)
+            opts.setdefault("n_init", 1 if self.n_init is None else int(self.n_init))
+            return GaussianMixture(n_components=k, random_state=self.random_state, **opts)
+        if self.clusterer == "scan":
+            from reprlab.clustering.scan import ScanClusterer
+
+            return ScanClusterer(n_clusters=k, random_state=self.random_state, **opts)
         from sklearn.cluster import AgglomerativeClustering
 
-        return AgglomerativeClustering(n_clusters=k, linkage=self.linkage)
+        opts.setdefault("linkage", self.linkage)
+        return AgglomerativeClustering(n_clusters=k, **opts)
 
     def _criterion_value(self, Z: np.ndarray, model: Any, labels: np.ndarray) -> float:
         from reprlab.clustering.metrics import silhouette

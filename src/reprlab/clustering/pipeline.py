@@ -53,9 +53,9 @@ __all__ = ["FEATURES", "SPLITS", "balanced_concat", "checkpoint_curve", "cluster
            "clustering_features", "report_sections", "select_split"]
 
 SPLITS: tuple[str, ...] = ("train", "val", "test", "all")
-#: What is clustered: the model's codes, or the codes plus HOG descriptors of the images
-#: (each block standardised and weighted equally; the best pipeline on Fashion-MNIST, see BENCHMARKS.md).
-FEATURES: tuple[str, ...] = ("codes", "codes+hog")
+#: What is clustered: the model's codes, or blocks of codes, pixels and HOG descriptors of the
+#: images, each block standardised and weighted equally (:func:`balanced_concat`; see BENCHMARKS.md).
+FEATURES: tuple[str, ...] = ("codes", "codes+hog", "pixels+hog", "codes+pixels+hog")
 OUT_DIR = "clustering"
 #: Points drawn in the scatter figure at most (a seeded subsample).
 SCATTER_POINTS = 6000
@@ -166,7 +166,7 @@ def cluster_codes(codes: np.ndarray, labels: Any = None, **options: Any) -> tupl
 def _estimator_options(**kw: Any) -> dict[str, Any]:
     keys = ("scaling", "reducer", "n_components", "n_neighbors", "min_dist", "perplexity", "clusterer",
             "covariance_type", "linkage", "n_clusters", "criterion", "k_range", "n_init", "max_fit_points",
-            "random_state", "n_jobs")
+            "random_state", "n_jobs", "clusterer_options")
     out = {k: kw[k] for k in keys if k in kw and kw[k] is not None}
     if "k_range" in out:
         out["k_range"] = tuple(out["k_range"])
@@ -266,14 +266,16 @@ def balanced_concat(*blocks: Any) -> np.ndarray:
 
 
 def clustering_features(codes: np.ndarray, data: ImageData, features: str = "codes") -> np.ndarray:
-    """What :func:`cluster_run` clusters: ``codes`` as they are, or ``codes+hog`` (:func:`balanced_concat`
-    of the codes and 9-bin HOG descriptors of the images).
+    """What :func:`cluster_run` clusters: ``codes`` as they are, or the :func:`balanced_concat` of the
+    blocks named in ``features`` (one of :data:`FEATURES`): ``codes``, ``pixels`` (the images
+    scaled to [0, 1]) and ``hog`` (9-bin HOG descriptors of the images).
 
     Example:
         >>> import torch
         >>> data = ImageData(torch.rand(6, 1, 8, 8))
-        >>> clustering_features(np.zeros((6, 3)) + np.arange(6)[:, None], data, "codes+hog").shape
-        (6, 84)
+        >>> codes = np.zeros((6, 3)) + np.arange(6)[:, None]
+        >>> clustering_features(codes, data, "codes+hog").shape, clustering_features(codes, data, "pixels+hog").shape
+        ((6, 84), (6, 145))
     """
     from reprlab.models.base import check_choice
 
@@ -282,7 +284,10 @@ def clustering_features(codes: np.ndarray, data: ImageData, features: str = "cod
         return codes
     from reprlab.anomaly.scores import image_descriptors
 
-    return balanced_concat(codes, image_descriptors(data.float01(), "hog", bins=9))
+    images = data.float01()
+    blocks = {"codes": lambda: codes, "pixels": lambda: images.reshape(len(images), -1).numpy(),
+              "hog": lambda: image_descriptors(images, "hog", bins=9)}
+    return balanced_concat(*(blocks[name]() for name in features.split("+")))
 
 
 def cluster_run(run_dir: str | Path, *, split: str = "test", scaling: str = "none", reducer: str = "umap",
@@ -291,7 +296,7 @@ def cluster_run(run_dir: str | Path, *, split: str = "test", scaling: str = "non
                 k_range: tuple[int, int] | list[int] = (2, 15), max_points: int | None = None, tag: str = "best",
                 random_state: int | None = None, data_dir: str | None = None, device: str | torch.device = "auto",
                 model: Any = None, splits: Any = None, figures: bool = True, update_run: bool = True,
-                features: str = "codes") -> dict[str, Any]:
+                features: str = "codes", clusterer_options: dict[str, Any] | None = None) -> dict[str, Any]:
     """Encode a run's ``split`` with checkpoint ``tag``, cluster it, and write ``RUN_DIR/clustering/``.
 
     ``features`` is one of :data:`FEATURES` (see :func:`clustering_features`). Every
@@ -315,7 +320,8 @@ def cluster_run(run_dir: str | Path, *, split: str = "test", scaling: str = "non
     seed = int(cfg.seed if random_state is None else random_state)
     options = _estimator_options(scaling=scaling, reducer=reducer, n_components=n_components, n_neighbors=n_neighbors,
                                  min_dist=min_dist, clusterer=clusterer, covariance_type=covariance_type,
-                                 n_clusters=n_clusters, criterion=criterion, k_range=k_range, random_state=seed)
+                                 n_clusters=n_clusters, criterion=criterion, k_range=k_range, random_state=seed,
+                                 clusterer_options=clusterer_options)
     EmbeddingClusterer(**options).check_params()  # bad options fail before anything is loaded
     if max_points is not None:
         from reprlab.models.base import check_int
@@ -444,7 +450,8 @@ def checkpoint_curve(run_dir: str | Path, *, eval_split: str = "val", train_spli
                      min_dist: float = 0.0, clusterer: str = "gmm", covariance_type: str = "full",
                      n_clusters: int = 10, random_state: int | None = None, data_dir: str | None = None,
                      device: str | torch.device = "auto", splits: Any = None,
-                     progress: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
+                     progress: Callable[[dict[str, Any]], None] | None = None,
+                     clusterer_options: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """Training-set reconstruction MSE against validation clustering accuracy for every ``epoch_NNNN`` checkpoint.
 
     For each checkpoint: the per-pixel MSE of reconstructions of ``train_split`` images
@@ -472,7 +479,7 @@ def checkpoint_curve(run_dir: str | Path, *, eval_split: str = "val", train_spli
                           fix="pass n_clusters=<number of classes>, e.g. 10")
     options = _estimator_options(scaling=scaling, reducer=reducer, n_components=n_components, n_neighbors=n_neighbors,
                                  min_dist=min_dist, clusterer=clusterer, covariance_type=covariance_type,
-                                 n_clusters=n_clusters, random_state=seed)
+                                 n_clusters=n_clusters, random_state=seed, clusterer_options=clusterer_options)
     EmbeddingClusterer(**options).check_params()
     ckpts = _epoch_checkpoints(run)
     if not ckpts:
