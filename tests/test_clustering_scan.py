@@ -64,6 +64,9 @@ def test_scan_clusterer_finds_blobs_and_assigns_new_points():
     assert set(est.timings_) == {"neighbours_cpu_s", "train_cpu_s", "consensus_cpu_s"}
     again = ScanClusterer(n_clusters=3, random_state=0, **FAST).fit(X)
     assert (again.labels_ == est.labels_).all() and np.allclose(again.head_losses_, est.head_losses_)
+    np_state = np.random.get_state()[1].copy()
+    ScanClusterer(n_clusters=3, random_state=None, **FAST).fit(X)  # a fresh seed, still no global state used
+    assert (np.random.get_state()[1] == np_state).all() and torch.equal(before, torch.random.get_rng_state())
 
 
 def test_scan_clusterer_bad_input():

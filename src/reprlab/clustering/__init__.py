@@ -4,8 +4,10 @@
   (Hungarian), NMI (arithmetic normalisation), ARI, the aligned confusion matrix, and the
   label-free silhouette;
 * :mod:`~reprlab.clustering.estimator`: :class:`EmbeddingClusterer`, a scikit-learn
-  estimator (scaling -> reducer -> KMeans / Gaussian mixture / agglomerative, ``n_clusters``
-  given or chosen by silhouette or BIC);
+  estimator (scaling -> reducer -> KMeans / Gaussian mixture / agglomerative / SCAN,
+  ``n_clusters`` given or chosen by silhouette or BIC);
+* :mod:`~reprlab.clustering.scan`: :class:`ScanClusterer`, SCAN-style neighbour-consistency
+  clustering of fixed features (restarts combined by consensus);
 * :mod:`~reprlab.clustering.pipeline`: :func:`cluster_run` on a run directory (writes
   ``RUN_DIR/clustering/``) and :func:`checkpoint_curve` (reconstruction MSE against
   clustering accuracy over a run's checkpoints);
@@ -31,8 +33,9 @@ from reprlab.clustering.metrics import (NMI_NORMALISATION, AlignedConfusion, ali
                                         cluster_accuracy, clustering_scores, label_free_scores, match_clusters, nmi,
                                         silhouette)
 from reprlab.clustering.pipeline import SPLITS, checkpoint_curve, cluster_codes, cluster_run
+from reprlab.clustering.scan import ScanClusterer
 
 __all__ = ["AlignedConfusion", "CLUSTERERS", "COVARIANCE_TYPES", "CRITERIA", "EmbeddingClusterer",
-           "NMI_NORMALISATION", "REDUCERS", "SCALINGS", "SPLITS", "aligned_confusion_matrix", "ari",
+           "NMI_NORMALISATION", "REDUCERS", "SCALINGS", "SPLITS", "ScanClusterer", "aligned_confusion_matrix", "ari",
            "checkpoint_curve", "cluster_accuracy", "cluster_codes", "cluster_run", "clustering_scores",
            "label_free_scores", "match_clusters", "nmi", "silhouette"]

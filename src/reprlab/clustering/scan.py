@@ -25,8 +25,8 @@ lower ``entropy_weight`` (e.g. 1-2).
 
 It follows scikit-learn's conventions (keyword-only hyperparameters, validation in
 :meth:`fit`, fitted attributes ending in ``_``) and can assign new points
-(:meth:`predict`). Global random state is left untouched: ``random_state`` seeds a
-private generator.
+(:meth:`predict`). Global random state is left untouched: ``random_state`` seeds private
+generators (``None``: a fresh seed each fit).
 
 Example:
     >>> import numpy as np
@@ -205,7 +205,8 @@ class ScanClusterer(ClusterMixin, BaseEstimator):
         self.timings_["neighbours_cpu_s"] = round(time.process_time() - t0, 3)
 
         t0 = time.process_time()
-        seed = 0 if self.random_state is None else int(self.random_state)
+        # None: a fresh seed from the OS (never from, or into, the global random state)
+        seed = int(np.random.SeedSequence().entropy % 2**31) if self.random_state is None else int(self.random_state)
         self.nets_: list[_Heads] = []
         losses, used, self.history_ = [], [], []
         for restart in range(int(self.n_restarts)):
