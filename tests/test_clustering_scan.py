@@ -145,6 +145,8 @@ def test_config_runs_scan_at_the_end_of_training(tiny_run):
 
     with pytest.raises(ConfigError, match=r"cluster\.clusterer_options \['heads'\] are not options"):
         RunConfig.from_dict({"cluster": {"enabled": True, "clusterer": "scan", "clusterer_options": {"heads": 2}}})
+    with pytest.raises(ConfigError, match=r"cluster\.clusterer_options: epochs must be >= 1, got 0"):
+        RunConfig.from_dict({"cluster": {"enabled": True, "clusterer": "scan", "clusterer_options": {"epochs": 0}}})
 
 
 def test_cli_cluster_with_scan_options(tiny_run, capsys):

@@ -197,6 +197,13 @@ class EmbeddingClusterer(ClusterMixin, TransformerMixin, BaseEstimator):
             if unknown:
                 raise ConfigError(f"clusterer_options {unknown} are not options of clusterer={self.clusterer!r}",
                                   fix=f"use some of: {', '.join(sorted(accepted - {'n_clusters', 'n_components', 'random_state'}))}")
+            clusterer = self._make_clusterer(2)
+            if hasattr(clusterer, "check_params"):  # reprlab's own clusterers validate their values up front
+                try:
+                    clusterer.check_params()
+                except ConfigError as exc:
+                    raise ConfigError(f"clusterer_options: {exc.problem}",
+                                      fix=(exc.fix or "").replace("set ", "set clusterer_options.", 1)) from None
 
     def _candidate_ks(self, n: int) -> list[int]:
         """Validate the hyperparameters against ``n`` points; return the ``k`` to try."""
