@@ -171,7 +171,8 @@ def test_fashion_mnist_scan_beats_kmeans_on_the_same_features(real_data_dir):
     data = test.subset(torch.arange(3000))
     X = clustering_features(np.zeros((3000, 0)), data, "pixels+hog")
     y = data.labels.numpy()
-    scan = ScanClusterer(n_clusters=10, epochs=15, n_heads=10, consensus_heads=5, batch_size=256, random_state=0)
+    scan = ScanClusterer(n_clusters=10, epochs=15, n_heads=10, consensus_heads=5, n_restarts=2, batch_size=256,
+                         random_state=0)
     kmeans = EmbeddingClusterer(reducer="none", clusterer="kmeans", n_clusters=10, random_state=0)
     s_scan, s_km = clustering_scores(y, scan.fit_predict(X)), clustering_scores(y, kmeans.fit_predict(X))
     # 10 balanced classes: chance is 0.1; k-means on these features gets about 0.5
