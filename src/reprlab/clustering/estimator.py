@@ -192,7 +192,7 @@ class EmbeddingClusterer(ClusterMixin, TransformerMixin, BaseEstimator):
         if opts:
             import inspect
 
-            accepted = set(inspect.signature(type(self._make_clusterer(2, check=False)).__init__).parameters) - {"self"}
+            accepted = set(inspect.signature(type(self._make_clusterer(2, with_options=False)).__init__).parameters) - {"self"}
             unknown = sorted(set(opts) - accepted)
             if unknown:
                 raise ConfigError(f"clusterer_options {unknown} are not options of clusterer={self.clusterer!r}",
@@ -269,8 +269,8 @@ class EmbeddingClusterer(ClusterMixin, TransformerMixin, BaseEstimator):
             self.scaler_ = StandardScaler().fit(X)
         return self.scaler_.transform(X)
 
-    def _make_clusterer(self, k: int, *, check: bool = True) -> Any:
-        opts = dict(self.clusterer_options or {}) if check else {}
+    def _make_clusterer(self, k: int, *, with_options: bool = True) -> Any:
+        opts = dict(self.clusterer_options or {}) if with_options else {}
         if self.clusterer == "kmeans":
             from sklearn.cluster import KMeans
 
