@@ -30,6 +30,7 @@ to ``bench/results/<tag>.json`` and a Markdown table is printed.
     python bench/clustering.py --n-images 10000 --epochs 1       # a quick look
     python bench/clustering.py --checkpoint-curve --curve-epochs 12  # MSE vs accuracy over 12 checkpoints
     python bench/clustering.py --combine results/clustering-seed0.json results/clustering-seed1.json  # one table
+    python bench/clustering.py --neighbour-purity --tag clustering-purity  # diagnostic (uses labels)
 
 ``--checkpoint-curve`` trains one run through ``reprlab.train`` (Fashion-MNIST training
 split, ``--curve-train-images`` of it, 20% held out for validation, a checkpoint every
@@ -160,6 +161,28 @@ def run_seed(data: ImageData, args: argparse.Namespace, seed: int) -> list[dict]
 
 
 
+def neighbour_purity(data: ImageData, n_queries: int = 5000, k: int = 20, seed: int = 0) -> dict:
+    """A diagnostic that uses labels: the share of each query's k nearest cosine neighbours (among all
+    images) that have its class, for the feature blocks ``scan`` can use (as ``clustering_features`` builds them)."""
+    from reprlab.anomaly.scores import image_descriptors
+    from reprlab.clustering.pipeline import balanced_concat
+
+    labels = data.labels.numpy()
+    queries = np.random.default_rng(seed).choice(len(data), size=min(n_queries, len(data)), replace=False)
+    x = data.float01()
+    pixels, hog = x.reshape(len(x), -1).numpy(), image_descriptors(x, "hog", bins=9)
+    out = {}
+    for name, X in (("pixels+hog", balanced_concat(pixels, hog)), ("pixels", balanced_concat(pixels)),
+                    ("hog", balanced_concat(hog))):
+        Z = torch.nn.functional.normalize(torch.from_numpy(X).float(), dim=1)
+        sims = Z[queries] @ Z.T
+        sims[torch.arange(len(queries)), torch.from_numpy(queries)] = -float("inf")  # not its own neighbour
+        nn = sims.topk(k, dim=1).indices.numpy()
+        out[name] = float((labels[nn] == labels[queries][:, None]).mean())
+        print(json.dumps({"features": name, f"purity@{k}": round(out[name], 4)}), flush=True)
+    return out
+
+
 def run_checkpoint_curve(args: argparse.Namespace, ddir: str | None) -> dict:
     import tempfile
 
@@ -232,6 +255,9 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1,
                    help="torch and BLAS threads (1 is the most CPU-efficient on a shared machine)")
     p.add_argument("--checkpoint-curve", action="store_true", help="only the checkpoint curve (see above)")
+    p.add_argument("--neighbour-purity", action="store_true",
+                   help="only a diagnostic (uses labels): how many of the 20 nearest neighbours of 5,000 images share "
+                        "their class, per feature block")
     p.add_argument("--curve-epochs", type=int, default=12)
     p.add_argument("--curve-train-images", type=int, default=10000)
     p.add_argument("--combine", nargs="+", metavar="JSON", help="only merge the rows of earlier result files into one table")
@@ -257,6 +283,10 @@ def main() -> None:
         print(f"\nfigure: {curve['run_dir']}/clustering/checkpoint_curve.png\nresults: {path}")
         return
     data = load_all(ddir, args.n_images)
+    if args.neighbour_purity:
+        path = save(args.tag, {"neighbour_purity": neighbour_purity(data)})
+        print(f"results: {path}")
+        return
     print(f"{len(data)} images, pipelines {args.pipelines}, seeds {args.seeds}", flush=True)
     rows = []
     for seed in args.seeds:
