@@ -112,8 +112,8 @@ class ScanClusterer(ClusterMixin, BaseEstimator):
     indices), ``nets_`` (the trained networks, one per restart), ``head_losses_``
     (``(n_restarts, n_heads)`` final losses, lower is better), ``heads_used_``
     (``(n_restarts, consensus_heads)``, the heads in the consensus), ``consensus_`` (the
-    fitted KMeans), ``history_`` (per restart, the best head's mean loss per epoch), ``n_features_in_``, ``timings_`` (CPU seconds of each
-    step).
+    fitted KMeans), ``history_`` (per restart, the best head's mean loss per epoch),
+    ``n_features_in_``, ``timings_`` (CPU seconds of each step).
 
     Example:
         >>> ScanClusterer(entropy_weight=-1).fit(np.ones((4, 2)))  # doctest: +IGNORE_EXCEPTION_DETAIL
@@ -123,9 +123,8 @@ class ScanClusterer(ClusterMixin, BaseEstimator):
 
     def __init__(self, *, n_clusters: int = 10, n_neighbors: int = 20, entropy_weight: float = 5.0,
                  n_heads: int = 20, consensus_heads: int = 10, n_restarts: int = 5, epochs: int = 10,
-                 hidden_dim: int = 512,
-                 dropout: float = 0.2, batch_size: int = 512, lr: float = 1e-3, weight_decay: float = 1e-4,
-                 random_state: int | None = 0) -> None:
+                 hidden_dim: int = 512, dropout: float = 0.2, batch_size: int = 512, lr: float = 1e-3,
+                 weight_decay: float = 1e-4, random_state: int | None = 0) -> None:
         self.n_clusters = n_clusters
         self.n_neighbors = n_neighbors
         self.entropy_weight = entropy_weight
