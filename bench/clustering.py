@@ -20,6 +20,8 @@ labels are used only to score):
   one-hidden-layer network with 20 heads trained to agree with them, ``--scan-restarts``
   networks, consensus KMeans over the 10 lowest-loss heads of each); no reducer;
 * ``ae_scan``: the same with ``ae_norot``'s codes as a third block (``codes+pixels+hog``).
+* ``scan_scattering``: ``scan`` on the images' log wavelet-scattering coefficients, PCA to
+  256 components, half-way whitened (``features="scattering"``) instead of pixels and HOG.
 
 CPU time is ``time.process_time()`` of this process (every thread, all steps from the
 loaded images to the cluster labels), wall time is ``time.perf_counter()``. Results go
@@ -58,7 +60,7 @@ from reprlab.data.dataset import ImageData
 from reprlab.models import create_model
 from reprlab.training.engine import Trainer
 
-PIPELINES = ("raw", "ae_rot", "ae_rot_noreducer", "ae_norot", "ae_hog", "scan", "ae_scan")
+PIPELINES = ("raw", "ae_rot", "ae_rot_noreducer", "ae_norot", "ae_hog", "scan", "ae_scan", "scan_scattering")
 
 
 def load_all(ddir: str | None, n_images: int | None, seed: int = 0) -> ImageData:
@@ -142,6 +144,10 @@ def run_seed(data: ImageData, args: argparse.Namespace, seed: int) -> list[dict]
         cpu0, wall0 = time.process_time(), time.perf_counter()
         X = clustering_features(np.zeros((len(data), 0)), data, "pixels+hog")
         record("scan", cpu0, wall0, cluster_scan(X, labels, args, seed))
+    if "scan_scattering" in args.pipelines:
+        cpu0, wall0 = time.process_time(), time.perf_counter()
+        X = clustering_features(np.zeros((len(data), 0)), data, "scattering")
+        record("scan_scattering", cpu0, wall0, cluster_scan(X, labels, args, seed))
     if {"ae_norot", "ae_hog", "ae_scan"} & set(args.pipelines):
         cpu0, wall0 = time.process_time(), time.perf_counter()
         codes, info = train_codes(data, args, seed, 0.0)
@@ -165,7 +171,7 @@ def neighbour_purity(data: ImageData, n_queries: int = 5000, k: int = 20, seed: 
     """A diagnostic that uses labels: the share of each query's k nearest cosine neighbours (among all
     images) that have its class, for the feature blocks ``scan`` can use (as ``clustering_features`` builds them)."""
     from reprlab.anomaly.scores import image_descriptors
-    from reprlab.clustering.pipeline import balanced_concat
+    from reprlab.clustering.pipeline import balanced_concat, scattering_features
 
     labels = data.labels.numpy()
     queries = np.random.default_rng(seed).choice(len(data), size=min(n_queries, len(data)), replace=False)
@@ -173,7 +179,7 @@ def neighbour_purity(data: ImageData, n_queries: int = 5000, k: int = 20, seed: 
     pixels, hog = x.reshape(len(x), -1).numpy(), image_descriptors(x, "hog", bins=9)
     out = {}
     for name, X in (("pixels+hog", balanced_concat(pixels, hog)), ("pixels", balanced_concat(pixels)),
-                    ("hog", balanced_concat(hog))):
+                    ("hog", balanced_concat(hog)), ("scattering", scattering_features(x))):
         Z = torch.nn.functional.normalize(torch.from_numpy(X).float(), dim=1)
         sims = Z[queries] @ Z.T
         sims[torch.arange(len(queries)), torch.from_numpy(queries)] = -float("inf")  # not its own neighbour

@@ -91,9 +91,11 @@ def _parser() -> argparse.ArgumentParser:
     cl.add_argument("run_dir")
     cl.add_argument("--split", default="test", choices=("train", "val", "test", "all"),
                     help="images to encode and cluster (default: test; all = train + val + test)")
-    cl.add_argument("--features", default="codes", choices=("codes", "codes+hog", "pixels+hog", "codes+pixels+hog"),
-                    help="what is clustered: the model's codes, or equally weighted blocks of codes, pixels and "
-                         "HOG descriptors of the images (default: codes)")
+    cl.add_argument("--features", default="codes",
+                    choices=("codes", "codes+hog", "pixels+hog", "codes+pixels+hog", "scattering"),
+                    help="what is clustered: the model's codes, equally weighted blocks of codes, pixels and "
+                         "HOG descriptors of the images, or the images' compressed wavelet-scattering "
+                         "coefficients (default: codes)")
     cl.add_argument("--scaling", default="none", help="none, standard or l2 (default: none)")
     cl.add_argument("--reducer", default="umap", help="none, pca, kpca, tsne or umap (default: umap)")
     cl.add_argument("--n-components", type=int, default=10, help="reducer dimensions (default: 10)")

@@ -166,7 +166,8 @@ class ClusterConfig:
     The options are those of :func:`reprlab.clustering.cluster_run`: the ``split`` to
     encode (``train``, ``val``, ``test`` or ``all``), ``features`` (``codes``, ``codes+hog``,
     ``pixels+hog`` or ``codes+pixels+hog``: blocks of codes, pixels and HOG descriptors of the
-    images, weighted equally), ``scaling`` (none/standard/l2),
+    images, weighted equally; or ``scattering``: the images' compressed wavelet-scattering
+    coefficients), ``scaling`` (none/standard/l2),
     ``reducer`` (none/pca/kpca/tsne/umap with ``n_components``, ``n_neighbors``,
     ``min_dist``), ``clusterer`` (kmeans/gmm/agglomerative/scan, ``covariance_type``,
     ``clusterer_options``: keyword arguments of the clusterer, e.g. ``{epochs: 10}`` for scan),
