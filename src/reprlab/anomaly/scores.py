@@ -328,8 +328,9 @@ def scattering_coefficients(x01: torch.Tensor, *, scales: int = 2, angles: int =
     coefficients are stable to small deformations and translations up to ``2**scales`` px,
     which makes their nearest neighbours purer than those of pixels or HOG (on
     Fashion-MNIST, 85% of the 20 nearest share the class, against 83% for pixels + HOG).
-    ``D = (1 + L*J + L**2 * J*(J-1)/2) * (H / 2**J) * (W / 2**J)``: 3,969 at 28 px with the
-    defaults. Images must be at least ``2**scales`` px on each side.
+    ``D = (1 + L*J + L**2 * J*(J-1)/2) * floor(H / 2**J) * floor(W / 2**J)``: 3,969 at 28 px
+    with the defaults. Colour images are averaged to grey first. Images must be at least
+    ``2**scales`` px on each side.
 
     Example:
         >>> scattering_coefficients(torch.rand(2, 1, 28, 28)).shape
