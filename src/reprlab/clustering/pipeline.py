@@ -382,6 +382,8 @@ def cluster_run(run_dir: str | Path, *, split: str = "test", scaling: str = "non
                     "checkpoint": tag, "options": {k: (list(v) if isinstance(v, tuple) else v) for k, v in options.items()},
                     "encode_cpu_seconds": round(encode_cpu, 2), "total_cpu_seconds": round(time.process_time() - cpu0, 2),
                     "total_wall_seconds": round(time.perf_counter() - wall0, 2), "timings": est.timings_})
+    if getattr(est.clusterer_, "timings_", None):  # reprlab's own clusterers time their steps (scan: neighbours, ...)
+        metrics["clusterer_timings"] = dict(est.clusterer_.timings_)
     if est.k_scores_:
         metrics["k_scores"] = {str(k): v for k, v in est.k_scores_.items()}
     out = run.path / OUT_DIR

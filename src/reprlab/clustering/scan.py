@@ -20,6 +20,26 @@ of several):
    KMeans on their concatenated cluster probabilities gives the labels. The consensus
    follows the majority of the restarts, which makes the result stable across seeds.
 
+With ``init="spectral"`` a global view of the neighbour graph chooses the starting
+partition instead of the random initialisation of step 2 (see :func:`spectral_init`):
+
+a. the ``spectral_neighbors`` nearest neighbours of every point form a symmetric graph,
+   whose leading ``n_clusters`` eigenvectors (the spectral embedding, computed by
+   scikit-learn's :func:`~sklearn.manifold.spectral_embedding`) give each point
+   ``n_clusters`` coordinates, scaled to unit length;
+b. SCAN on those few coordinates (steps 1 and 2 there, ``SPECTRAL_HIDDEN`` hidden units):
+   its lowest-loss head gives the starting labels ``init_labels_``. In this smooth space
+   the lowest loss does pick the best heads, which it does not on the raw features;
+c. every restart's network first learns the starting labels (``init_epochs`` epochs of
+   cross-entropy, all heads), then trains with the SCAN loss on the features as in step 2,
+   which moves the boundaries where the features' own neighbours disagree with them.
+
+On Fashion-MNIST's wavelet-scattering features this lifts the accuracy from 0.67 (random
+starts) to 0.76, with every head and every seed landing in nearly the same partition
+(BENCHMARKS.md). It depends on a neighbour graph whose global structure follows the
+classes: on pixels + HOG, whose graph is less pure, the spectral start is worse (0.62)
+than random starts (0.72).
+
 The entropy term assumes clusters of roughly similar size; with very unequal clusters
 lower ``entropy_weight`` (e.g. 1-2).
 
@@ -37,6 +57,10 @@ Example:
     >>> from reprlab.clustering import cluster_accuracy
     >>> cluster_accuracy([0] * 60 + [1] * 60, est.labels_), est.predict(X[:3]).shape
     (1.0, (3,))
+    >>> est = ScanClusterer(n_clusters=2, n_neighbors=5, epochs=5, n_heads=4, consensus_heads=2, n_restarts=1,
+    ...                     init="spectral", spectral_neighbors=5).fit(X)
+    >>> cluster_accuracy([0] * 60 + [1] * 60, est.init_labels_), cluster_accuracy([0] * 60 + [1] * 60, est.labels_)
+    (1.0, 1.0)
 """
 
 from __future__ import annotations
@@ -52,11 +76,16 @@ from torch import nn
 from torch.nn import functional as F
 
 from reprlab.errors import ConfigError, DataError
-from reprlab.models.base import check_float, check_int
+from reprlab.models.base import check_choice, check_float, check_int
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ScanClusterer", "nearest_neighbours"]
+__all__ = ["INITS", "SPECTRAL_HIDDEN", "ScanClusterer", "nearest_neighbours", "neighbour_graph", "spectral_init"]
+
+#: How the heads start: ``"random"`` (SCAN's own) or ``"spectral"`` (from the neighbour graph's spectral embedding).
+INITS: tuple[str, ...] = ("random", "spectral")
+#: Hidden units of the network that clusters the spectral embedding (it has only ``n_clusters`` inputs).
+SPECTRAL_HIDDEN = 128
 
 
 def nearest_neighbours(X: Any, n_neighbors: int, *, chunk: int = 2048) -> np.ndarray:
@@ -76,6 +105,50 @@ def nearest_neighbours(X: Any, n_neighbors: int, *, chunk: int = 2048) -> np.nda
         sim[rows, rows + start] = -float("inf")  # a point is not its own neighbour
         out.append(sim.topk(n_neighbors, dim=1).indices)
     return torch.cat(out).numpy()
+
+
+def neighbour_graph(neighbours: np.ndarray) -> Any:
+    """The symmetric 0/1 adjacency (``scipy.sparse`` CSR) of a k-NN list ``(N, k)``: i ~ j when either lists the other.
+
+    Example:
+        >>> neighbour_graph(np.array([[1], [0], [1]])).toarray().astype(int).tolist()
+        [[0, 1, 0], [1, 0, 1], [0, 1, 0]]
+    """
+    from scipy import sparse
+
+    nb = np.asarray(neighbours)
+    n, k = nb.shape
+    rows = np.repeat(np.arange(n), k)
+    adjacency = sparse.csr_matrix((np.ones(n * k), (rows, nb.ravel())), shape=(n, n))
+    return adjacency.maximum(adjacency.T).tocsr()
+
+
+def spectral_init(neighbours: np.ndarray, n_components: int, *, random_state: int | None = 0) -> np.ndarray:
+    """Spectral embedding of the k-NN graph of ``neighbours`` ``(N, k)``: ``(N, n_components)``, rows of unit length.
+
+    The leading eigenvectors of the normalised graph Laplacian (scikit-learn's
+    :func:`~sklearn.manifold.spectral_embedding`, LOBPCG solver, the trivial one kept),
+    each point's coordinates scaled to unit length as in Ng, Jordan & Weiss (2001). Points
+    of one connected component share a direction; k-means on these rows is spectral
+    clustering.
+
+    Example:
+        >>> nb = np.array([[1, 2], [0, 2], [0, 1], [4, 5], [3, 5], [3, 4]])  # two triangles
+        >>> E = spectral_init(nb, 2)
+        >>> bool(np.allclose(E[0], E[1]) and np.allclose(E[3], E[5]) and abs(E[0] @ E[3]) < 1e-6)
+        True
+    """
+    import warnings
+
+    from sklearn.manifold import spectral_embedding
+
+    adjacency = neighbour_graph(neighbours)
+    check_int("n_components", n_components, minimum=1, maximum=adjacency.shape[0])
+    with warnings.catch_warnings():  # a disconnected graph is fine here: its components are clusters
+        warnings.filterwarnings("ignore", message="Graph is not fully connected")
+        E = spectral_embedding(adjacency, n_components=int(n_components), eigen_solver="lobpcg",
+                               random_state=random_state, drop_first=False)
+    return E / np.maximum(np.linalg.norm(E, axis=1, keepdims=True), 1e-12)
 
 
 class _Heads(nn.Module):
@@ -109,7 +182,8 @@ class ScanClusterer(ClusterMixin, BaseEstimator):
     """Neighbour-consistency clustering of fixed features (see the module docstring).
 
     Fitted attributes: ``labels_``, ``n_clusters_``, ``neighbours_`` (``(N, n_neighbors)``
-    indices), ``nets_`` (the trained networks, one per restart), ``head_losses_``
+    indices), ``init_labels_`` (the spectral starting labels, ``None`` with ``init="random"``),
+    ``spectral_embedding_`` (``(N, n_clusters)`` or ``None``), ``nets_`` (the trained networks, one per restart), ``head_losses_``
     (``(n_restarts, n_heads)`` final losses, lower is better), ``heads_used_``
     (``(n_restarts, consensus_heads)``, the heads in the consensus), ``consensus_`` (the
     fitted KMeans), ``history_`` (per restart, the best head's mean loss per epoch),
@@ -124,7 +198,8 @@ class ScanClusterer(ClusterMixin, BaseEstimator):
     def __init__(self, *, n_clusters: int = 10, n_neighbors: int = 20, entropy_weight: float = 5.0,
                  n_heads: int = 20, consensus_heads: int = 10, n_restarts: int = 5, epochs: int = 10,
                  hidden_dim: int = 512, dropout: float = 0.2, batch_size: int = 512, lr: float = 1e-3,
-                 weight_decay: float = 1e-4, random_state: int | None = 0) -> None:
+                 weight_decay: float = 1e-4, init: str = "random", spectral_neighbors: int = 15,
+                 init_epochs: int = 1, random_state: int | None = 0) -> None:
         self.n_clusters = n_clusters
         self.n_neighbors = n_neighbors
         self.entropy_weight = entropy_weight
@@ -137,6 +212,9 @@ class ScanClusterer(ClusterMixin, BaseEstimator):
         self.batch_size = batch_size
         self.lr = lr
         self.weight_decay = weight_decay
+        self.init = init
+        self.spectral_neighbors = spectral_neighbors
+        self.init_epochs = init_epochs
         self.random_state = random_state
 
     def check_params(self) -> None:
@@ -156,6 +234,9 @@ class ScanClusterer(ClusterMixin, BaseEstimator):
         check_int("batch_size", self.batch_size, minimum=2)
         check_float("lr", self.lr, minimum=1e-12)
         check_float("weight_decay", self.weight_decay, minimum=0.0)
+        check_choice("init", self.init, INITS)
+        check_int("spectral_neighbors", self.spectral_neighbors, minimum=1)
+        check_int("init_epochs", self.init_epochs, minimum=1)
         if self.random_state is not None:
             check_int("random_state", self.random_state, minimum=0)
 
@@ -192,24 +273,38 @@ class ScanClusterer(ClusterMixin, BaseEstimator):
         self.check_params()
         Xt = self._as_points(X, fit=True)
         n = Xt.shape[0]
-        if n <= self.n_neighbors:
-            raise ConfigError(f"n_neighbors={self.n_neighbors} needs more than {self.n_neighbors} points, got {n}",
-                              fix=f"set n_neighbors to at most {n - 1}, or cluster more points")
+        spectral = self.init == "spectral"
+        for name in ("n_neighbors",) + (("spectral_neighbors",) if spectral else ()):
+            value = int(getattr(self, name))
+            if n <= value:
+                raise ConfigError(f"{name}={value} needs more than {value} points, got {n}",
+                                  fix=f"set {name} to at most {n - 1}, or cluster more points")
         if self.n_clusters > n:
             raise ConfigError(f"n_clusters={self.n_clusters} is more than the {n} points to cluster",
                               fix=f"set n_clusters to at most {n}")
         self.timings_: dict[str, float] = {}
         t0 = time.process_time()
-        self.neighbours_ = nearest_neighbours(Xt, int(self.n_neighbors))
+        k_nn, k_graph = int(self.n_neighbors), int(self.spectral_neighbors) if spectral else 0
+        mined = nearest_neighbours(Xt, max(k_nn, k_graph))
+        self.neighbours_ = mined[:, :k_nn]
         self.timings_["neighbours_cpu_s"] = round(time.process_time() - t0, 3)
-
-        t0 = time.process_time()
         # None: a fresh seed from the OS (never from, or into, the global random state)
         seed = int(np.random.SeedSequence().entropy % 2**31) if self.random_state is None else int(self.random_state)
+
+        self.init_labels_: np.ndarray | None = None
+        self.spectral_embedding_: np.ndarray | None = None
+        if spectral:
+            t0 = time.process_time()
+            self.spectral_embedding_ = spectral_init(mined[:, :k_graph], int(self.n_clusters), random_state=seed)
+            self.init_labels_ = self._spectral_labels(self.spectral_embedding_, seed)
+            self.timings_["spectral_cpu_s"] = round(time.process_time() - t0, 3)
+
+        t0 = time.process_time()
         self.nets_: list[_Heads] = []
         losses, used, self.history_ = [], [], []
         for restart in range(int(self.n_restarts)):
-            net, head_losses, history = self._train_heads(Xt, seed + 7919 * restart)
+            net, head_losses, history = self._train_heads(Xt, self.neighbours_, seed + 7919 * restart,
+                                                          hidden=int(self.hidden_dim), init_labels=self.init_labels_)
             self.nets_.append(net)
             losses.append(head_losses)
             used.append(np.argsort(head_losses, kind="stable")[: int(self.consensus_heads)])
@@ -226,17 +321,30 @@ class ScanClusterer(ClusterMixin, BaseEstimator):
         self.timings_["consensus_cpu_s"] = round(time.process_time() - t0, 3)
         return self
 
-    def _train_heads(self, Xt: torch.Tensor, seed: int) -> tuple[_Heads, np.ndarray, list[float]]:
-        """One restart: a network with ``n_heads`` heads trained from ``seed``; its final head losses and history."""
+    def _spectral_labels(self, embedding: np.ndarray, seed: int) -> np.ndarray:
+        """Starting labels: the lowest-loss head of SCAN on the (standardised) spectral embedding."""
+        E = torch.from_numpy(((embedding - embedding.mean(0)) / (embedding.std() or 1.0)).astype(np.float32))
+        net, head_losses, _ = self._train_heads(E, nearest_neighbours(E, int(self.n_neighbors)), seed,
+                                                hidden=SPECTRAL_HIDDEN)
+        best = int(np.argmin(head_losses))
+        with torch.no_grad():
+            return torch.cat([net(E[s:s + 8192])[best] for s in range(0, E.shape[0], 8192)]).argmax(1).numpy()
+
+    def _train_heads(self, Xt: torch.Tensor, neighbours: np.ndarray, seed: int, *, hidden: int,
+                     init_labels: np.ndarray | None = None) -> tuple[_Heads, np.ndarray, list[float]]:
+        """One restart: a network with ``n_heads`` heads trained from ``seed`` (first fitted to
+        ``init_labels`` when given); its final head losses and history."""
         n = Xt.shape[0]
         gen = torch.Generator().manual_seed(seed)
-        neighbours = torch.from_numpy(self.neighbours_)
+        neighbours = torch.from_numpy(neighbours)
         history: list[float] = []
         with torch.random.fork_rng(devices=[]):  # dropout draws from the global generator: keep it private
             torch.manual_seed(seed)
-            net = _Heads(Xt.shape[1], int(self.hidden_dim), int(self.n_clusters), int(self.n_heads), float(self.dropout))
+            net = _Heads(Xt.shape[1], hidden, int(self.n_clusters), int(self.n_heads), float(self.dropout))
             opt = torch.optim.Adam(net.parameters(), lr=float(self.lr), weight_decay=float(self.weight_decay))
             bs = min(int(self.batch_size), n)
+            if init_labels is not None:
+                self._fit_labels(net, opt, Xt, torch.from_numpy(init_labels), bs, gen)
             for epoch in range(int(self.epochs)):
                 net.train()
                 perm = torch.randperm(n, generator=gen)
@@ -257,6 +365,21 @@ class ScanClusterer(ClusterMixin, BaseEstimator):
                 history.append(float(totals.min()))
                 logger.debug("scan seed %d epoch %d: best head loss %.4f", seed, epoch, history[-1])
         return net.eval(), totals.numpy().astype(np.float64), history
+
+    def _fit_labels(self, net: _Heads, opt: torch.optim.Optimizer, Xt: torch.Tensor, labels: torch.Tensor, bs: int,
+                    gen: torch.Generator) -> None:
+        """``init_epochs`` epochs of cross-entropy of every head against ``labels`` (the warm start)."""
+        n = Xt.shape[0]
+        net.train()
+        for _ in range(int(self.init_epochs)):
+            perm = torch.randperm(n, generator=gen)
+            for start in range(0, n - bs + 1, bs):
+                idx = perm[start:start + bs]
+                log_probs = net(Xt[idx]).clamp_min(1e-7).log()  # (n_heads, batch, k)
+                loss = F.nll_loss(log_probs.reshape(-1, log_probs.shape[-1]), labels[idx].repeat(log_probs.shape[0]))
+                opt.zero_grad()
+                (loss * log_probs.shape[0]).backward()  # the sum over heads, as for the SCAN loss
+                opt.step()
 
     @torch.no_grad()
     def _assignments(self, Xt: torch.Tensor) -> np.ndarray:
