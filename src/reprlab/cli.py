@@ -103,7 +103,8 @@ def _parser() -> argparse.ArgumentParser:
     cl.add_argument("--min-dist", type=float, default=0.0, help="UMAP min_dist (default: 0)")
     cl.add_argument("--clusterer", default="gmm", help="kmeans, gmm, agglomerative or scan (default: gmm)")
     cl.add_argument("--clusterer-option", action="append", default=[], metavar="KEY=VALUE",
-                    help="a keyword argument of the clusterer, e.g. --clusterer-option epochs=10 (repeatable)")
+                    help="a keyword argument of the clusterer, e.g. --clusterer-option epochs=10 or, for scan, "
+                         "--clusterer-option init=spectral (repeatable)")
     cl.add_argument("--covariance", default="full", help="GMM covariance: full, tied, diag, spherical (default: full)")
     cl.add_argument("--n-clusters", default="10", help="a number, or auto (chosen by --criterion; default: 10)")
     cl.add_argument("--criterion", default="silhouette", help="for --n-clusters auto: silhouette or bic")

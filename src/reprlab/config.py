@@ -170,7 +170,8 @@ class ClusterConfig:
     coefficients), ``scaling`` (none/standard/l2),
     ``reducer`` (none/pca/kpca/tsne/umap with ``n_components``, ``n_neighbors``,
     ``min_dist``), ``clusterer`` (kmeans/gmm/agglomerative/scan, ``covariance_type``,
-    ``clusterer_options``: keyword arguments of the clusterer, e.g. ``{epochs: 10}`` for scan),
+    ``clusterer_options``: keyword arguments of the clusterer, e.g. ``{epochs: 10}`` or
+    ``{init: spectral, n_restarts: 3}`` for scan),
     ``n_clusters`` (a number or ``auto`` with ``criterion`` silhouette/bic over
     ``k_range``), ``max_points`` (a seeded subset), and ``checkpoint_curve`` (also plot
     training MSE against validation accuracy over the ``epoch_NNNN`` checkpoints).
