@@ -50,6 +50,27 @@ def write_tiny_npz(path: Path) -> Path:
     return path
 
 
+def gaussian_blobs(k: int = 3, n_per: int = 80, d: int = 8, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """``k`` well-separated Gaussian blobs (centres N(0, 3²), spread 0.4) of ``n_per`` points in ``d`` dimensions,
+    and their labels."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(0, 3, size=(k, d))
+    X = np.concatenate([rng.normal(c, 0.4, size=(n_per, d)) for c in centres])
+    return X, np.repeat(np.arange(k), n_per)
+
+
+def tiny_cluster_config(root: Path, cluster: dict, *, epochs: int = 2) -> dict:
+    """A run config that trains a tiny conv_ae on :func:`write_tiny_npz` images under ``root``
+    and ends with the ``cluster`` section given."""
+    return {"seed": 0, "output_dir": str(root / "runs"), "name": "tiny",
+            "data": {"name": "arrays", "path": str(write_tiny_npz(root / "tiny.npz")), "val_fraction": 0.25,
+                     "test_fraction": 0.25},
+            "model": {"name": "conv_ae", "latent_dim": 4, "channels": [4, 8]},
+            "train": {"epochs": epochs, "batch_size": 32, "progress": "off", "num_threads": 1},
+            "eval": {"figures": False, "report": False},
+            "cluster": {"enabled": True, **cluster}}
+
+
 @pytest.fixture
 def tiny_arrays(tmp_path) -> Path:
     """A 120-image 1x12x12 uint8 .npz with labels (see :func:`write_tiny_npz`)."""

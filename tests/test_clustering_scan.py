@@ -17,16 +17,11 @@ from reprlab.clustering.scan import ScanClusterer, nearest_neighbours, scan_loss
 from reprlab.data.dataset import ImageData
 from reprlab.errors import ConfigError, DataError
 
+from conftest import gaussian_blobs as blobs, tiny_cluster_config
+
 pytestmark = pytest.mark.usefixtures("single_thread")
 
 FAST = {"epochs": 6, "n_heads": 4, "consensus_heads": 2, "n_restarts": 2, "n_neighbors": 5, "batch_size": 64}
-
-
-def blobs(k: int = 3, n_per: int = 80, d: int = 8, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    centres = rng.normal(0, 3, size=(k, d))
-    X = np.concatenate([rng.normal(c, 0.4, size=(n_per, d)) for c in centres])
-    return X, np.repeat(np.arange(k), n_per)
 
 
 def test_nearest_neighbours_match_scikit_learn():
@@ -121,19 +116,11 @@ def test_pixel_and_hog_feature_blocks():
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
-    from conftest import write_tiny_npz
-
     import reprlab
 
     root = tmp_path_factory.mktemp("scan")
-    cfg = {"seed": 0, "output_dir": str(root / "runs"), "name": "tiny",
-           "data": {"name": "arrays", "path": str(write_tiny_npz(root / "tiny.npz")), "val_fraction": 0.25,
-                    "test_fraction": 0.25},
-           "model": {"name": "conv_ae", "latent_dim": 4, "channels": [4, 8]},
-           "train": {"epochs": 2, "batch_size": 32, "progress": "off", "num_threads": 1},
-           "eval": {"figures": False, "report": False},
-           "cluster": {"enabled": True, "split": "all", "features": "pixels+hog", "reducer": "none",
-                       "clusterer": "scan", "n_clusters": 3, "clusterer_options": FAST}}
+    cfg = tiny_cluster_config(root, {"split": "all", "features": "pixels+hog", "reducer": "none", "clusterer": "scan",
+                                     "n_clusters": 3, "clusterer_options": FAST})
     return reprlab.train(cfg)
 
 

@@ -10,20 +10,15 @@ import pytest
 import torch
 
 from reprlab.clustering import EmbeddingClusterer, cluster_accuracy, clustering_scores
-from reprlab.clustering.scan import ScanClusterer, nearest_neighbours, neighbour_graph, spectral_init
+from reprlab.clustering.scan import ScanClusterer, nearest_neighbours, neighbour_graph, spectral_coordinates
 from reprlab.errors import ConfigError
+
+from conftest import gaussian_blobs as blobs, tiny_cluster_config
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
 FAST = {"epochs": 6, "n_heads": 4, "consensus_heads": 2, "n_restarts": 1, "n_neighbors": 5, "batch_size": 64,
         "spectral_neighbors": 5}
-
-
-def blobs(k: int = 3, n_per: int = 80, d: int = 8, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    centres = rng.normal(0, 3, size=(k, d))
-    X = np.concatenate([rng.normal(c, 0.4, size=(n_per, d)) for c in centres])
-    return X, np.repeat(np.arange(k), n_per)
 
 
 def test_neighbour_graph_is_the_symmetric_knn_adjacency():
@@ -35,7 +30,7 @@ def test_neighbour_graph_is_the_symmetric_knn_adjacency():
         assert set(np.flatnonzero(A[i])) == listed
 
 
-def test_spectral_init_matches_a_dense_eigendecomposition():
+def test_spectral_coordinates_matches_a_dense_eigendecomposition():
     """The embedding spans the leading eigenvectors of D^-1/2 A D^-1/2 (computed here with numpy),
     rows scaled to unit length: the two agree up to a rotation."""
     X, _ = blobs(k=3, n_per=30, d=5)
@@ -46,7 +41,7 @@ def test_spectral_init_matches_a_dense_eigendecomposition():
     vals, vecs = np.linalg.eigh(A / np.sqrt(np.outer(d, d)))
     ref = vecs[:, ::-1][:, :3]
     ref /= np.linalg.norm(ref, axis=1, keepdims=True)
-    ours = spectral_init(nb, 3, random_state=0)
+    ours = spectral_coordinates(nb, 3, random_state=0)
     assert ours.shape == (90, 3) and np.allclose(np.linalg.norm(ours, axis=1), 1.0)
     u, _, vt = np.linalg.svd(ref.T @ ours)  # the best rotation of ref onto ours (Procrustes)
     assert np.abs(ref @ (u @ vt) - ours).max() < 1e-3
@@ -57,9 +52,9 @@ def test_spectral_init_matches_a_dense_eigendecomposition():
     assert np.abs(wrong @ (u @ vt) - ours).max() > 0.05
 
 
-def test_spectral_init_separates_connected_components():
+def test_spectral_coordinates_separates_connected_components():
     X, y = blobs()  # three well-separated blobs: three components of the 5-NN graph
-    E = spectral_init(nearest_neighbours(X, 5), 3)
+    E = spectral_coordinates(nearest_neighbours(X, 5), 3)
     sims = E @ E.T
     same = y[:, None] == y[None, :]
     assert sims[same].min() > 0.999 and np.abs(sims[~same]).max() < 1e-3
@@ -97,7 +92,7 @@ def test_the_warm_start_learns_the_starting_labels():
             return [cluster_accuracy(start, p.argmax(1).numpy()) for p in net(Xt)]
 
     assert min(agreement(start)) > 0.93  # measured: 0.946 to 0.958 over the four heads
-    assert max(agreement(None)) < 0.87  # measured: 0.79 to 0.85; without the warm start the heads follow the blobs instead
+    assert max(agreement(None)) < 0.87  # measured: 0.79 to 0.85; without the warm start the heads follow the blobs
 
 
 def test_spectral_start_bad_input():
@@ -111,15 +106,12 @@ def test_spectral_start_bad_input():
     with pytest.raises(ConfigError, match="spectral_neighbors=30 needs more than 30 points, got 20.*at most 19"):
         ScanClusterer(n_clusters=2, n_neighbors=3, init="spectral", spectral_neighbors=30).fit(X[:20])
     # a random start does not build the graph, so spectral_neighbors does not matter there
-    ScanClusterer(n_clusters=2, n_neighbors=3, spectral_neighbors=30, **{k: v for k, v in FAST.items()
-                                                                         if k not in ("n_neighbors", "spectral_neighbors")}).fit(X[:20])
+    ScanClusterer(n_clusters=2, **{**FAST, "n_neighbors": 3, "spectral_neighbors": 30}).fit(X[:20])
     with pytest.raises(ConfigError, match=r"clusterer_options: init must be one of"):
         EmbeddingClusterer(reducer="none", clusterer="scan", clusterer_options={"init": "pca"}).fit(X)
 
 
 def test_embedding_clusterer_config_and_cli_take_the_spectral_start(tmp_path, capsys):
-    from conftest import write_tiny_npz
-
     import reprlab
     from reprlab.cli import main
 
@@ -127,18 +119,15 @@ def test_embedding_clusterer_config_and_cli_take_the_spectral_start(tmp_path, ca
     est = EmbeddingClusterer(reducer="none", clusterer="scan", n_clusters=3, random_state=0,
                              clusterer_options={**FAST, "init": "spectral"}).fit(X)
     assert est.clusterer_.init == "spectral" and cluster_accuracy(y, est.labels_) == 1.0
-    cfg = {"seed": 0, "output_dir": str(tmp_path / "runs"), "name": "tiny",
-           "data": {"name": "arrays", "path": str(write_tiny_npz(tmp_path / "tiny.npz")), "val_fraction": 0.25,
-                    "test_fraction": 0.25},
-           "model": {"name": "conv_ae", "latent_dim": 4, "channels": [4, 8]},
-           "train": {"epochs": 1, "batch_size": 32, "progress": "off", "num_threads": 1},
-           "eval": {"figures": False, "report": False},
-           "cluster": {"enabled": True, "split": "all", "features": "scattering", "reducer": "none",
-                       "clusterer": "scan", "n_clusters": 3, "clusterer_options": {**FAST, "init": "spectral"}}}
+    cfg = tiny_cluster_config(tmp_path, {"split": "all", "features": "scattering", "reducer": "none",
+                                         "clusterer": "scan", "n_clusters": 3,
+                                         "clusterer_options": {**FAST, "init": "spectral"}}, epochs=1)
     run = reprlab.train(cfg)
     m = json.loads((run.run_dir / "clustering" / "metrics.json").read_text())
     assert m["options"]["clusterer_options"]["init"] == "spectral" and "spectral_cpu_s" in m["clusterer_timings"]
     assert m["acc"] > 0.9, m  # three blob heights, easy
+    captions = [i["caption"] for i in json.loads((run.run_dir / "clustering" / "index.json").read_text())["items"]]
+    assert any("scan (spectral start)" in c for c in captions), captions  # the report says which start
     argv = ["cluster", str(run.run_dir), "--split", "all", "--features", "scattering", "--reducer", "none",
             "--clusterer", "scan", "--n-clusters", "3", "--clusterer-option", "init=spectral"] + \
         [f"--clusterer-option={k}={v}" for k, v in FAST.items()]

@@ -7,7 +7,8 @@
   estimator (scaling -> reducer -> KMeans / Gaussian mixture / agglomerative / SCAN,
   ``n_clusters`` given or chosen by silhouette or BIC);
 * :mod:`~reprlab.clustering.scan`: :class:`ScanClusterer`, SCAN-style neighbour-consistency
-  clustering of fixed features (restarts combined by consensus);
+  clustering of fixed features (restarts combined by consensus), from random starts or,
+  with ``init="spectral"``, from the spectral embedding of the neighbour graph;
 * :mod:`~reprlab.clustering.pipeline`: :func:`cluster_run` on a run directory (writes
   ``RUN_DIR/clustering/``) and :func:`checkpoint_curve` (reconstruction MSE against
   clustering accuracy over a run's checkpoints);

@@ -439,8 +439,10 @@ def _reducer_name(options: dict[str, Any]) -> str:
 
 def _summary(m: dict[str, Any]) -> str:
     o = m.get("options", {})
+    start = (o.get("clusterer_options") or {}).get("init", "random")
     parts = [f"{o.get('clusterer', '?')}"
              + (f" ({o.get('covariance_type')} covariance)" if o.get("clusterer") == "gmm" else "")
+             + (f" ({start} start)" if o.get("clusterer") == "scan" else "")
              + f" on {_reducer_name(o)}"
              + (f" ({o.get('n_components')} components)" if o.get("reducer", "umap") != "none" else ""),
              f"k = {m.get('n_clusters')}"]

@@ -21,7 +21,7 @@ of several):
    follows the majority of the restarts, which makes the result stable across seeds.
 
 With ``init="spectral"`` a global view of the neighbour graph chooses the starting
-partition instead of the random initialisation of step 2 (see :func:`spectral_init`):
+partition instead of the random initialisation of step 2 (see :func:`spectral_coordinates`):
 
 a. the ``spectral_neighbors`` nearest neighbours of every point form a symmetric graph,
    whose leading ``n_clusters`` eigenvectors (the spectral embedding, computed by
@@ -80,7 +80,8 @@ from reprlab.models.base import check_choice, check_float, check_int
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["INITS", "SPECTRAL_HIDDEN", "ScanClusterer", "nearest_neighbours", "neighbour_graph", "spectral_init"]
+__all__ = ["INITS", "SPECTRAL_HIDDEN", "ScanClusterer", "nearest_neighbours", "neighbour_graph",
+           "spectral_coordinates"]
 
 #: How the heads start: ``"random"`` (SCAN's own) or ``"spectral"`` (from the neighbour graph's spectral embedding).
 INITS: tuple[str, ...] = ("random", "spectral")
@@ -123,7 +124,7 @@ def neighbour_graph(neighbours: np.ndarray) -> Any:
     return adjacency.maximum(adjacency.T).tocsr()
 
 
-def spectral_init(neighbours: np.ndarray, n_components: int, *, random_state: int | None = 0) -> np.ndarray:
+def spectral_coordinates(neighbours: np.ndarray, n_components: int, *, random_state: int | None = 0) -> np.ndarray:
     """Spectral embedding of the k-NN graph of ``neighbours`` ``(N, k)``: ``(N, n_components)``, rows of unit length.
 
     The leading eigenvectors of the normalised graph Laplacian (scikit-learn's
@@ -134,7 +135,7 @@ def spectral_init(neighbours: np.ndarray, n_components: int, *, random_state: in
 
     Example:
         >>> nb = np.array([[1, 2], [0, 2], [0, 1], [4, 5], [3, 5], [3, 4]])  # two triangles
-        >>> E = spectral_init(nb, 2)
+        >>> E = spectral_coordinates(nb, 2)
         >>> bool(np.allclose(E[0], E[1]) and np.allclose(E[3], E[5]) and abs(E[0] @ E[3]) < 1e-6)
         True
     """
@@ -183,7 +184,8 @@ class ScanClusterer(ClusterMixin, BaseEstimator):
 
     Fitted attributes: ``labels_``, ``n_clusters_``, ``neighbours_`` (``(N, n_neighbors)``
     indices), ``init_labels_`` (the spectral starting labels, ``None`` with ``init="random"``),
-    ``spectral_embedding_`` (``(N, n_clusters)`` or ``None``), ``nets_`` (the trained networks, one per restart), ``head_losses_``
+    ``spectral_embedding_`` (``(N, n_clusters)`` or ``None``), ``nets_`` (the trained
+    networks, one per restart), ``head_losses_``
     (``(n_restarts, n_heads)`` final losses, lower is better), ``heads_used_``
     (``(n_restarts, consensus_heads)``, the heads in the consensus), ``consensus_`` (the
     fitted KMeans), ``history_`` (per restart, the best head's mean loss per epoch),
@@ -295,7 +297,8 @@ class ScanClusterer(ClusterMixin, BaseEstimator):
         self.spectral_embedding_: np.ndarray | None = None
         if spectral:
             t0 = time.process_time()
-            self.spectral_embedding_ = spectral_init(mined[:, :k_graph], int(self.n_clusters), random_state=seed)
+            self.spectral_embedding_ = spectral_coordinates(mined[:, :k_graph], int(self.n_clusters),
+                                                            random_state=seed)
             self.init_labels_ = self._spectral_labels(self.spectral_embedding_, seed)
             self.timings_["spectral_cpu_s"] = round(time.process_time() - t0, 3)
 
