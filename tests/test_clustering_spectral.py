@@ -138,7 +138,7 @@ def test_embedding_clusterer_config_and_cli_take_the_spectral_start(tmp_path, ca
 
 
 @pytest.fixture(scope="module")
-def fashion_test_scattering():
+def fashion_test_scattering(single_thread):
     from conftest import shared_data_dir
 
     from reprlab.clustering.pipeline import scattering_features
@@ -147,7 +147,6 @@ def fashion_test_scattering():
     root = shared_data_dir()
     if root is None:
         pytest.skip("real data not present: set REPRLAB_DATA or place ../shared/data beside the checkout")
-    torch.set_num_threads(1)
     test = load_dataset("fashion-mnist", "test", data_dir=str(root), download=False)
     return scattering_features(test), test.labels.numpy()
 
