@@ -28,12 +28,18 @@ def shared_data_dir() -> Path | None:
     return None
 
 
-@pytest.fixture
-def real_data_dir() -> Path:
+def require_real_data() -> Path:
+    """:func:`shared_data_dir`, or skip the test (with the reason) when neither is present; usable
+    from fixtures of any scope."""
     path = shared_data_dir()
     if path is None:
         pytest.skip("real data not present: set REPRLAB_DATA or place ../shared/data beside the checkout")
     return path
+
+
+@pytest.fixture
+def real_data_dir() -> Path:
+    return require_real_data()
 
 
 def write_tiny_npz(path: Path) -> Path:

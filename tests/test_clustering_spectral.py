@@ -139,15 +139,12 @@ def test_embedding_clusterer_config_and_cli_take_the_spectral_start(tmp_path, ca
 
 @pytest.fixture(scope="module")
 def fashion_test_scattering(single_thread):
-    from conftest import shared_data_dir
+    from conftest import require_real_data
 
     from reprlab.clustering.pipeline import scattering_features
     from reprlab.data import load_dataset
 
-    root = shared_data_dir()
-    if root is None:
-        pytest.skip("real data not present: set REPRLAB_DATA or place ../shared/data beside the checkout")
-    test = load_dataset("fashion-mnist", "test", data_dir=str(root), download=False)
+    test = load_dataset("fashion-mnist", "test", data_dir=str(require_real_data()), download=False)
     return scattering_features(test), test.labels.numpy()
 
 
