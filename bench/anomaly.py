@@ -39,12 +39,12 @@ import numpy as np
 import torch
 
 from common import RESULTS, data_dir, git_rev, machine
-from reprlab.anomaly import PRESETS, AnomalyDetector, auroc
+from reprlab.capabilities.anomaly import PRESETS, AnomalyDetector, auroc
 from reprlab.data import load_dataset
 
 CLASS_NAMES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
 
-#: reprlab detector settings: the library's presets (reprlab.anomaly.PRESETS, `reprlab detect --preset`).
+#: reprlab detector settings: the library's presets (reprlab.capabilities.anomaly.PRESETS, `reprlab detect --preset`).
 SETTINGS: dict[str, dict] = {"reprlab-fast": PRESETS["fast"], "reprlab-full": PRESETS["full"], "reprlab-ae": PRESETS["ae"]}
 METHODS = ("reprlab-fast", "reprlab-full", "reprlab-ae", "pyod-ae", "pyod-deepsvdd")
 

@@ -13,10 +13,10 @@ labels are used only to score):
 * ``ae_hog`` (addition): ``ae_norot``'s codes and HOG descriptors of the images (9
   orientation bins), each standardised per feature and divided by the square root of its
   width so both weigh the same, concatenated -> UMAP -> GMM
-  (``reprlab.clustering.pipeline.clustering_features(codes, data, "codes+hog")``, the
+  (``reprlab.capabilities.clustering.pipeline.clustering_features(codes, data, "codes+hog")``, the
   ``features="codes+hog"`` option of ``cluster_run``, the config and ``reprlab cluster``);
 * ``scan`` (neighbour consistency): pixels and HOG descriptors (``features="pixels+hog"``)
-  -> :class:`reprlab.clustering.scan.ScanClusterer` (20 nearest neighbours by cosine, a
+  -> :class:`reprlab.capabilities.clustering.scan.ScanClusterer` (20 nearest neighbours by cosine, a
   one-hidden-layer network with 20 heads trained to agree with them, ``--scan-restarts``
   networks, consensus KMeans over the 10 lowest-loss heads of each); no reducer;
 * ``ae_scan``: the same with ``ae_norot``'s codes as a third block (``codes+pixels+hog``).
@@ -42,7 +42,7 @@ to ``bench/results/<tag>.json`` and a Markdown table is printed.
 
 ``--checkpoint-curve`` trains one run through ``reprlab.train`` (Fashion-MNIST training
 split, ``--curve-train-images`` of it, 20% held out for validation, a checkpoint every
-epoch) and calls :func:`reprlab.clustering.checkpoint_curve`: training-set MSE against
+epoch) and calls :func:`reprlab.capabilities.clustering.checkpoint_curve`: training-set MSE against
 validation clustering accuracy per checkpoint, written to the run's ``clustering/``.
 """
 
@@ -58,9 +58,9 @@ import numpy as np
 import torch
 
 from common import data_dir, save
-from reprlab.analysis.embeddings import encode_dataset
-from reprlab.clustering import EmbeddingClusterer, aligned_confusion_matrix, clustering_scores
-from reprlab.clustering.pipeline import clustering_features
+from reprlab.features.embeddings import encode_dataset
+from reprlab.capabilities.clustering import EmbeddingClusterer, aligned_confusion_matrix, clustering_scores
+from reprlab.capabilities.clustering.pipeline import clustering_features
 from reprlab.data import load_dataset
 from reprlab.data.dataset import ImageData
 from reprlab.models import create_model
@@ -190,8 +190,8 @@ def run_seed(data: ImageData, args: argparse.Namespace, seed: int) -> list[dict]
 def neighbour_purity(data: ImageData, n_queries: int = 5000, k: int = 20, seed: int = 0) -> dict:
     """A diagnostic that uses labels: the share of each query's k nearest cosine neighbours (among all
     images) that have its class, for the feature blocks ``scan`` can use (as ``clustering_features`` builds them)."""
-    from reprlab.anomaly.scores import image_descriptors
-    from reprlab.clustering.pipeline import balanced_concat, scattering_features
+    from reprlab.capabilities.anomaly.scores import image_descriptors
+    from reprlab.capabilities.clustering.pipeline import balanced_concat, scattering_features
 
     labels = data.labels.numpy()
     queries = np.random.default_rng(seed).choice(len(data), size=min(n_queries, len(data)), replace=False)
@@ -213,7 +213,7 @@ def run_checkpoint_curve(args: argparse.Namespace, ddir: str | None) -> dict:
     import tempfile
 
     from reprlab import api
-    from reprlab.clustering import checkpoint_curve
+    from reprlab.capabilities.clustering import checkpoint_curve
 
     cfg = {"seed": args.seeds[0], "output_dir": tempfile.mkdtemp(prefix="reprlab-bench-curve-"), "name": "curve",
            "data": {"name": "fashion-mnist", "data_dir": ddir, "download": False, "val_fraction": 0.2,

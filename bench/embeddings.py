@@ -32,7 +32,7 @@ import torch
 
 from common import data_dir, machine, save
 from reprlab import api
-from reprlab.analysis import Reducer, encode_dataset
+from reprlab.capabilities.analysis import Reducer, encode_dataset
 from reprlab.data import load_dataset
 from reprlab.data.dataset import ImageData
 from reprlab.models import load_model

@@ -12,12 +12,12 @@ import torch
 from PIL import Image
 
 from reprlab import api
-from reprlab.analysis import (Reducer, activation_maps, analyze, conv_kernels, encode_dataset, interpolate,
+from reprlab.capabilities.analysis import (Reducer, activation_maps, analyze, conv_kernels, encode_dataset, interpolate,
                               latent_noise_robustness, prior_samples, traversal, traversal_grid)
-from reprlab.analysis import plots
-from reprlab.analysis.embeddings import KPCA_HARD_LIMIT
+from reprlab.capabilities.analysis import plots
+from reprlab.features.embeddings import KPCA_HARD_LIMIT
 from reprlab.data.dataset import ImageData
-from reprlab.errors import ConfigError, DataError, ModelError
+from reprlab.base.errors import ConfigError, DataError, ModelError
 from reprlab.models import create_model
 
 from conftest import write_tiny_npz
@@ -97,7 +97,7 @@ def test_reducer_fit_transform_and_transform_new_points(method):
 
 def test_kpca_subsamples_above_its_limit_with_a_notice_and_refuses_huge_fits(caplog):
     X, _ = _clusters(300)
-    with caplog.at_level(logging.WARNING, logger="reprlab.analysis.embeddings"):
+    with caplog.at_level(logging.WARNING, logger="reprlab.features.embeddings"):
         r = Reducer("kpca", max_fit_points=100, random_state=0)
         coords = r.fit_transform(X)
     assert coords.shape == (300, 2) and r.n_fit_points_ == 100 and len(r.fit_indices_) == 100
@@ -123,7 +123,7 @@ def test_reducer_bad_input_gives_clear_errors(caplog):
         Reducer("pca").fit(X).transform(X[:, :2])
     with pytest.raises(ConfigError, match="at least 4 points"):
         Reducer("tsne").fit(X[:3])
-    with caplog.at_level(logging.WARNING, logger="reprlab.analysis.embeddings"):
+    with caplog.at_level(logging.WARNING, logger="reprlab.features.embeddings"):
         assert Reducer("tsne", random_state=0).fit_transform(X[:20]).shape == (20, 2)
     assert "perplexity 30 is too high" in caplog.text
 
@@ -151,7 +151,7 @@ def test_umap_wrapper_passes_options_and_transforms(monkeypatch, caplog):
 
     monkeypatch.setitem(sys.modules, "umap", types.SimpleNamespace(UMAP=_FakeUMAP))
     X, _ = _clusters(12)
-    with caplog.at_level(logging.WARNING, logger="reprlab.analysis.embeddings"):
+    with caplog.at_level(logging.WARNING, logger="reprlab.features.embeddings"):
         r = Reducer("umap", 2, n_neighbors=15, min_dist=0.3, n_jobs=2, random_state=None)
         coords = r.fit_transform(X)
     assert "n_neighbors 15 is too high for 12 points" in caplog.text and r.n_neighbors_ == 11
@@ -289,7 +289,7 @@ def test_analyze_explicit_requests_the_model_cannot_do(tiny_runs):
 
 def test_analyze_vae_samples_binary_colouring_and_subsampling(tiny_runs, caplog):
     run = tiny_runs["vae"]
-    with caplog.at_level(logging.WARNING, logger="reprlab.analysis.pipeline"):
+    with caplog.at_level(logging.WARNING, logger="reprlab.capabilities.analysis.pipeline"):
         index = analyze(run, what=["embeddings", "samples", "traversal"], method="tsne", max_points=20,
                         color_by="binary", binary_classes=[0], attribute="top blob", n_samples=8, device="cpu")
     assert "analysing 20 of 24 test images" in caplog.text

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from reprlab.anomaly import (AnomalyDetector, KMeansScorer, KNNScorer, PCAScorer, auroc, average_precision,
+from reprlab.capabilities.anomaly import (AnomalyDetector, KMeansScorer, KNNScorer, PCAScorer, auroc, average_precision,
                              check_no_overlap, detect, evaluate_scores, load_images, one_class_split, run_one_class,
                              threshold_at_contamination, threshold_metrics)
-from reprlab.anomaly.plots import save_detection_figures
+from reprlab.capabilities.anomaly.plots import save_detection_figures
 from reprlab.data.dataset import ImageData
-from reprlab.errors import ConfigError, DataError
+from reprlab.base.errors import ConfigError, DataError
 
 SIZE = 16
 TINY_AE = {"hidden_sizes": (32,), "latent_dim": 4}
@@ -256,7 +256,7 @@ def test_fashion_mnist_one_class_real_data(real_data_dir):
 
 
 def test_presets_merge_overrides_and_name_unknown_ones():
-    from reprlab.anomaly import PRESETS
+    from reprlab.capabilities.anomaly import PRESETS
 
     for name in PRESETS:
         det = AnomalyDetector.from_preset(name)

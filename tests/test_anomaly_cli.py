@@ -146,8 +146,8 @@ def test_unknown_preset_is_a_usage_error(tmp_path, files, capsys):
 def test_cli_preset_choices_are_the_library_presets():
     import argparse
 
-    from reprlab.anomaly import PRESETS
-    from reprlab.cli import _parser
+    from reprlab.capabilities.anomaly import PRESETS
+    from reprlab.cli import build_parser as _parser
 
     sub = next(a for a in _parser()._actions if isinstance(a, argparse._SubParsersAction))
     preset = next(a for a in sub.choices["detect"]._actions if a.dest == "preset")

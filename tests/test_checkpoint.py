@@ -7,7 +7,7 @@ import os
 import pytest
 import torch
 
-from reprlab.errors import ModelError, TrainingError
+from reprlab.base.errors import ModelError, TrainingError
 from reprlab.models import create_model, load_model
 from reprlab.training.checkpoint import load_state, resolve_checkpoint, save_checkpoint
 

@@ -1,4 +1,4 @@
-"""Tests of reprlab.clustering: metrics against hand-computed cases, the scikit-learn estimator,
+"""Tests of reprlab.capabilities.clustering: metrics against hand-computed cases, the scikit-learn estimator,
 the choice of k, clear errors on bad input, the run pipeline, the CLI and one real-data check."""
 
 from __future__ import annotations
@@ -11,11 +11,11 @@ import pytest
 import torch
 
 from conftest import write_tiny_npz
-from reprlab.clustering.pipeline import clustering_features
+from reprlab.capabilities.clustering.pipeline import clustering_features
 from reprlab.data.dataset import ImageData
-from reprlab.clustering import (EmbeddingClusterer, aligned_confusion_matrix, ari, cluster_accuracy, cluster_run,
+from reprlab.capabilities.clustering import (EmbeddingClusterer, aligned_confusion_matrix, ari, cluster_accuracy, cluster_run,
                                 checkpoint_curve, clustering_scores, match_clusters, nmi)
-from reprlab.errors import ConfigError, DataError, RunDirError
+from reprlab.base.errors import ConfigError, DataError, RunDirError
 
 
 pytestmark = pytest.mark.usefixtures("single_thread")
@@ -241,7 +241,7 @@ def test_cluster_run_auto_and_report(tiny_run):
     assert 2 <= m["n_clusters"] <= 5 and set(m["k_scores"]) == {"2", "3", "4", "5"}
     assert (run / "clustering" / "k_selection.png").exists()
     assert json.loads((run / "metrics.json").read_text())["cluster/n_clusters"] == m["n_clusters"]
-    html = write_report(run, analyze=False).read_text()
+    html = write_report(run).read_text()
     assert 'id="clustering-confusion"' in html and 'id="clustering-k_selection"' in html and "cluster/acc" in html
 
 
@@ -306,7 +306,7 @@ def test_codes_plus_hog_features(tiny_run):
     assert m["acc"] > 0.45  # above chance: random labels of 3 balanced-ish classes score about 0.4 here
     data = ImageData(torch.rand(10, 1, 12, 12))
     joint = clustering_features(np.random.default_rng(0).normal(size=(10, 4)), data, "codes+hog")
-    from reprlab.anomaly.scores import image_descriptors
+    from reprlab.capabilities.anomaly.scores import image_descriptors
 
     hog = image_descriptors(data.float01(), "hog", bins=9)
     assert joint.shape == (10, 4 + hog.shape[1])

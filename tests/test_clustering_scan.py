@@ -1,4 +1,4 @@
-"""Tests of reprlab.clustering.scan (neighbour-consistency clustering) and its wiring into
+"""Tests of reprlab.capabilities.clustering.scan (neighbour-consistency clustering) and its wiring into
 EmbeddingClusterer, cluster_run, the config and the CLI; one real-data check."""
 
 from __future__ import annotations
@@ -11,11 +11,11 @@ import torch
 from sklearn.exceptions import NotFittedError
 from sklearn.neighbors import NearestNeighbors
 
-from reprlab.clustering import EmbeddingClusterer, cluster_accuracy, clustering_scores
-from reprlab.clustering.pipeline import clustering_features
-from reprlab.clustering.scan import ScanClusterer, nearest_neighbours, scan_loss
+from reprlab.capabilities.clustering import EmbeddingClusterer, cluster_accuracy, clustering_scores
+from reprlab.capabilities.clustering.pipeline import clustering_features
+from reprlab.capabilities.clustering.scan import ScanClusterer, nearest_neighbours, scan_loss
 from reprlab.data.dataset import ImageData
-from reprlab.errors import ConfigError, DataError
+from reprlab.base.errors import ConfigError, DataError
 
 from conftest import gaussian_blobs as blobs, tiny_cluster_config
 

@@ -1,5 +1,5 @@
-"""Tests of the wavelet-scattering descriptors (reprlab.anomaly.scores.scattering_coefficients)
-and the ``scattering`` clustering features (reprlab.clustering.pipeline.scattering_features),
+"""Tests of the wavelet-scattering descriptors (reprlab.capabilities.anomaly.scores.scattering_coefficients)
+and the ``scattering`` clustering features (reprlab.capabilities.clustering.pipeline.scattering_features),
 their wiring into cluster_run and the CLI; one real-data check."""
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import torch
 
-from reprlab.anomaly.scores import image_descriptors, scattering_coefficients
-from reprlab.clustering.pipeline import FEATURES, clustering_features, scattering_features
+from reprlab.capabilities.anomaly.scores import image_descriptors, scattering_coefficients
+from reprlab.capabilities.clustering.pipeline import FEATURES, clustering_features, scattering_features
 from reprlab.data.dataset import ImageData
-from reprlab.errors import ConfigError, DataError
+from reprlab.base.errors import ConfigError, DataError
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -78,7 +78,7 @@ def test_cli_and_config_offer_every_feature_block(tmp_path, capsys):
     from conftest import write_tiny_npz
 
     import reprlab
-    from reprlab.cli import _parser
+    from reprlab.cli import build_parser as _parser
 
     import argparse
 
@@ -106,7 +106,7 @@ def test_cli_and_config_offer_every_feature_block(tmp_path, capsys):
 
 @pytest.mark.realdata
 def test_fashion_mnist_scattering_neighbours_are_purer_than_pixels_and_hog(real_data_dir):
-    from reprlab.clustering.scan import nearest_neighbours
+    from reprlab.capabilities.clustering.scan import nearest_neighbours
     from reprlab.data import load_dataset
 
     test = load_dataset("fashion-mnist", "test", data_dir=str(real_data_dir), download=False)

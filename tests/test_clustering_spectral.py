@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from reprlab.clustering import EmbeddingClusterer, cluster_accuracy, clustering_scores
-from reprlab.clustering.scan import ScanClusterer, nearest_neighbours, neighbour_graph, spectral_coordinates
-from reprlab.errors import ConfigError
+from reprlab.capabilities.clustering import EmbeddingClusterer, cluster_accuracy, clustering_scores
+from reprlab.capabilities.clustering.scan import ScanClusterer, nearest_neighbours, neighbour_graph, spectral_coordinates
+from reprlab.base.errors import ConfigError
 
 from conftest import gaussian_blobs as blobs, tiny_cluster_config
 
@@ -141,7 +141,7 @@ def test_embedding_clusterer_config_and_cli_take_the_spectral_start(tmp_path, ca
 def fashion_test_scattering(single_thread):
     from conftest import require_real_data
 
-    from reprlab.clustering.pipeline import scattering_features
+    from reprlab.capabilities.clustering.pipeline import scattering_features
     from reprlab.data import load_dataset
 
     test = load_dataset("fashion-mnist", "test", data_dir=str(require_real_data()), download=False)

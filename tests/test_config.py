@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from reprlab.config import RunConfig, apply_overrides
-from reprlab.errors import ConfigError
+from reprlab.base.errors import ConfigError
 
 
 def test_defaults_validate_and_roundtrip_yaml(tmp_path):

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from reprlab.data import load_arrays, load_dataset
-from reprlab.errors import ConfigError, DataError
+from reprlab.base.errors import ConfigError, DataError
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import torch
 from reprlab.data import load_dataset
 from reprlab.data.embedded import SAMPLE_PATH, load_embedded
 from reprlab.data.sources import FASHION_MNIST_CLASSES
-from reprlab.errors import DataError
+from reprlab.base.errors import DataError
 
 
 @pytest.mark.parametrize("split, n", [("train", 5000), ("test", 1000)])

@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from reprlab.data import load_dataset, load_image_folder
-from reprlab.errors import ConfigError, DataError
+from reprlab.base.errors import ConfigError, DataError
 
 RNG = np.random.default_rng(0)
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from reprlab.data.idx import load_idx_split, read_idx
-from reprlab.errors import DataError
+from reprlab.base.errors import DataError
 
 
 def idx_bytes(arr: np.ndarray, dtype_code: int = 0x08) -> bytes:

@@ -16,7 +16,7 @@ import torch
 
 from reprlab.data import describe_datasets, list_datasets, load_dataset, sources
 from reprlab.data.sources import DatasetFiles, RemoteFile, candidate_dirs, download_file, locate, verify_file
-from reprlab.errors import DataError
+from reprlab.base.errors import DataError
 
 REAL_FETCH = sources._fetch  # saved before the autouse fixture replaces it
 

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from reprlab.data.transforms import Augmenter, convert_channels, from_model_range, resize, to_model_range
-from reprlab.errors import ConfigError
+from reprlab.base.errors import ConfigError
 
 
 def gen(seed: int) -> torch.Generator:

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from reprlab.data.usps import read_usps, read_usps_h5, read_usps_libsvm
-from reprlab.errors import DataError
+from reprlab.base.errors import DataError
 
 
 def libsvm_line(label: int, values: np.ndarray) -> str:

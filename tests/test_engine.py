@@ -9,9 +9,9 @@ import torch
 from torch import nn
 
 from reprlab.data.dataset import ImageData
-from reprlab.errors import TrainingError
+from reprlab.base.errors import TrainingError
 from reprlab.models import create_model
-from reprlab.models.base import ModelConfig, ModelOutput, ReprModel
+from reprlab.models.base import ModelConfig, ModelOutput, ReprModel, images_of
 from reprlab.training.callbacks import Callback, EarlyStopping
 from reprlab.training.engine import Trainer
 from reprlab.training.loader import BatchLoader
@@ -59,7 +59,8 @@ class TwoOptimizerModel(ReprModel):
     def optimizer_groups(self):
         return {"enc": list(self.enc.parameters()), "dec": list(self.dec.parameters())}
 
-    def training_step(self, x, ctx):
+    def training_step(self, batch, ctx):
+        x = images_of(batch)
         dec_before = self.dec.weight.detach().clone()
         out = ctx.forward(x)
         ctx.step("enc", out.loss)
@@ -81,8 +82,8 @@ def test_several_optimizers_each_stepped():
 
 
 class ExplodingModel(TwoOptimizerModel):
-    def training_step(self, x, ctx):
-        out = ctx.forward(x)
+    def training_step(self, batch, ctx):
+        out = ctx.forward(images_of(batch))
         loss = out.loss * (float("nan") if ctx.global_step == 4 else 1.0)
         ctx.step("enc", loss)
         return {"loss": loss.detach()}
@@ -197,7 +198,7 @@ def test_augmentation_is_applied_with_the_epoch_generator():
 
 
 def test_tensorboard_logger_writes_events_or_explains_the_missing_package(tmp_path):
-    from reprlab.errors import ConfigError
+    from reprlab.base.errors import ConfigError
     from reprlab.training.callbacks import TensorBoardLogger
 
     try:

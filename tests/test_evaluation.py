@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from reprlab.data.dataset import ImageData
-from reprlab.errors import ModelError
+from reprlab.base.errors import ModelError
 from reprlab.evaluation import (
     ReconstructionReport,
     evaluate_reconstruction,

@@ -13,7 +13,7 @@ from PIL import Image
 from torch import nn
 
 from reprlab.data.dataset import ImageData
-from reprlab.errors import DataError, ReprlabError
+from reprlab.base.errors import DataError, ReprlabError
 from reprlab.evaluation import evaluate_reconstruction
 from reprlab.models.base import ModelConfig, ModelOutput, ReprModel
 from reprlab.reporting.figures import (

@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from reprlab.errors import ConfigError, ModelError, ReprlabError
+from reprlab.base.errors import ConfigError, ModelError, ReprlabError
 from reprlab.models import create_model, list_models, load_model, make_config, save_model
 from reprlab.models.layers import (FitTo, PadToEven, ResidualBlock, make_activation, make_norm, make_upsample,
                                    output_activation)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from conftest import run_cli
-from reprlab.errors import ConfigError, RunDirError
+from reprlab.base.errors import ConfigError, RunDirError
 from reprlab.reporting.report import metric_direction, write_comparison, write_report
 from test_analysis import tiny_runs  # noqa: F401  (session fixture: two tiny trained runs)
 
@@ -42,27 +42,46 @@ def test_training_writes_a_self_contained_report(tiny_runs):
     assert not (tiny_runs["vae"] / "report.html").exists()  # eval.report=false
 
 
-def test_write_report_runs_the_quick_analysis_and_shows_samples(tiny_runs, tmp_path):
+def test_write_report_renders_the_run_index_files_and_shows_samples(tiny_runs, tmp_path):
+    from reprlab.capabilities.analysis import analyze
+
     run = Path(shutil.copytree(tiny_runs["vae"], tmp_path / "vae-copy"))
     shutil.rmtree(run / "analysis", ignore_errors=True)
+    html = write_report(run).read_text()
+    assert not (run / "analysis").exists()  # the report never runs an analysis itself
+    assert "Samples from the prior" not in html
+    analyze(run, what=["samples"], max_points=50)
     path = write_report(run)
-    assert path == run / "report.html" and (run / "analysis" / "index.json").exists()
+    assert path == run / "report.html"
     html = path.read_text()
     assert_self_contained(html)
     assert "Samples from the prior" in html and "test/elbo_nats" in html
+    # a result folder of any name in the same index schema is shown too
+    (run / "extra").mkdir()
+    (run / "extra" / "index.json").write_text('{"items": [{"key": "x", "title": "An extra step", "files": []}]}')
+    assert "An extra step" in write_report(run).read_text()
     # without metrics (an unfinished run) the report still renders and says so
     (run / "metrics.json").unlink()
-    html = write_report(run, analyze=False).read_text()
+    html = write_report(run).read_text()
     assert "has not finished" in html
 
 
-def test_report_survives_missing_data(tiny_runs, tmp_path):
+def test_report_needs_no_data(tiny_runs, tmp_path):
     run = Path(shutil.copytree(tiny_runs["ae"], tmp_path / "ae-moved"))
     shutil.rmtree(run / "analysis")
     cfg = (run / "config.yaml").read_text()
     (run / "config.yaml").write_text(re.sub(r"path: .*tiny\.npz", "path: /nonexistent/tiny.npz", cfg))
     html = write_report(run).read_text()
-    assert "The analysis could not run" in html and "Learning curves" in html
+    assert "Learning curves" in html
+
+
+def test_report_of_a_failed_run_says_why(tiny_runs, tmp_path):
+    from reprlab.runs import RunDir
+
+    run = RunDir(Path(shutil.copytree(tiny_runs["ae"], tmp_path / "ae-failed")))
+    run.set_status("failed", error="the loss became nan at epoch 2, step 3", best_checkpoint_kept=True)
+    html = write_report(run.path).read_text()
+    assert "This run FAILED: the loss became nan at epoch 2, step 3" in html and "best checkpoint was kept" in html
 
 
 def _table(html: str) -> tuple[list[str], list[list[tuple[str, str]]]]:
@@ -78,7 +97,7 @@ def _table(html: str) -> tuple[list[str], list[list[tuple[str, str]]]]:
 
 
 def test_comparison_table_highlights_the_best_and_puts_figures_side_by_side(tiny_runs, tmp_path):
-    from reprlab.analysis import analyze
+    from reprlab.capabilities.analysis import analyze
 
     ae = Path(shutil.copytree(tiny_runs["ae"], tmp_path / "ae"))
     vae = Path(shutil.copytree(tiny_runs["vae"], tmp_path / "vae"))

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from reprlab.data.dataset import ImageData
-from reprlab.errors import ConfigError
+from reprlab.base.errors import ConfigError
 from reprlab.models import create_model, load_model, save_model
 from reprlab.training.engine import Trainer
 

@@ -17,11 +17,11 @@ __version__ = "0.1.0"
 _LAZY = {
     "train": "reprlab.api", "resume": "reprlab.api", "evaluate": "reprlab.api", "load_run_model": "reprlab.api",
     "prepare_data": "reprlab.api", "build_model": "reprlab.api",
-    "RunConfig": "reprlab.config",
+    "RunConfig": "reprlab.api",
     "create_model": "reprlab.models", "list_models": "reprlab.models", "load_model": "reprlab.models",
     "save_model": "reprlab.models",
     "load_dataset": "reprlab.data", "list_datasets": "reprlab.data", "ImageData": "reprlab.data.dataset",
-    "Trainer": "reprlab.training.engine",
+    "Trainer": "reprlab.training.engine", "list_tasks": "reprlab.tasks", "register_task": "reprlab.tasks",
     "evaluate_reconstruction": "reprlab.evaluation",
 }
 

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from reprlab.data.dataset import ImageData
-from reprlab.errors import ConfigError, DataError
+from reprlab.base.errors import ConfigError, DataError
 
 logger = logging.getLogger(__name__)
 

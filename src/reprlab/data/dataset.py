@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from reprlab.errors import DataError
+from reprlab.base.errors import DataError
 
 
 @dataclass
@@ -32,6 +32,7 @@ class ImageData:
     source: str = ""
     class_names: list[str] | None = None
     meta: dict = field(default_factory=dict)
+    domains: torch.Tensor | None = None  # per-image domain index (0 = source, 1 = target, ...), where mixed
 
     def __post_init__(self) -> None:
         self.validate()
@@ -70,6 +71,11 @@ class ImageData:
                 raise DataError(f"{where}: {x.shape[0]} images but labels of shape {tuple(self.labels.shape)}",
                                 fix="provide exactly one integer label per image")
             self.labels = self.labels.to(torch.int64)
+        if self.domains is not None:
+            if self.domains.ndim != 1 or self.domains.shape[0] != x.shape[0]:
+                raise DataError(f"{where}: {x.shape[0]} images but domains of shape {tuple(self.domains.shape)}",
+                                fix="provide exactly one integer domain index per image")
+            self.domains = self.domains.to(torch.int64)
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -80,9 +86,10 @@ class ImageData:
         return int(self.images.shape[0])
 
     def subset(self, index: torch.Tensor) -> "ImageData":
-        """Return the images (and labels) at ``index`` as a new :class:`ImageData`."""
+        """Return the images (and labels, domains) at ``index`` as a new :class:`ImageData`."""
         labels = None if self.labels is None else self.labels[index]
-        return ImageData(self.images[index], labels, self.name, self.source, self.class_names, dict(self.meta))
+        domains = None if self.domains is None else self.domains[index]
+        return ImageData(self.images[index], labels, self.name, self.source, self.class_names, dict(self.meta), domains)
 
     def float01(self, index: torch.Tensor | slice | None = None) -> torch.Tensor:
         """Images (optionally a subset) as float32 in [0, 1]."""

@@ -23,7 +23,7 @@ import torch
 
 from reprlab.data.dataset import ImageData
 from reprlab.data.sources import FASHION_MNIST_CLASSES
-from reprlab.errors import DataError
+from reprlab.base.errors import DataError
 
 logger = logging.getLogger(__name__)
 

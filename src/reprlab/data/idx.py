@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from reprlab.data.dataset import ImageData
-from reprlab.errors import DataError
+from reprlab.base.errors import DataError
 
 logger = logging.getLogger(__name__)
 

@@ -28,7 +28,7 @@ from reprlab.data.folders import load_image_folder
 from reprlab.data.idx import load_idx_split
 from reprlab.data.transforms import convert_channels, resize as resize_images
 from reprlab.data.usps import read_usps_h5, read_usps_libsvm
-from reprlab.errors import DataError
+from reprlab.base.errors import DataError
 
 logger = logging.getLogger(__name__)
 

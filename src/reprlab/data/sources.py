@@ -35,8 +35,8 @@ import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from reprlab.errors import DataError
-from reprlab.utils import atomic_write
+from reprlab.base.errors import DataError
+from reprlab.base.io import atomic_write
 
 logger = logging.getLogger(__name__)
 

@@ -24,7 +24,7 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
-from reprlab.errors import ConfigError
+from reprlab.base.errors import ConfigError
 
 OUTPUT_RANGES = ("0_1", "-1_1")
 LUMA = (0.299, 0.587, 0.114)

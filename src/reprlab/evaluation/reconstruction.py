@@ -25,9 +25,11 @@ import torch
 from torch import nn
 from torchmetrics.functional.image import structural_similarity_index_measure
 
+from reprlab.models.base import _model_range, from_model_range, to_model_range  # noqa: F401  (re-exported)
+
 from reprlab.data.dataset import ImageData
-from reprlab.errors import ConfigError, DataError, ModelError
-from reprlab.utils import atomic_write
+from reprlab.base.errors import ConfigError, DataError, ModelError
+from reprlab.base.io import atomic_write
 
 logger = logging.getLogger(__name__)
 
@@ -124,41 +126,6 @@ def per_image_metrics(x01: torch.Tensor, xhat01: torch.Tensor) -> dict[str, torc
 # ----------------------------------------------------------------------------------------
 # range mapping and reconstruction
 # ----------------------------------------------------------------------------------------
-def _model_range(model: nn.Module) -> tuple[float, float]:
-    rng = getattr(model, "output_range", (0.0, 1.0))
-    return (float(rng[0]), float(rng[1]))
-
-
-def to_model_range(x01: torch.Tensor, model: nn.Module) -> torch.Tensor:
-    """Map images from ``[0, 1]`` to the model's range (``x * 2 - 1`` for ``(-1, 1)`` models).
-
-    Example:
-        >>> import torch
-        >>> class M(torch.nn.Module): output_range = (-1.0, 1.0)
-        >>> to_model_range(torch.tensor([0.0, 0.5, 1.0]), M()).tolist()
-        [-1.0, 0.0, 1.0]
-    """
-    lo, hi = _model_range(model)
-    if (lo, hi) == (0.0, 1.0):
-        return x01
-    return x01 * (hi - lo) + lo
-
-
-def from_model_range(x: torch.Tensor, model: nn.Module) -> torch.Tensor:
-    """Map model-range values back to ``[0, 1]`` (not clamped).
-
-    Example:
-        >>> import torch
-        >>> class M(torch.nn.Module): output_range = (-1.0, 1.0)
-        >>> from_model_range(torch.tensor([-1.0, 0.0, 1.0]), M()).tolist()
-        [0.0, 0.5, 1.0]
-    """
-    lo, hi = _model_range(model)
-    if (lo, hi) == (0.0, 1.0):
-        return x
-    return (x - lo) / (hi - lo)
-
-
 def _model_name(model: nn.Module) -> str:
     name = getattr(model, "registry_name", "?")
     return model.__class__.__name__ if name in (None, "?") else str(name)

@@ -7,9 +7,15 @@ A reprlab model is an ``nn.Module`` with
 * ``forward(x) -> ModelOutput`` with ``loss`` (a scalar to minimise) and named ``terms``,
 * ``optimizer_groups()`` naming the parameter groups that get their own optimiser
   (one, ``"main"``, for autoencoders; a GAN or DANN returns several), and
-* ``training_step(x, ctx)`` doing one optimisation step through the engine's
-  :class:`StepContext` (``ctx.step(name, loss)``), so models with several optimisers
-  are as natural as a plain autoencoder.
+* ``training_step(batch, ctx)`` doing one optimisation step on a
+  :class:`~reprlab.data.batch.Batch` (images, and labels / domains / a target batch where
+  the task has them) through the engine's :class:`StepContext` (``ctx.step(name, loss)``),
+  so models with several optimisers are as natural as a plain autoencoder, and
+* ``validation_step(batch)`` returning the named terms averaged over the validation set.
+
+``optimizer_groups()`` may return :class:`~reprlab.training.optim.ParamGroup`-like objects
+(``params`` and ``settings``) to declare a group's own learning rate, betas, weight decay
+or schedule; the config's ``train.groups.NAME.*`` overrides them.
 
 Rotation self-supervision (any model using the default ``training_step``, VAEs included):
 with ``rotation_beta > 0`` in the config the model owns ``rotation_head``, a linear layer
@@ -38,7 +44,8 @@ from typing import Any, Protocol
 import torch
 from torch import nn
 
-from reprlab.errors import ConfigError, ModelError
+from reprlab.base.errors import ConfigError, ModelError
+from reprlab.base.validation import check_choice, check_float, check_int  # re-exported: models import them from here
 
 
 @dataclass
@@ -51,8 +58,8 @@ class ModelOutput:
 
     loss: torch.Tensor
     terms: dict[str, torch.Tensor]
-    reconstruction: torch.Tensor
-    latent: torch.Tensor
+    reconstruction: torch.Tensor | None = None  # autoencoders only
+    latent: torch.Tensor | None = None          # models with a code
     extras: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
@@ -107,40 +114,12 @@ class ModelConfig:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
 
 
-def check_int(name: str, value: Any, *, minimum: int | None = None, maximum: int | None = None) -> None:
-    """Raise :class:`ConfigError` unless ``value`` is an int within bounds."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(f"{name} must be an integer, got {value!r}", fix=f"set {name} to a whole number")
-    if minimum is not None and value < minimum:
-        raise ConfigError(f"{name} must be >= {minimum}, got {value}", fix=f"set {name} to at least {minimum}")
-    if maximum is not None and value > maximum:
-        raise ConfigError(f"{name} must be <= {maximum}, got {value}", fix=f"set {name} to at most {maximum}")
-
-
-def check_float(name: str, value: Any, *, minimum: float | None = None, maximum: float | None = None,
-                exclusive_min: bool = False) -> None:
-    """Raise :class:`ConfigError` unless ``value`` is a finite number within bounds."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value or value in (float("inf"), float("-inf")):
-        raise ConfigError(f"{name} must be a finite number, got {value!r}", fix=f"set {name} to a number")
-    if minimum is not None and (value <= minimum if exclusive_min else value < minimum):
-        op = ">" if exclusive_min else ">="
-        raise ConfigError(f"{name} must be {op} {minimum}, got {value}", fix=f"set {name} {op} {minimum}")
-    if maximum is not None and value > maximum:
-        raise ConfigError(f"{name} must be <= {maximum}, got {value}", fix=f"set {name} to at most {maximum}")
-
-
-def check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
-    """Raise :class:`ConfigError` unless ``value`` is one of ``choices``."""
-    if value not in choices:
-        raise ConfigError(f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}",
-                          fix=f"set {name} to one of {', '.join(choices)}")
-
-
 class ReprModel(nn.Module):
     """Base class of all reprlab models; subclasses implement ``encode``/``decode``/``forward``."""
 
     registry_name: str = "?"
     is_variational: bool = False
+    batch_input: bool = True  # the engine hands training_step / validation_step a Batch
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
@@ -174,12 +153,13 @@ class ReprModel(nn.Module):
         """Parameter groups, one optimiser each. Default: a single group ``"main"``."""
         return {"main": [p for p in self.parameters() if p.requires_grad]}
 
-    def training_step(self, x: torch.Tensor, ctx: StepContext) -> dict[str, torch.Tensor]:
-        """One optimisation step on batch ``x``; returns the (detached) loss terms to log.
+    def training_step(self, batch: Any, ctx: StepContext) -> dict[str, torch.Tensor]:
+        """One optimisation step on ``batch`` (a Batch or an images tensor); returns the (detached) terms to log.
 
         With ``rotation_beta > 0`` the step uses :meth:`rotation_objective` instead of the
         plain ``forward`` loss.
         """
+        x = images_of(batch)
         if getattr(self, "rotation_head", None) is not None:
             loss, terms = self.rotation_objective(x, ctx.forward)
         else:
@@ -187,6 +167,11 @@ class ReprModel(nn.Module):
             loss, terms = out.loss, out.terms
         ctx.step("main", loss)
         return {k: v.detach() for k, v in terms.items()}
+
+    @torch.no_grad()
+    def validation_step(self, batch: Any) -> dict[str, torch.Tensor]:
+        """The named terms of ``forward`` on a validation ``batch`` (Batch or images tensor)."""
+        return dict(self(images_of(batch)).terms)
 
     def rotation_objective(self, x: torch.Tensor, forward: Any = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Loss and terms of rotation self-supervision on batch ``x`` (needs ``rotation_beta > 0``).
@@ -290,6 +275,46 @@ class ReprModel(nn.Module):
     def num_parameters(self) -> int:
         """Number of trainable parameters."""
         return sum(p.numel() for p in self.parameters() if p.requires_grad)
+
+
+def _model_range(model: nn.Module) -> tuple[float, float]:
+    rng = getattr(model, "output_range", (0.0, 1.0))
+    return (float(rng[0]), float(rng[1]))
+
+
+def to_model_range(x01: torch.Tensor, model: nn.Module) -> torch.Tensor:
+    """Map images from ``[0, 1]`` to the model's range (``x * 2 - 1`` for ``(-1, 1)`` models).
+
+    Example:
+        >>> import torch
+        >>> class M(torch.nn.Module): output_range = (-1.0, 1.0)
+        >>> to_model_range(torch.tensor([0.0, 0.5, 1.0]), M()).tolist()
+        [-1.0, 0.0, 1.0]
+    """
+    lo, hi = _model_range(model)
+    if (lo, hi) == (0.0, 1.0):
+        return x01
+    return x01 * (hi - lo) + lo
+
+
+def from_model_range(x: torch.Tensor, model: nn.Module) -> torch.Tensor:
+    """Map model-range values back to ``[0, 1]`` (not clamped).
+
+    Example:
+        >>> import torch
+        >>> class M(torch.nn.Module): output_range = (-1.0, 1.0)
+        >>> from_model_range(torch.tensor([-1.0, 0.0, 1.0]), M()).tolist()
+        [0.0, 0.5, 1.0]
+    """
+    lo, hi = _model_range(model)
+    if (lo, hi) == (0.0, 1.0):
+        return x
+    return (x - lo) / (hi - lo)
+
+
+def images_of(batch: Any) -> torch.Tensor:
+    """The images of a :class:`~reprlab.data.batch.Batch`, or ``batch`` itself when it is a tensor."""
+    return batch if isinstance(batch, torch.Tensor) else batch.images
 
 
 def _make_trace_hook(name: str, trace: list):

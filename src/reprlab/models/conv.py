@@ -33,7 +33,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from reprlab.errors import ConfigError, ModelError
+from reprlab.base.errors import ConfigError, ModelError
 from reprlab.models.base import ModelConfig, check_choice, check_int
 from reprlab.models.layers import (ACTIVATIONS, NORMS, UPSAMPLE_MODES, Autoencoder, FitTo, check_channels,
                                    check_dropout, check_recon_loss, make_activation, make_norm, make_upsample)

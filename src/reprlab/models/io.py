@@ -21,9 +21,9 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from reprlab.errors import ModelError
+from reprlab.base.errors import ModelError
 from reprlab.models.registry import create_model
-from reprlab.utils import atomic_write, read_json, write_json
+from reprlab.base.io import atomic_write, read_json, write_json
 
 
 def _stem(path: str | Path) -> Path:

@@ -1,6 +1,6 @@
 """Building blocks shared by the model zoo: norms, activations, up/downsampling, residual blocks.
 
-Every factory validates its name and raises :class:`~reprlab.errors.ConfigError` naming the
+Every factory validates its name and raises :class:`~reprlab.base.errors.ConfigError` naming the
 parameter and the accepted values, so a typo in a config fails at construction time.
 
 Example:
@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from reprlab.errors import ConfigError
+from reprlab.base.errors import ConfigError
 from reprlab.models.base import ModelConfig, ModelOutput, ReprModel, check_choice
 
 NORMS: tuple[str, ...] = ("batch", "instance", "group", "none")

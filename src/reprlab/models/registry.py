@@ -18,7 +18,7 @@ import dataclasses
 import difflib
 from typing import Any, Callable
 
-from reprlab.errors import ConfigError
+from reprlab.base.errors import ConfigError
 
 _MODELS: dict[str, tuple[type, type]] = {}
 

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from reprlab.errors import ModelError
+from reprlab.base.errors import ModelError
 from reprlab.models.base import ModelConfig, check_choice, check_int
 from reprlab.models.conv import format_size, build_dense_from_latent, build_dense_to_latent
 from reprlab.models.layers import (ACTIVATIONS, NORMS, Autoencoder, FitTo, PadToEven, PixelShuffleUp, ResidualBlock,

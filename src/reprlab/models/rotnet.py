@@ -38,7 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from reprlab.errors import ConfigError
+from reprlab.base.errors import ConfigError
 from reprlab.models.base import ModelConfig, ModelOutput, ReprModel, check_choice, check_float
 from reprlab.models.conv import build_conv_decoder, build_dense_from_latent, plan_conv_stages
 from reprlab.models.layers import ACTIVATIONS, NORMS, check_channels, init_weights, make_activation, make_norm, \

@@ -48,7 +48,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from reprlab.errors import ConfigError
+from reprlab.base.errors import ConfigError
 from reprlab.models.base import ModelConfig, ModelOutput, ReprModel, StepContext, check_choice, check_float, check_int
 from reprlab.models.conv import (build_conv_decoder, build_conv_encoder, build_dense_from_latent,
                                  build_dense_to_latent, validate_conv_options)

@@ -24,9 +24,9 @@ import torch
 from torch import nn
 
 from reprlab.data.dataset import ImageData
-from reprlab.errors import DataError, ReprlabError
+from reprlab.base.errors import DataError, ReprlabError
 from reprlab.evaluation.reconstruction import ReconstructionReport, reconstruct01
-from reprlab.reporting.style import PAGE_WIDTH, bare_axis, color, new_figure, save_figure, style_context
+from reprlab.reporting.style import PAGE_WIDTH, bare_axis, category_style, color, new_figure, save_figure, style_context
 
 logger = logging.getLogger(__name__)
 
@@ -312,3 +312,38 @@ def save_reconstruction_figures(model: nn.Module, data: ImageData, report: Recon
                                       title=f"Per-image reconstruction MSE ({len(report)} {data.name} images)"))
     logger.info("wrote %d reconstruction figures to %s", len(paths), figures_dir)
     return paths
+
+
+def plot_robustness(curves: Mapping[str, Any], path: str | os.PathLike, *, relative: bool = True,
+                    title: str = "Decoder robustness to latent noise") -> Path:
+    """Reconstruction MSE against latent noise scale, one curve (± 1 std band) per model.
+
+    ``curves`` maps a model name to a :class:`~reprlab.capabilities.analysis.latent.RobustnessResult` or
+    to a dict with ``scales``, ``mse`` and optionally ``mse_std`` sequences.
+
+    Example:
+        >>> plot_robustness({"AE": {"scales": [0, 1], "mse": [0.01, 0.05]},
+        ...                  "VAE": {"scales": [0, 1], "mse": [0.02, 0.03]}}, "/tmp/rob.png").name
+        'rob.png'
+    """
+    if not curves:
+        raise DataError("no robustness curves to plot", fix="pass at least one model's result")
+    with style_context():
+        fig = new_figure(width=4.8, height=3.2)
+        ax = fig.add_subplot()
+        for i, (name, res) in enumerate(curves.items()):
+            get = (lambda k: res.get(k)) if isinstance(res, Mapping) else (lambda k: getattr(res, k, None))
+            s = np.asarray(get("scales"), dtype=float)
+            m = np.asarray(get("mse"), dtype=float)
+            sd = get("mse_std")
+            col, marker = category_style(i)
+            ax.plot(s, m, color=col, marker=marker, label=str(name))
+            if sd is not None:
+                sd = np.asarray(sd, dtype=float)
+                ax.fill_between(s, np.maximum(m - sd, 0), m + sd, color=col, alpha=0.15, linewidth=0)
+        ax.set_xlabel("noise scale (× per-dimension std of the codes)" if relative else "noise std (latent units)")
+        ax.set_ylabel("MSE vs. input (per pixel)")
+        ax.set_title(title)
+        ax.legend(loc="upper left")
+        fig.tight_layout()
+        return save_figure(fig, path)

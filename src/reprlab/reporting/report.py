@@ -4,10 +4,12 @@ Every image is embedded as a base64 ``data:`` URI and the CSS is inline, so the 
 anywhere without a network (a Content-Security-Policy forbids any other source). The
 templates are Jinja2 files in ``reprlab/reporting/templates/``.
 
-:func:`write_report` gathers the config, metrics, environment, learning curves,
-reconstruction grids (chosen, best, worst), the score histogram and every analysis listed
-in ``analysis/index.json``; with ``analyze=True`` (the default) it first runs a quick
-:func:`~reprlab.analysis.analyze` when the run has none yet. :func:`write_comparison`
+:func:`write_report` gathers the config, metrics, status, environment, the run's figures
+(learning curves, reconstruction grids, ...) and every section listed in the run's
+``*/index.json`` files (``analysis/``, ``clustering/``, and whatever later steps write in
+the same schema: items with ``key``, ``kind``, ``title``, ``caption`` and ``files``). It
+never runs an analysis and imports no capability: the steps that produce results write
+their index, and the report only renders them. :func:`write_comparison`
 puts several runs side by side: a metrics table (one row per run, the best value of each
 column highlighted, differences to the first run) and the same figures in columns.
 
@@ -33,20 +35,21 @@ from typing import Any
 
 import yaml
 
-from reprlab.errors import ConfigError, ReprlabError
+from reprlab.base.errors import ConfigError, ReprlabError
 from reprlab.runs import RunDir
-from reprlab.utils import read_json, write_text
+from reprlab.base.io import read_json, write_text
+from reprlab.reporting.figures import plot_robustness
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["REPORT_ANALYSIS", "metric_direction", "write_comparison", "write_report"]
+__all__ = ["INDEX_ORDER", "index_sections", "metric_direction", "read_index", "write_comparison", "write_report"]
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
-#: The quick analysis run by :func:`write_report` when a run has none yet (kernels, activation
-#: maps and per-split score histograms come from ``reprlab analyze``).
-REPORT_ANALYSIS: dict[str, Any] = {"what": ("embeddings", "traversal", "interpolation", "samples", "robustness"),
-                                   "method": ("pca", "tsne"), "max_points": 2000}
+#: Result folders whose ``index.json`` come first in the report, in this order (others follow, sorted).
+INDEX_ORDER: tuple[str, ...] = ("analysis", "clustering")
+#: Sections with more images than this start collapsed, per result folder.
+COLLAPSE_ABOVE: dict[str, int] = {"analysis": 4}
 
 #: Run figures written by training, in report order: (file under figures/, title, caption).
 RUN_FIGURES: tuple[tuple[str, str, str], ...] = (
@@ -179,11 +182,34 @@ def index_sections(items: Sequence[Any], base: Path, *, data_uri: Any = None,
     return sections
 
 
-def _analysis_sections(run: RunDir) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
-    from reprlab.analysis.pipeline import load_index
+def read_index(folder: Path) -> dict[str, Any]:
+    """``FOLDER/index.json`` as ``{"items": [...], "skipped": [...]}`` (empty when absent or unreadable).
 
-    index = load_index(run.path)
-    return index_sections(index["items"], run.path / "analysis", collapse_above=4), list(index.get("skipped", []))
+    Example:
+        >>> read_index(Path("/nonexistent"))
+        {'items': [], 'skipped': []}
+    """
+    try:
+        index = read_json(folder / "index.json")
+    except (OSError, ValueError):
+        return {"items": [], "skipped": []}
+    if not isinstance(index, dict) or not isinstance(index.get("items"), list):
+        return {"items": [], "skipped": []}
+    skipped = index.get("skipped", [])
+    return {"items": index["items"], "skipped": [s for s in skipped if isinstance(s, dict)] if isinstance(skipped, list) else []}
+
+
+def _index_sections(run: RunDir) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
+    """Sections and skipped entries of every ``RUN_DIR/*/index.json``, known folders first."""
+    folders = sorted((p.parent for p in run.path.glob("*/index.json")),
+                     key=lambda f: (INDEX_ORDER.index(f.name) if f.name in INDEX_ORDER else len(INDEX_ORDER), f.name))
+    sections: list[dict[str, Any]] = []
+    skipped: list[dict[str, str]] = []
+    for folder in folders:
+        index = read_index(folder)
+        sections += index_sections(index["items"], folder, collapse_above=COLLAPSE_ABOVE.get(folder.name))
+        skipped += [{str(k): str(v) for k, v in s.items()} for s in index["skipped"]]
+    return sections, skipped
 
 
 def _run_summary(run: RunDir) -> dict[str, Any]:
@@ -200,32 +226,17 @@ def _run_summary(run: RunDir) -> dict[str, Any]:
 # ----------------------------------------------------------------------------------------
 # one run
 # ----------------------------------------------------------------------------------------
-def write_report(run_dir: str | Path, *, analyze: bool = True, model: Any = None, data: Any = None,
-                 analysis_options: dict[str, Any] | None = None) -> Path:
-    """Write ``RUN_DIR/report.html`` (self-contained) and return its path.
-
-    With ``analyze`` and no ``analysis/index.json`` yet, a quick analysis
-    (:data:`REPORT_ANALYSIS`, overridable with ``analysis_options``) runs first; if it
-    fails (e.g. the data is no longer where the config says) the report is written
-    without it and the reason is shown. ``model`` / ``data`` avoid reloading them.
+def write_report(run_dir: str | Path) -> Path:
+    """Write ``RUN_DIR/report.html`` (self-contained) from the run's files and return its path.
 
     Example:
         >>> write_report("/nonexistent")  # doctest: +IGNORE_EXCEPTION_DETAIL
         Traceback (most recent call last):
-        reprlab.errors.RunDirError: run directory /nonexistent does not exist. Fix: ...
+        reprlab.base.errors.RunDirError: run directory /nonexistent does not exist. Fix: ...
     """
     started = time.perf_counter()
     run = RunDir.open(run_dir)
     notes: list[str] = []
-    if analyze and not (run.path / "analysis" / "index.json").exists():
-        from reprlab.analysis import analyze as run_analysis
-
-        try:
-            run_analysis(run.path, model=model, data=data, strict=False,
-                         **{**REPORT_ANALYSIS, **(analysis_options or {})})
-        except ReprlabError as exc:
-            logger.warning("report: the analysis failed (%s); writing the report without it", exc)
-            notes.append(f"The analysis could not run: {exc}")
     summary = _run_summary(run)
     metrics = summary["metrics"]
     metric_rows = [{"key": k, "value": _fmt(metrics[k]), "direction": metric_direction(k) or ""}
@@ -245,10 +256,11 @@ def write_report(run_dir: str | Path, *, analyze: bool = True, model: Any = None
             uri = _data_uri(extra)
             if uri:
                 figures.append({"title": extra.stem.replace("_", " "), "caption": "", "src": uri, "alt": extra.stem})
-    sections, skipped = _analysis_sections(run)
-    from reprlab.clustering.pipeline import report_sections  # issue 4: RUN_DIR/clustering/index.json, if any
-
-    sections += report_sections(run.path, _data_uri)
+    status = run.status()
+    if status.get("state") == "failed":
+        notes.insert(0, f"This run FAILED: {status.get('error', 'no reason recorded')}"
+                        + (" The best checkpoint was kept." if status.get("best_checkpoint_kept") else ""))
+    sections, skipped = _index_sections(run)
     env = _read_json(run.path / "env.json")
     html = _environment().get_template("report.html.j2").render(
         title=f"reprlab report: {summary['name']}", run=summary, metric_rows=metric_rows, figures=figures,
@@ -291,7 +303,7 @@ def write_comparison(run_dirs: Sequence[str | Path], out_dir: str | Path | None 
     Example:
         >>> write_comparison(["only-one"])  # doctest: +IGNORE_EXCEPTION_DETAIL
         Traceback (most recent call last):
-        reprlab.errors.ConfigError: compare needs at least two run directories, got 1. Fix: ...
+        reprlab.base.errors.ConfigError: compare needs at least two run directories, got 1. Fix: ...
     """
     started = time.perf_counter()
     dirs = [Path(d) for d in run_dirs]
@@ -348,7 +360,7 @@ def write_comparison(run_dirs: Sequence[str | Path], out_dir: str | Path | None 
         if any(cells):
             figure_rows.append({"title": title, "caption": caption, "cells": [[c] if c else [] for c in cells],
                                 "collapsed": False})
-    per_run = [{sec["key"]: sec for sec in _analysis_sections(r)[0]} for r in runs]
+    per_run = [{sec["key"]: sec for sec in _index_sections(r)[0]} for r in runs]
     order: list[str] = []
     for sections in per_run:
         order += [k for k in sections if k not in order]
@@ -370,8 +382,6 @@ def write_comparison(run_dirs: Sequence[str | Path], out_dir: str | Path | None 
                                                           "mse": [x["mse"] for x in rows_r],
                                                           "mse_std": [x["mse_std"] for x in rows_r]}
     if len(curves) >= 2:
-        from reprlab.analysis.plots import plot_robustness
-
         joint = _data_uri(plot_robustness(curves, out / "robustness_compare.png",
                                           title="Decoder robustness to latent noise, all runs"))
     html = _environment().get_template("compare.html.j2").render(
@@ -384,7 +394,7 @@ def write_comparison(run_dirs: Sequence[str | Path], out_dir: str | Path | None 
 
 
 def _write_metrics_csv(path: Path, labels: list[str], summaries: list[dict[str, Any]], keys: list[str]) -> Path:
-    from reprlab.utils import atomic_write
+    from reprlab.base.io import atomic_write
 
     def write(tmp: str) -> None:
         with open(tmp, "w", newline="") as fh:

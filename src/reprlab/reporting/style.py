@@ -27,7 +27,7 @@ import matplotlib
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from reprlab.utils import atomic_write
+from reprlab.base.io import atomic_write
 
 logger = logging.getLogger(__name__)
 
@@ -103,6 +103,19 @@ RC_PARAMS: dict[str, object] = {
     "image.cmap": "gray",
     "image.interpolation": "nearest",
 }
+
+
+MARKERS: tuple[str, ...] = ("o", "s", "^", "D", "v", "P", "X", "*")
+
+
+def category_style(i: int) -> tuple[str, str]:
+    """Colour and marker of category ``i``: the palette's colours, then new marker shapes.
+
+    Example:
+        >>> category_style(0)[1], category_style(len(PALETTE))[1]
+        ('o', 's')
+    """
+    return PALETTE[i % len(PALETTE)], MARKERS[(i // len(PALETTE)) % len(MARKERS)]
 
 
 def color(role_or_index: str | int) -> str:

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from reprlab.training.checkpoint import save_checkpoint
-from reprlab.utils import write_text
+from reprlab.base.io import write_text
 
 logger = logging.getLogger(__name__)
 
@@ -105,19 +105,24 @@ class Checkpointer(Callback):
 
     rank_zero_only = True
 
-    def __init__(self, root: str | Path, *, every: int = 1, monitor: str = "val/loss") -> None:
+    def __init__(self, root: str | Path, *, every: int | None = 1, monitor: str = "val/loss", mode: str = "min") -> None:
         self.root = Path(root)
         self.every = every
         self.monitor = monitor
-        self.best = math.inf
+        self.mode = mode  # "min": lower is better (losses); "max": higher is better (accuracy)
+        self.best = math.inf if mode == "min" else -math.inf
         self.best_epoch = -1
+
+    def improved(self, value: float) -> bool:
+        """Whether ``value`` beats the best so far (NaN never does)."""
+        return value < self.best if self.mode == "min" else value > self.best
 
     def on_epoch_end(self, trainer, epoch: int, row: dict[str, float]) -> None:
         value = row.get(self.monitor, row.get("train/loss", math.nan))
-        if value < self.best:
+        if self.improved(value):
             self.best, self.best_epoch = float(value), epoch
             save_checkpoint(self.root, "best", trainer.model)
-        if (epoch + 1) % self.every == 0:
+        if self.every and (epoch + 1) % self.every == 0:
             save_checkpoint(self.root, f"epoch_{epoch + 1:04d}", trainer.model)
         # `last` goes last: its state must include this callback's updated best.
         save_checkpoint(self.root, "last", trainer.model, state=trainer.resume_state())
@@ -132,14 +137,16 @@ class Checkpointer(Callback):
 class EarlyStopping(Callback):
     """Stop when ``monitor`` has not improved by ``min_delta`` for ``patience`` epochs."""
 
-    def __init__(self, *, monitor: str = "val/loss", patience: int = 5, min_delta: float = 0.0) -> None:
-        self.monitor, self.patience, self.min_delta = monitor, patience, min_delta
-        self.best = math.inf
+    def __init__(self, *, monitor: str = "val/loss", patience: int = 5, min_delta: float = 0.0,
+                 mode: str = "min") -> None:
+        self.monitor, self.patience, self.min_delta, self.mode = monitor, patience, min_delta, mode
+        self.best = math.inf if mode == "min" else -math.inf
         self.bad_epochs = 0
 
     def update(self, value: float) -> bool:
         """Record ``value``; return True when training should stop."""
-        if value < self.best - self.min_delta:
+        better = value < self.best - self.min_delta if self.mode == "min" else value > self.best + self.min_delta
+        if better:
             self.best, self.bad_epochs = value, 0
         else:
             self.bad_epochs += 1
@@ -171,7 +178,7 @@ class TensorBoardLogger(Callback):
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError:
-            from reprlab.errors import ConfigError
+            from reprlab.base.errors import ConfigError
 
             raise ConfigError("train.tensorboard=true needs the tensorboard package",
                               fix="pip install tensorboard, or set train.tensorboard=false") from None

@@ -26,7 +26,7 @@ from typing import Any
 
 import torch
 
-from reprlab.errors import TrainingError
+from reprlab.base.errors import TrainingError
 from reprlab.models.io import save_model
 
 

@@ -1,6 +1,9 @@
 """The training loop: short enough to read top to bottom.
 
-:class:`Trainer` runs epochs of ``model.training_step(x, ctx)``; the model decides how
+:class:`Trainer` runs epochs of ``model.training_step(batch, ctx)`` (a
+:class:`~reprlab.data.batch.Batch` with images and, where present, labels, domains and a
+paired target batch; plain ``nn.Module`` models without ``batch_input`` get the images
+tensor) and validates with ``model.validation_step(batch)``; the model decides how
 many optimisers to step (``ctx.step(name, loss)``), so a GAN or DANN plugs into the same
 loop as a plain autoencoder. Around the loop: per-epoch seeding (a resumed run replays
 exactly), validation, schedules, callbacks (progress, CSV, checkpoints, early stopping),
@@ -27,12 +30,13 @@ from typing import Any, Callable, Sequence
 import torch
 from torch import nn
 
+from reprlab.base.errors import TrainingError
+from reprlab.data.batch import Batch
 from reprlab.data.dataset import ImageData
-from reprlab.errors import TrainingError
 from reprlab.training.callbacks import Callback
 from reprlab.training.distributed import DistInfo, all_reduce_sum
-from reprlab.training.loader import BatchLoader, epoch_seed
-from reprlab.training.optim import build_optimizer, build_scheduler
+from reprlab.training.loader import BatchLoader, PairedLoader, epoch_seed
+from reprlab.training.optim import GroupSettings, ParamGroup, build_optimizer, build_scheduler, resolve_group_settings
 
 logger = logging.getLogger(__name__)
 
@@ -78,12 +82,17 @@ class Trainer:
     """
 
     def __init__(self, *, epochs: int = 10, batch_size: int = 128, optimizer: str = "adam", lr: float = 1e-3,
-                 momentum: float = 0.9, weight_decay: float = 0.0, l1_penalty: float = 0.0, scheduler: str = "none",
-                 step_size: int = 10, gamma: float = 0.1, plateau_patience: int = 3, grad_clip: float | None = None,
-                 monitor: str = "val/loss", augment: Callable | None = None, device: str | torch.device = "cpu",
-                 seed: int = 0, callbacks: Sequence[Callback] = (), dist: DistInfo | None = None) -> None:
+                 momentum: float = 0.9, betas: tuple[float, float] = (0.9, 0.999), weight_decay: float = 0.0,
+                 l1_penalty: float = 0.0, scheduler: str = "none", step_size: int = 10, gamma: float = 0.1,
+                 plateau_patience: int = 3, grad_clip: float | None = None,
+                 group_options: dict[str, dict[str, Any]] | None = None, monitor: str = "val/loss",
+                 augment: Callable | None = None, device: str | torch.device = "cpu", seed: int = 0,
+                 callbacks: Sequence[Callback] = (), dist: DistInfo | None = None, paired: str = "larger") -> None:
         self.epochs, self.batch_size = epochs, batch_size
         self.optimizer_name, self.lr, self.momentum, self.weight_decay = optimizer, lr, momentum, weight_decay
+        self.betas = tuple(betas)
+        self.group_options = dict(group_options or {})
+        self.paired = paired
         self.l1_penalty, self.grad_clip = l1_penalty, grad_clip
         self.scheduler_name, self.step_size, self.gamma, self.plateau_patience = scheduler, step_size, gamma, plateau_patience
         self.monitor = monitor
@@ -99,10 +108,14 @@ class Trainer:
 
     # -- public ---------------------------------------------------------------------------
     def fit(self, model: nn.Module, train: ImageData, val: ImageData | None = None, *,
-            resume: dict[str, Any] | None = None) -> "Trainer":
-        """Train ``model`` on ``train`` (validating on ``val``); ``resume`` is a saved ``resume_state()``."""
+            resume: dict[str, Any] | None = None, target: ImageData | None = None) -> "Trainer":
+        """Train ``model`` on ``train`` (validating on ``val``); ``resume`` is a saved ``resume_state()``.
+
+        With ``target`` (unlabelled images of a second domain) each step's batch carries a
+        target batch too (:class:`~reprlab.training.loader.PairedLoader`).
+        """
         with torch.random.fork_rng(devices=[]):  # leave the caller's global RNG as it was
-            self._fit(model, train, val, resume)
+            self._fit(model, train, val, resume, target)
         return self
 
     def resume_state(self) -> dict[str, Any]:
@@ -118,19 +131,45 @@ class Trainer:
         }
 
     # -- the loop -------------------------------------------------------------------------
-    def _fit(self, model: nn.Module, train: ImageData, val: ImageData | None, resume: dict | None) -> None:
+    def _build_optimizers(self, model: nn.Module) -> None:
+        """One optimiser (and schedule) per parameter group, with the group's own settings."""
+        base = GroupSettings(optimizer=self.optimizer_name, lr=self.lr, betas=self.betas, momentum=self.momentum,
+                             weight_decay=self.weight_decay, scheduler=self.scheduler_name)
+        groups = model.optimizer_groups() if hasattr(model, "optimizer_groups") else {"main": list(model.parameters())}
+        unknown = sorted(set(self.group_options) - set(groups))
+        if unknown:
+            from reprlab.base.errors import ConfigError
+
+            raise ConfigError(f"train.groups names {', '.join(unknown)}, but the model's parameter groups are "
+                              f"{', '.join(groups)}", fix=f"use train.groups.<{'|'.join(groups)}>.lr=...")
+        self.param_groups, self.group_settings = {}, {}
+        for name, group in groups.items():
+            declared = group.settings if isinstance(group, ParamGroup) else {}
+            self.param_groups[name] = list(group.params if isinstance(group, ParamGroup) else group)
+            self.group_settings[name] = resolve_group_settings(name, base, declared, self.group_options)
+        self.optimizers = {k: build_optimizer(self.param_groups[k], name=s.optimizer, lr=s.lr, betas=s.betas,
+                                              momentum=s.momentum, weight_decay=s.weight_decay)
+                           for k, s in self.group_settings.items()}
+        self.schedulers = {k: sched for k, o in self.optimizers.items()
+                           if (sched := build_scheduler(o, name=self.group_settings[k].scheduler, epochs=self.epochs,
+                                                        step_size=self.step_size, gamma=self.gamma,
+                                                        plateau_patience=self.plateau_patience)) is not None}
+
+    def _fit(self, model: nn.Module, train: ImageData, val: ImageData | None, resume: dict | None,
+             target: ImageData | None = None) -> None:
         self.model = model.to(self.device)
-        self.param_groups = {k: list(v) for k, v in model.optimizer_groups().items()}
-        self.optimizers = {k: build_optimizer(p, name=self.optimizer_name, lr=self.lr, momentum=self.momentum,
-                                              weight_decay=self.weight_decay) for k, p in self.param_groups.items()}
-        self.schedulers = {k: s for k, o in self.optimizers.items()
-                           if (s := build_scheduler(o, name=self.scheduler_name, epochs=self.epochs, step_size=self.step_size,
-                                                    gamma=self.gamma, plateau_patience=self.plateau_patience)) is not None}
+        self._build_optimizers(model)
         self._forward_module = self._wrap_distributed(model)
         if resume is not None:
             self._load_resume_state(resume)
-        loader = BatchLoader(train, batch_size=self.batch_size, seed=self.seed, shuffle=True,
-                             rank=self.dist.rank, world_size=self.dist.world_size)
+        if target is None:
+            loader: BatchLoader | PairedLoader = BatchLoader(train, batch_size=self.batch_size, seed=self.seed,
+                                                             shuffle=True, rank=self.dist.rank,
+                                                             world_size=self.dist.world_size)
+        else:
+            loader = PairedLoader(train, target, batch_size=self.batch_size, seed=self.seed, epoch_by=self.paired,
+                                  rank=self.dist.rank, world_size=self.dist.world_size)
+        batch_input = bool(getattr(model, "batch_input", False))
         val_loader = None if val is None else BatchLoader(val, batch_size=max(self.batch_size, 256), shuffle=False,
                                                           rank=self.dist.rank, world_size=self.dist.world_size)
         self.steps_per_epoch = len(loader)
@@ -152,15 +191,15 @@ class Trainer:
             sums: dict[str, torch.Tensor] = {}
             seen = 0
             started = time.perf_counter()
-            for i, x in enumerate(loader.epoch(epoch)):
+            for i, batch in enumerate(loader.epoch(epoch)):
                 if self.augment is not None:
-                    x = self.augment(x, aug_gen)
-                x = x.to(self.device, non_blocking=True)
+                    batch = batch.map_images(lambda x: self.augment(x, aug_gen))
+                batch = batch.to(self.device, non_blocking=True)
                 if low < 0:
-                    x = x * 2 - 1
+                    batch = batch.map_images(lambda x: x * 2 - 1)
                 ctx.epoch, ctx.step_in_epoch, ctx.progress = epoch, i, epoch + i / max(1, self.steps_per_epoch)
-                terms = model.training_step(x, ctx)
-                bs = x.shape[0]
+                terms = model.training_step(batch if batch_input else batch.images, ctx)
+                bs = len(batch)
                 for k, v in terms.items():
                     sums[k] = sums[k] + v * bs if k in sums else v * bs
                 seen += bs
@@ -172,14 +211,14 @@ class Trainer:
             row.update(self._reduce(sums, seen, "train"))
             if val_loader is not None:
                 torch.manual_seed(seed + 1)
-                row.update(self._validate(model, val_loader, low))
+                row.update(self._validate(model, val_loader, low, batch_input))
             for name, sched in self.schedulers.items():
                 if isinstance(sched, torch.optim.lr_scheduler.ReduceLROnPlateau):
                     sched.step(row.get(self.monitor, row["train/loss"]))
                 else:
                     sched.step()
             for name, opt in self.optimizers.items():
-                row["lr" if name == "main" else f"lr/{name}"] = float(opt.param_groups[0]["lr"])
+                row["lr" if name == "main" or len(self.optimizers) == 1 else f"lr/{name}"] = float(opt.param_groups[0]["lr"])
             row["time_s"] = elapsed
             row["images_per_s"] = seen * self.dist.world_size / max(elapsed, 1e-9)
             self.history.append(row)
@@ -190,18 +229,22 @@ class Trainer:
             cb.on_fit_end(self)
 
     @torch.no_grad()
-    def _validate(self, model: nn.Module, loader: BatchLoader, low: float) -> dict[str, float]:
+    def _validate(self, model: nn.Module, loader: BatchLoader, low: float, batch_input: bool) -> dict[str, float]:
         model.eval()
         sums: dict[str, torch.Tensor] = {}
         seen = 0
-        for x in loader.epoch(0):
-            x = x.to(self.device, non_blocking=True)
+        for batch in loader.epoch(0):
+            batch = batch.to(self.device, non_blocking=True)
             if low < 0:
-                x = x * 2 - 1
-            out = model(x)
-            for k, v in out.terms.items():
-                sums[k] = sums[k] + v.detach() * x.shape[0] if k in sums else v.detach() * x.shape[0]
-            seen += x.shape[0]
+                batch = batch.map_images(lambda x: x * 2 - 1)
+            if hasattr(model, "validation_step"):
+                terms = model.validation_step(batch if batch_input else batch.images)
+            else:
+                terms = model(batch.images).terms
+            n = len(batch)
+            for k, v in terms.items():
+                sums[k] = sums[k] + v.detach() * n if k in sums else v.detach() * n
+            seen += n
         return self._reduce(sums, seen, "val")
 
     def _reduce(self, sums: dict[str, torch.Tensor], seen: int, prefix: str) -> dict[str, float]:
@@ -225,7 +268,10 @@ class Trainer:
         from torch.nn.parallel import DistributedDataParallel
 
         device_ids = [self.device.index or 0] if self.device.type == "cuda" else None
-        return DistributedDataParallel(model, device_ids=device_ids)
+        # A step that uses only part of the model (one network of a GAN per optimiser step) leaves
+        # parameters without gradients, which DDP must be told about.
+        partial = len(self.param_groups) > 1 or bool(getattr(model, "ddp_find_unused_parameters", False))
+        return DistributedDataParallel(model, device_ids=device_ids, find_unused_parameters=partial)
 
     def _load_resume_state(self, state: dict[str, Any]) -> None:
         if state.get("format") != "reprlab-train-state-v1":

@@ -4,14 +4,19 @@ Datasets here fit in memory (70,000 MNIST-sized images are 55 MB as uint8), so a
 ``DataLoader`` with workers only adds overhead. :class:`BatchLoader` draws a seeded
 permutation per epoch that does not depend on the number of ranks, and gives rank ``r``
 of ``W`` the elements ``perm[r::W]``: step ``i`` of a ``W``-rank run with batch ``b``
-sees exactly the images of step ``i`` of a one-rank run with batch ``b*W``.
+sees exactly the images of step ``i`` of a one-rank run with batch ``b*W``. It yields
+:class:`~reprlab.data.batch.Batch` objects carrying the labels and domain indices of the
+data, where it has them. :class:`PairedLoader` draws a labelled source batch and an
+unlabelled target batch at each step (domain adaptation).
 
 Example:
     >>> import torch
     >>> from reprlab.data.dataset import ImageData
-    >>> data = ImageData(torch.zeros(10, 1, 4, 4, dtype=torch.uint8))
-    >>> [b.shape[0] for b in BatchLoader(data, batch_size=4, seed=0).epoch(0)]
+    >>> data = ImageData(torch.zeros(10, 1, 4, 4, dtype=torch.uint8), torch.arange(10))
+    >>> [len(b) for b in BatchLoader(data, batch_size=4, seed=0).epoch(0)]
     [4, 4, 2]
+    >>> next(iter(BatchLoader(data, batch_size=3, shuffle=False).epoch(0))).labels.tolist()
+    [0, 1, 2]
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ from typing import Iterator
 
 import torch
 
+from reprlab.base.errors import ConfigError
+from reprlab.data.batch import Batch
 from reprlab.data.dataset import ImageData
 
 
@@ -29,7 +36,7 @@ def epoch_seed(seed: int, epoch: int) -> int:
 
 
 class BatchLoader:
-    """Yield float32 batches in [0, 1] from an :class:`ImageData`, optionally shuffled."""
+    """Yield :class:`Batch` objects (float32 images in [0, 1], labels, domains) from an :class:`ImageData`."""
 
     def __init__(self, data: ImageData, *, batch_size: int, seed: int = 0, shuffle: bool = True,
                  drop_last: bool = False, rank: int = 0, world_size: int = 1) -> None:
@@ -58,9 +65,68 @@ class BatchLoader:
         n = len(self.data) // self.world_size if self.world_size > 1 else len(self.data)
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
-    def epoch(self, epoch: int) -> Iterator[torch.Tensor]:
-        """Batches of epoch ``epoch`` as float32 in [0, 1], shape ``(B, C, H, W)``."""
+    def batch(self, index: torch.Tensor) -> Batch:
+        """The images (and labels, domains) at ``index`` as a :class:`Batch`."""
+        d = self.data
+        return Batch(d.float01(index), None if d.labels is None else d.labels[index],
+                     None if d.domains is None else d.domains[index])
+
+    def epoch(self, epoch: int) -> Iterator[Batch]:
+        """Batches of epoch ``epoch``: images float32 in [0, 1], shape ``(B, C, H, W)``."""
         order = self.indices(epoch)
         stop = len(order) - (len(order) % self.batch_size if self.drop_last else 0)
         for start in range(0, stop, self.batch_size):
-            yield self.data.float01(order[start : start + self.batch_size])
+            yield self.batch(order[start : start + self.batch_size])
+
+
+class PairedLoader:
+    """A labelled source batch and an unlabelled target batch at every step.
+
+    The epoch is as long as the ``larger`` side (the other side starts again with a new
+    seeded order when it runs out) or the ``smaller`` one. The target batch comes as
+    ``batch.target``; domains are 0 (source) and 1 (target). Seeding and sharding follow
+    :class:`BatchLoader`, so a resumed or multi-rank run replays exactly.
+
+    Example:
+        >>> import torch
+        >>> from reprlab.data.dataset import ImageData
+        >>> src = ImageData(torch.zeros(10, 1, 4, 4), torch.arange(10))
+        >>> tgt = ImageData(torch.ones(4, 1, 4, 4))
+        >>> steps = list(PairedLoader(src, tgt, batch_size=2, seed=0).epoch(0))
+        >>> len(steps), len(steps[0].target), steps[0].target.domains.tolist()
+        (5, 2, [1, 1])
+    """
+
+    def __init__(self, source: ImageData, target: ImageData, *, batch_size: int, seed: int = 0,
+                 epoch_by: str = "larger", rank: int = 0, world_size: int = 1) -> None:
+        if epoch_by not in ("larger", "smaller"):
+            raise ConfigError(f"train.paired_epoch must be 'larger' or 'smaller', got {epoch_by!r}",
+                              fix="set train.paired_epoch=larger or smaller")
+        self.source = BatchLoader(source, batch_size=batch_size, seed=seed, drop_last=True, rank=rank,
+                                  world_size=world_size)
+        self.target = BatchLoader(target, batch_size=batch_size, seed=seed + 7_777, drop_last=True, rank=rank,
+                                  world_size=world_size)
+        for side, loader in (("source", self.source), ("target", self.target)):
+            if len(loader) == 0:
+                raise ConfigError(f"the {side} domain has fewer images per rank than one batch ({batch_size})",
+                                  fix="lower train.batch_size or use more images")
+        self.epoch_by = epoch_by
+
+    def __len__(self) -> int:
+        pick = max if self.epoch_by == "larger" else min
+        return pick(len(self.source), len(self.target))
+
+    @staticmethod
+    def _cycle(loader: BatchLoader, epoch: int) -> Iterator[Batch]:
+        cycle = 0
+        while True:
+            yield from loader.epoch(epoch * 1_000 + cycle)
+            cycle += 1
+
+    def epoch(self, epoch: int) -> Iterator[Batch]:
+        """``len(self)`` source batches, each with ``target`` set."""
+        sources, targets = self._cycle(self.source, epoch), self._cycle(self.target, epoch)
+        for _ in range(len(self)):
+            s, t = next(sources), next(targets)
+            yield Batch(s.images, s.labels, torch.zeros(len(s), dtype=torch.int64),
+                        Batch(t.images, None, torch.ones(len(t), dtype=torch.int64)))

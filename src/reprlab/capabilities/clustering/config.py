@@ -1,0 +1,101 @@
+"""The ``cluster`` config section (registered with the run config by this capability).
+
+Example:
+    >>> from reprlab.config import RunConfig
+    >>> RunConfig.from_dict({"cluster": {"enabled": True, "reducer": "pca"}}).cluster.reducer
+    'pca'
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from reprlab.base.errors import ConfigError
+from reprlab.base.validation import check_choice, check_int
+from reprlab.capabilities.clustering.estimator import EmbeddingClusterer
+from reprlab.config import register_section
+
+#: What can be clustered and which split (mirrored by ``reprlab cluster``'s choices).
+FEATURES: tuple[str, ...] = ("codes", "codes+hog", "pixels+hog", "codes+pixels+hog", "scattering")
+SPLITS: tuple[str, ...] = ("train", "val", "test", "all")
+
+
+@register_section("cluster")
+@dataclass
+class ClusterConfig:
+    """Cluster the learned embeddings at the end of training (off unless ``enabled``).
+
+    The options are those of :func:`reprlab.capabilities.clustering.cluster_run`: the ``split`` to
+    encode (``train``, ``val``, ``test`` or ``all``), ``features`` (``codes``, ``codes+hog``,
+    ``pixels+hog`` or ``codes+pixels+hog``: blocks of codes, pixels and HOG descriptors of the
+    images, weighted equally; or ``scattering``: the images' compressed wavelet-scattering
+    coefficients), ``scaling`` (none/standard/l2),
+    ``reducer`` (none/pca/kpca/tsne/umap with ``n_components``, ``n_neighbors``,
+    ``min_dist``), ``clusterer`` (kmeans/gmm/agglomerative/scan, ``covariance_type``,
+    ``clusterer_options``: keyword arguments of the clusterer, e.g. ``{epochs: 10}`` or
+    ``{init: spectral, n_restarts: 3}`` for scan),
+    ``n_clusters`` (a number or ``auto`` with ``criterion`` silhouette/bic over
+    ``k_range``), ``max_points`` (a seeded subset), and ``checkpoint_curve`` (also plot
+    training MSE against validation accuracy over the ``epoch_NNNN`` checkpoints).
+    ``random_state`` defaults to the run's seed. Results go to ``RUN_DIR/clustering/``,
+    ``cluster/*`` keys of ``metrics.json`` and the report. The options are validated when
+    ``enabled`` (or ``checkpoint_curve``) is true.
+
+    Example:
+        >>> ClusterConfig(enabled=True, n_clusters="auto", criterion="bic").validate()
+    """
+
+    enabled: bool = False
+    split: str = "test"
+    features: str = "codes"
+    scaling: str = "none"
+    reducer: str = "umap"
+    n_components: int = 10
+    n_neighbors: int = 20
+    min_dist: float = 0.0
+    clusterer: str = "gmm"
+    clusterer_options: dict[str, Any] = field(default_factory=dict)
+    covariance_type: str = "full"
+    n_clusters: int | str = 10
+    criterion: str = "silhouette"
+    k_range: list[int] = field(default_factory=lambda: [2, 15])
+    max_points: int | None = None
+    checkpoint_curve: bool = False
+    random_state: int | None = None
+
+    def validate(self) -> None:
+        if not isinstance(self.enabled, bool):
+            raise ConfigError(f"cluster.enabled must be true or false, got {self.enabled!r}", fix="set cluster.enabled=true")
+        if not isinstance(self.checkpoint_curve, bool):
+            raise ConfigError(f"cluster.checkpoint_curve must be true or false, got {self.checkpoint_curve!r}",
+                              fix="set cluster.checkpoint_curve=true or false")
+        if isinstance(self.k_range, tuple):
+            self.k_range = list(self.k_range)
+        if not (self.enabled or self.checkpoint_curve):
+            return  # the options are checked when clustering is switched on (this keeps scikit-learn unloaded)
+        check_choice("cluster.split", self.split, SPLITS)
+        check_choice("cluster.features", self.features, FEATURES)
+        if self.max_points is not None:
+            check_int("cluster.max_points", self.max_points, minimum=2)
+        if self.random_state is not None:
+            check_int("cluster.random_state", self.random_state, minimum=0)
+        if self.checkpoint_curve and self.n_clusters == "auto":
+            raise ConfigError("cluster.checkpoint_curve needs a fixed cluster.n_clusters (accuracy is compared "
+                              "across checkpoints)", fix="set cluster.n_clusters to the number of classes, e.g. 10")
+        try:
+            EmbeddingClusterer(**self.estimator_options()).check_params()
+        except ConfigError as exc:  # name the config key
+            raise ConfigError(f"cluster.{exc.problem}",
+                              fix=re.sub(r"\bset (\w+)", r"set cluster.\1", exc.fix or "")) from None
+
+    def estimator_options(self) -> dict[str, Any]:
+        """The keyword arguments of :class:`~reprlab.capabilities.clustering.EmbeddingClusterer` (without ``random_state``)."""
+        return {"scaling": self.scaling, "reducer": self.reducer, "n_components": self.n_components,
+                "n_neighbors": self.n_neighbors, "min_dist": self.min_dist, "clusterer": self.clusterer,
+                "covariance_type": self.covariance_type, "n_clusters": self.n_clusters, "criterion": self.criterion,
+                "k_range": tuple(self.k_range) if isinstance(self.k_range, (list, tuple)) else self.k_range,
+                "clusterer_options": self.clusterer_options}
+
+

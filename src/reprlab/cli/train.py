@@ -1,0 +1,42 @@
+"""``reprlab train``: train any task from a YAML config (or ``--resume`` a run); prints the run directory last."""
+
+from __future__ import annotations
+
+import argparse
+
+from reprlab.base.errors import ConfigError
+from reprlab.cli.common import add_data_dir, add_output_dir, print_run_result
+
+HELP = "train a model from a YAML config; prints the run directory last"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("config", nargs="?", help="YAML config (see configs/); omit with --resume")
+    p.add_argument("overrides", nargs="*", help="dotted key=value overrides, e.g. model.latent_dim=16")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its last checkpoint")
+    add_data_dir(p)
+    p.add_argument("--name", help="run directory name (never overwritten)")
+    add_output_dir(p, default=None)
+
+
+def run(args: argparse.Namespace) -> int:
+    from reprlab import api
+
+    if args.resume:
+        if args.config or args.overrides:
+            raise ConfigError("--resume takes no config or overrides: a run continues with its saved config",
+                              fix=f"run `reprlab train --resume {args.resume}` alone")
+        result = api.resume(args.resume)
+    else:
+        if not args.config:
+            raise ConfigError("no config given", fix="run `reprlab train configs/conv_ae.yaml` (or --resume RUN_DIR)")
+        overrides = list(args.overrides)
+        if args.data_dir:
+            overrides.append(f"data.data_dir={args.data_dir}")
+        if args.name:
+            overrides.append(f"name={args.name}")
+        if args.output_dir:
+            overrides.append(f"output_dir={args.output_dir}")
+        result = api.train(args.config, overrides=overrides)
+    print_run_result(result)
+    return 0

@@ -1,0 +1,12 @@
+"""Tasks: what a run is for and how it is judged (see :mod:`reprlab.tasks.registry`).
+
+Example:
+    >>> from reprlab.tasks import list_tasks
+    >>> "reconstruct" in list_tasks()
+    True
+"""
+
+from reprlab.tasks import reconstruct  # noqa: F401  (registers the built-in task)
+from reprlab.tasks.registry import Task, get_task, list_tasks, register_task, unregister_task
+
+__all__ = ["Task", "get_task", "list_tasks", "register_task", "unregister_task"]

@@ -1,0 +1,106 @@
+"""The task registry: ``@register_task``, :func:`get_task`, :func:`list_tasks`.
+
+A task says what a run is for and how it is judged. :class:`Task` has
+
+* ``prepare_data(cfg)``: the run's splits (default: :func:`reprlab.runs.prepare_data`);
+* ``check(cfg, model, splits)``: everything that can be refused before a run directory
+  exists (the model fits the task, labels are there, ...);
+* ``monitor`` / ``mode``: the validation value that picks the best checkpoint;
+* ``evaluate(ctx)``: the final evaluation (metrics, per-image files, figures);
+* ``headline``: the metrics printed in the closing line and ranked by searches.
+
+The run orchestration (:mod:`reprlab.experiments.train`) runs any task through one path:
+data, model, sanity check, run directory, trainer, final evaluation, post-run hooks.
+Today's autoencoder training is the ``reconstruct`` task; other packages register theirs.
+
+Example:
+    >>> from reprlab.tasks import get_task, list_tasks
+    >>> "reconstruct" in list_tasks()
+    True
+    >>> get_task("reconstruct").monitor
+    'val/loss'
+"""
+
+from __future__ import annotations
+
+import difflib
+from typing import Any, Callable
+
+from reprlab.base.errors import ConfigError
+from reprlab.runs import PostRunContext, Splits, prepare_data
+
+
+class Task:
+    """Base class of tasks (see the module docstring). Subclasses set the class attributes."""
+
+    name: str = "?"
+    description: str = ""
+    monitor: str = "val/loss"
+    mode: str = "min"
+    headline: tuple[str, ...] = ()
+    needs_labels: bool = False
+    needs_domains: bool = False
+
+    def prepare_data(self, cfg: Any) -> Splits:
+        """The run's train / val / test splits."""
+        splits = prepare_data(cfg)
+        if self.needs_labels and splits.train.labels is None:
+            raise ConfigError(f"task {self.name!r} needs labelled images but data.name={cfg.data.name} has no labels",
+                              fix="use a labelled dataset, or give data.labels_path for your arrays")
+        return splits
+
+    def check(self, cfg: Any, model: Any, splits: Splits) -> None:
+        """Refuse a config / model / data combination that cannot work (before any run directory exists)."""
+
+    def score(self, cfg: Any, model: Any, test: Any, device: Any, *, max_images: int | None = None) -> dict[str, float]:
+        """The task's ``test/*`` metrics of ``model`` on ``test`` (what ``reprlab evaluate`` prints)."""
+        raise NotImplementedError
+
+    def evaluate(self, ctx: PostRunContext, history: list[dict[str, float]]) -> dict[str, float]:
+        """The final evaluation of a run on ``ctx.splits.test`` (metrics, per-image files, figures).
+
+        Default: :meth:`score` alone.
+        """
+        return self.score(ctx.cfg, ctx.model, ctx.splits.test, ctx.device, max_images=ctx.cfg.eval.max_images)
+
+    def summary(self, metrics: dict[str, float]) -> str:
+        """The closing line: the headline metrics that this run has."""
+        keys = [k for k in self.headline if k in metrics]
+        return "  ".join(f"{k}={metrics[k]:.4f}" for k in keys)
+
+
+_TASKS: dict[str, Task] = {}
+
+
+def register_task(name: str) -> Callable[[type], type]:
+    """Class decorator registering a :class:`Task` subclass under ``name`` (one instance is kept)."""
+
+    def wrap(cls: type) -> type:
+        cls.name = name
+        _TASKS[name] = cls()
+        return cls
+
+    return wrap
+
+
+def unregister_task(name: str) -> None:
+    """Remove task ``name`` (no error when absent); for tests."""
+    _TASKS.pop(name, None)
+
+
+def list_tasks() -> list[str]:
+    """Names of the registered tasks, sorted."""
+    return sorted(_TASKS)
+
+
+def get_task(name: str) -> Task:
+    """The task registered as ``name``, or a :class:`ConfigError` naming the known ones."""
+    if name not in _TASKS:
+        from reprlab.base.plugins import load_plugins
+
+        load_plugins()  # tasks of capability packages register on import
+    if name not in _TASKS:
+        close = difflib.get_close_matches(str(name), _TASKS, n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise ConfigError(f"unknown task {name!r}", fix=f"{hint}set task to one of: {', '.join(sorted(_TASKS))}")
+    return _TASKS[name]
