@@ -16,12 +16,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_data_dir(p)
     add_checkpoint(p)
     p.add_argument("--max-images", type=int, help="evaluate at most this many images")
+    p.add_argument("--generation", action="store_true",
+                   help="also score samples of a VAE run (FD, KID, precision/recall on the offline feature network)")
     add_device(p)
 
 
 def run(args: argparse.Namespace) -> int:
     from reprlab import api
 
-    print_json(api.evaluate(args.run_dir, data=args.data, path=args.path, data_dir=args.data_dir, tag=args.checkpoint,
-                            max_images=args.max_images, device=args.device))
+    out = api.evaluate(args.run_dir, data=args.data, path=args.path, data_dir=args.data_dir, tag=args.checkpoint,
+                       max_images=args.max_images, device=args.device)
+    if args.generation and "test/fd" not in out:  # a reconstruct run of a VAE (GAN runs report them already)
+        from reprlab.capabilities.generation import evaluate_generation
+
+        out.update(evaluate_generation(args.run_dir, tag=args.checkpoint, device=args.device, data_dir=args.data_dir,
+                                       max_images=args.max_images))
+    print_json(out)
     return 0

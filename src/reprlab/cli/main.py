@@ -14,7 +14,7 @@ logger = logging.getLogger("reprlab")
 
 #: Command name -> module under reprlab.cli (each has HELP, add_arguments(parser) and run(args)).
 COMMANDS: tuple[str, ...] = ("demo", "train", "evaluate", "analyze", "cluster", "report", "compare", "detect",
-                             "datasets", "models")
+                             "datasets", "models", "sample")
 
 
 def _add_global_options(p: argparse.ArgumentParser, *, top: bool) -> None:

@@ -84,10 +84,11 @@ def monitor_of(cfg: RunConfig, task: Task) -> tuple[str, str]:
 
 
 def _make_trainer(cfg: RunConfig, task: Task, run: RunDir | None, device: torch.device, dist: DistInfo,
-                  extra_callbacks: Sequence[Callback] = ()) -> Trainer:
+                  extra_callbacks: Sequence[Callback] = (), task_callbacks: Sequence[Callback] = ()) -> Trainer:
     t = cfg.train
     monitor, mode = monitor_of(cfg, task)
-    callbacks: list[Callback] = [ProgressBar({"auto": None, "on": True, "off": False}[t.progress])]
+    callbacks: list[Callback] = list(task_callbacks)  # first: they may add the monitored value to the row
+    callbacks.append(ProgressBar({"auto": None, "on": True, "off": False}[t.progress]))
     if run is not None:
         callbacks += [MetricsCSV(run.path / "metrics.csv"),
                       Checkpointer(run.checkpoints, every=t.checkpoint_every, monitor=monitor, mode=mode)]
@@ -174,7 +175,8 @@ def _train_and_finish(cfg: RunConfig, task: Task, model, splits: Splits, run: Ru
     metrics: dict[str, float] = {}
     trainer = None
     try:
-        trainer = _make_trainer(cfg, task, run if dist.is_main else None, device, dist, callbacks)
+        trainer = _make_trainer(cfg, task, run if dist.is_main else None, device, dist, callbacks,
+                                task.callbacks(cfg, splits, run if dist.is_main else None, device))
         trainer.fit(model, splits.train, splits.val, resume=resume)
         train_seconds = time.perf_counter() - started
         if dist.is_main:
@@ -214,7 +216,7 @@ def _finish(cfg: RunConfig, task: Task, model, splits: Splits, run: RunDir, devi
     ctx.metrics = dict(metrics)
     metrics.update(run_post_run_hooks(ctx))  # before metrics.json and the report
     write_json(run.path / "metrics.json", metrics)
-    run.set_status("finished", epochs=len(history), task=task.name)
+    run.set_status("finished", epochs=len(history), task=task.name, **task.status(metrics, run))
     if cfg.eval.report:
         _write_report(run)
     return metrics

@@ -11,6 +11,7 @@ Example:
 
 from reprlab.models import conv, fc, resnet, vae  # noqa: F401  (registration side effects)
 from reprlab.models import rotnet  # noqa: F401  (self-supervised anomaly scorer, issue 5)
+from reprlab.models import dcgan  # noqa: F401  (generative adversarial network, issue 13)
 from reprlab.models.conv import ConvAE, ConvAEConfig
 from reprlab.models.fc import FCAE, FCAEConfig
 from reprlab.models.resnet import ResNetAE, ResNetAEConfig

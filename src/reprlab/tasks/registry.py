@@ -52,6 +52,14 @@ class Task:
     def check(self, cfg: Any, model: Any, splits: Splits) -> None:
         """Refuse a config / model / data combination that cannot work (before any run directory exists)."""
 
+    def callbacks(self, cfg: Any, splits: Splits, run: Any, device: Any) -> list:
+        """Training callbacks of the task, run before the checkpointer (they may add the monitored value)."""
+        return []
+
+    def status(self, metrics: dict[str, float], run: Any = None) -> dict[str, Any]:
+        """Extra fields of the finished run's ``status.json`` (e.g. a diagnosis)."""
+        return {}
+
     def score(self, cfg: Any, model: Any, test: Any, device: Any, *, max_images: int | None = None) -> dict[str, float]:
         """The task's ``test/*`` metrics of ``model`` on ``test`` (what ``reprlab evaluate`` prints)."""
         raise NotImplementedError

@@ -144,8 +144,9 @@ class Trainer:
                               f"{', '.join(groups)}", fix=f"use train.groups.<{'|'.join(groups)}>.lr=...")
         self.param_groups, self.group_settings = {}, {}
         for name, group in groups.items():
-            declared = group.settings if isinstance(group, ParamGroup) else {}
-            self.param_groups[name] = list(group.params if isinstance(group, ParamGroup) else group)
+            grouped = isinstance(group, ParamGroup) or hasattr(group, "settings")  # ParamGroup-like (models layer)
+            declared = group.settings if grouped else {}
+            self.param_groups[name] = list(group.params if grouped else group)
             self.group_settings[name] = resolve_group_settings(name, base, declared, self.group_options)
         self.optimizers = {k: build_optimizer(self.param_groups[k], name=s.optimizer, lr=s.lr, betas=s.betas,
                                               momentum=s.momentum, weight_decay=s.weight_decay)
