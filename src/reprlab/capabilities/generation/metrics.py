@@ -165,7 +165,7 @@ def metrics_from_features(real: torch.Tensor, fake: torch.Tensor, *, k: int = 3,
     if fake_logits is not None and num_classes:
         pred = fake_logits.argmax(1)
         shares = torch.bincount(pred, minlength=int(num_classes)).float() / len(pred)
-        out["coverage"] = float((shares >= 0.5 / num_classes).float().mean())
+        out["coverage"] = int((shares >= 0.5 / num_classes).sum()) / int(num_classes)
         out["max_class_share"] = float(shares.max())
         out["class_shares"] = [round(float(s), 4) for s in shares]
     if train is not None and real_nn_train is not None:
