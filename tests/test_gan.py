@@ -263,3 +263,24 @@ def test_unlabelled_non_square_images_cannot_get_a_rotation_feature_network(tmp_
     cfg = RunConfig.from_dict({"generation": {"feature_objective": "classes"}})
     with pytest.raises(ConfigError, match="needs labels"):
         _check_feature_recipe(cfg, ImageData(torch.rand(4, 1, 12, 12)))
+
+
+def test_vae_reconstruct_run_gets_generation_metrics_by_hook_and_evaluate_flag(tmp_path, capsys):
+    import reprlab
+    from reprlab.cli.main import main
+
+    cfg = _cfg(tmp_path, task="reconstruct", model={"name": "vae", "arch": "fc", "hidden_sizes": [32], "latent_dim": 4},
+               **{"data.scale": "0_1", "train.epochs": 1, "generation.for_vae": True, "eval.report": False})
+    result = reprlab.train(cfg)
+    m = json.loads((result.run_dir / "metrics.json").read_text())
+    assert {"test/mse", "test/fd", "test/precision", "test/recall"} <= set(m)  # reconstruct and generation side by side
+    assert (result.run_dir / "generation" / "samples.png").exists()
+    capsys.readouterr()
+    assert main(["evaluate", str(result.run_dir), "--generation"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert "test/mse" in out and out["test/fd"] == pytest.approx(m["test/fd"], rel=1e-4)
+    # a plain autoencoder run: generation metrics are refused with one clear error
+    ae = reprlab.train(_cfg(tmp_path, task="reconstruct", model={"name": "fc_ae", "hidden_sizes": [16], "latent_dim": 4},
+                            **{"data.scale": "0_1", "train.epochs": 1, "eval.report": False}))
+    assert main(["evaluate", str(ae.run_dir), "--generation"]) == 2
+    assert "no prior to sample" in capsys.readouterr().err

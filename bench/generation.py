@@ -1,0 +1,158 @@
+"""Generation metrics on Fashion-MNIST: the metric's sanity ladder, and DCGAN against VAEs on a CPU budget.
+
+``ladder``: the offline feature network (the default recipe of
+:func:`reprlab.capabilities.generation.features.feature_network`: a small classifier of
+the training labels, cached) scores sets of *real* test images against the other half of
+the test set: the other half itself (the floor), the same with Gaussian noise or blur of
+growing strength, only half the classes, one image repeated, and training images (for the
+memorisation check). A metric worth reporting must order them.
+
+``models``: ``dcgan``, ``vae`` and ``beta_vae`` trained with ``task: generate`` (best
+checkpoint by the per-epoch Fréchet distance of a fixed noise batch) at the same epoch
+budget on the same training images, scored on the same test images and feature network.
+``--broken`` adds a DCGAN whose discriminator learning rate is 10x the generator's.
+
+    python bench/generation.py ladder
+    python bench/generation.py models --epochs 3 --max-train 10000 --threads 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+
+import torch
+import torch.nn.functional as F
+
+from common import data_dir, save
+from reprlab.data import load_dataset
+
+LADDER_NOISE = (0.05, 0.1, 0.2, 0.4)
+LADDER_BLUR = (0.5, 1.0, 2.0)
+COLUMNS = ("fd", "kid", "precision", "recall", "coverage", "max_class_share", "diversity", "memorisation_ratio",
+           "memorised_share")
+
+
+def blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    k = torch.arange(-3, 4).float()
+    g = torch.exp(-k ** 2 / (2 * sigma ** 2))
+    g = g / g.sum()
+    x = F.conv2d(x, g.view(1, 1, 1, 7), padding=(0, 3))
+    return F.conv2d(x, g.view(1, 1, 7, 1), padding=(3, 0))
+
+
+def table(rows: list[dict], first: str) -> str:
+    cols = [c for c in COLUMNS if any(c in r for r in rows)]
+    out = [f"| {first} | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
+    for r in rows:
+        out.append(f"| {r[first]} | " + " | ".join(f"{r[c]:.4g}" if c in r else "" for c in cols) + " |")
+    return "\n".join(out)
+
+
+def ladder(args: argparse.Namespace) -> None:
+    from reprlab.capabilities.generation import GenerationEvaluator, feature_network
+
+    ddir = data_dir(args.data_dir)
+    train = load_dataset("fashion-mnist", "train", data_dir=ddir)
+    test = load_dataset("fashion-mnist", "test", data_dir=ddir)
+    started = time.perf_counter()
+    net = feature_network(train, seed=args.seed)
+    net_seconds = time.perf_counter() - started
+    g = torch.Generator().manual_seed(args.seed)
+    perm = torch.randperm(len(test), generator=g)
+    a, b = perm[: len(test) // 2], perm[len(test) // 2:]
+    xb, yb = test.float01(b), test.labels[b]
+    ev = GenerationEvaluator(net, test.float01(a), train=train, seed=args.seed, max_real=None)
+    acc = float((net.logits(test.float01(a)).argmax(1) == test.labels[a]).float().mean())
+    sets = [("real, other half", xb)]
+    sets += [(f"+ noise sigma {s}", (xb + s * torch.randn(xb.shape, generator=g)).clamp(0, 1)) for s in LADDER_NOISE]
+    sets += [(f"blur sigma {s}", blur(xb, s)) for s in LADDER_BLUR]
+    sets += [("classes 0-4 only", xb[yb < 5]), ("one image x5000", xb[:1].repeat(len(xb), 1, 1, 1)),
+             ("training images", train.float01(torch.randperm(len(train), generator=g)[: len(xb)]))]
+    rows = []
+    for name, x in sets:
+        t0 = time.perf_counter()
+        m = ev.evaluate(x, details=False)
+        rows.append({"set": name, **{k: float(v) for k, v in m.items()}, "seconds": round(time.perf_counter() - t0, 2)})
+        print(name, {k: round(float(v), 4) for k, v in m.items()}, flush=True)
+    text = table(rows, "set")
+    print(f"\nfeature network: {net.objective}, test accuracy {acc:.3f}, ready in {net_seconds:.1f} s "
+          f"(trained or cached)\nreference: {len(a)} test images; each set {len(xb)} images (classes 0-4: "
+          f"{int((yb < 5).sum())})\n\n{text}")
+    print(save("generation_ladder", {"rows": rows, "feature_accuracy": acc, "feature_seconds": net_seconds,
+                                     "table": text}))
+
+
+MODELS = {
+    "dcgan": {"model": {"name": "dcgan", "noise_dim": 64, "gen_channels": 64, "disc_channels": 64,
+                        "label_smoothing": 0.1}, "data": {"scale": "-1_1"}},
+    "vae": {"model": {"name": "vae", "arch": "conv", "latent_dim": 16, "recon_loss": "bernoulli"},
+            "train": {"lr": 1e-3}},
+    "beta_vae": {"model": {"name": "beta_vae", "arch": "conv", "latent_dim": 16, "beta": 4.0}, "train": {"lr": 1e-3}},
+    "dcgan_broken": {"model": {"name": "dcgan", "noise_dim": 64, "gen_channels": 64, "disc_channels": 64},
+                     "data": {"scale": "-1_1"},
+                     "train": {"groups": {"discriminator": {"lr": 2e-3}, "generator": {"lr": 2e-4}}}},
+}
+
+
+def models(args: argparse.Namespace) -> None:
+    import json
+
+    import reprlab
+
+    torch.set_num_threads(args.threads)
+    names = list(args.models) + (["dcgan_broken"] if args.broken else [])
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in names:
+            spec = MODELS[name]
+            cfg = {"seed": args.seed, "task": "generate", "output_dir": args.output_dir or tmp,
+                   "model": dict(spec["model"]),
+                   "data": {"name": "fashion-mnist", "data_dir": data_dir(args.data_dir), "max_train": args.max_train,
+                            "max_test": args.max_test, **spec.get("data", {})},
+                   "train": {"epochs": args.epochs, "batch_size": 128, "progress": "off", "num_threads": args.threads,
+                             **spec.get("train", {})},
+                   "eval": {"report": True},
+                   "generation": {"n_samples": args.samples, "epoch_samples": 1000, "patience": 2}}
+            cpu0, t0 = time.process_time(), time.perf_counter()
+            result = reprlab.train(cfg)
+            status = json.loads((result.run_dir / "status.json").read_text())
+            m = result.metrics
+            row = {"model": name, **{k.split("/", 1)[1]: float(m[k]) for k in m if k.startswith("test/")},
+                   "best_epoch": m.get("best/epoch"), "epochs": m.get("epochs"),
+                   "train_seconds": m.get("train_seconds"), "wall_seconds": round(time.perf_counter() - t0, 1),
+                   "cpu_seconds": round(time.process_time() - cpu0, 1),
+                   "failures": [f"{f['kind']}@{f['epoch']}" for f in status.get("failures", [])],
+                   "run_dir": str(result.run_dir)}
+            rows.append(row)
+            print(name, result.summary, row["failures"], f"{row['wall_seconds']} s", flush=True)
+    text = table(rows, "model")
+    extra = "\n".join(f"{r['model']}: best epoch {r['best_epoch']}/{r['epochs']}, train {r['train_seconds']} s, "
+                      f"wall {r['wall_seconds']} s, process CPU {r['cpu_seconds']} s, failures {r['failures'] or 'none'}"
+                      for r in rows)
+    print(f"\n{text}\n\n{extra}")
+    print(save("generation_models", {"rows": rows, "args": vars(args), "table": text}))
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data-dir")
+    p.add_argument("--seed", type=int, default=0)
+    sub = p.add_subparsers(dest="what", required=True)
+    sub.add_parser("ladder")
+    mp = sub.add_parser("models")
+    mp.add_argument("--models", nargs="+", default=["dcgan", "vae", "beta_vae"], choices=sorted(MODELS))
+    mp.add_argument("--broken", action="store_true", help="add a DCGAN with the discriminator's lr 10x the generator's")
+    mp.add_argument("--epochs", type=int, default=3)
+    mp.add_argument("--max-train", type=int, default=10000)
+    mp.add_argument("--max-test", type=int, default=2000)
+    mp.add_argument("--samples", type=int, default=2000)
+    mp.add_argument("--threads", type=int, default=2)
+    mp.add_argument("--output-dir", help="keep the run directories here (default: a temporary folder)")
+    args = p.parse_args()
+    {"ladder": ladder, "models": models}[args.what](args)
+
+
+if __name__ == "__main__":
+    main()
