@@ -132,6 +132,10 @@ def test_failure_detection():
     f = detect_failures(wins, patience=3)
     assert [(x.kind, x.epoch) for x in f] == [("discriminator_wins", 3)] and "learning rate" in f[0].advice
     assert detect_failures(wins, patience=4) == []  # a stretch of 3 epochs only
+    low_loss_only = [dict(r, **{"train/d_loss": 0.01, "train/d_fake": 0.5}) for r in ok]
+    assert detect_failures(low_loss_only) == []  # D(G(z)) is not near zero: the generator still fools it
+    alternating = [dict(r, **({"train/d_loss": 0.01, "train/d_fake": 0.01} if i % 2 else {})) for i, r in enumerate(ok)]
+    assert detect_failures(alternating, patience=2) == []  # never two epochs in a row
     collapse = [dict(r) for r in ok]
     for r in collapse[1:]:
         r["val/gen_diversity"] = 0.05
