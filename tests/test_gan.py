@@ -184,7 +184,7 @@ def test_generate_run_best_by_generation_metric_and_report(gan_run):
     fds = [r["val/gen_fd"] for r in rows]
     assert m["best/epoch"] == int(np.nanargmin(fds)) + 1 and m["best/value"] == pytest.approx(min(fds))
     index = json.loads((run / "generation" / "index.json").read_text())
-    keys = {i["key"] for i in index["items"]}
+    keys = {i["key"].split(":", 1)[1] for i in index["items"]}
     assert {"samples", "progress", "interpolation", "grid2d", "curves", "memorisation"} <= keys
     for item in index["items"]:
         for f in item["files"]:
@@ -224,6 +224,9 @@ def test_broken_gan_is_flagged_in_status_and_summary(tmp_path):
     assert "discriminator_wins" in kinds, (status, [(r["train/d_loss"], r["train/d_fake"]) for r in result.history])
     assert "GAN FAILURE: the discriminator wins" in result.summary
     assert json.loads((result.run_dir / "metrics.json").read_text())["gan/discriminator_wins_epoch"] >= 1
+    index = json.loads((result.run_dir / "generation" / "index.json").read_text())
+    diagnosis = [i for i in index["items"] if i["kind"] == "diagnosis"]
+    assert diagnosis and "Advice:" in diagnosis[0]["caption"]  # the report shows the diagnosis
 
 
 @pytest.mark.parametrize("over,match", [

@@ -297,7 +297,7 @@ def generation_report(cfg: Any, model: Any, splits: Splits, run_dir: str | Path,
                         noise=z[:256].numpy())
     items: list[dict[str, Any]] = []
     for f in failures:
-        items.append({"key": f"failure:{f.kind}", "kind": "diagnosis", "title": f"GAN failure: {TITLES[f.kind]}",
+        items.append({"key": f"generation:failure:{f.kind}", "kind": "diagnosis", "title": f"GAN failure: {TITLES[f.kind]}",
                       "caption": f"from epoch {f.epoch}: {f.message}. Advice: {f.advice}", "files": []})
     if figures:
         name = getattr(model, "registry_name", "model")
@@ -305,20 +305,20 @@ def generation_report(cfg: Any, model: Any, splits: Splits, run_dir: str | Path,
         shares = m.get("class_shares")
         cap = (f"64 of {len(samples)} samples from fixed noise; FD {m['fd']:.3g}, KID {m['kid']:.3g}, precision "
                f"{m['precision']:.2f}, recall {m['recall']:.2f}" + (f", max class share {max(shares):.2f}" if shares else ""))
-        items.append({"key": "samples", "kind": "samples", "title": f"Samples ({name})", "caption": cap,
+        items.append({"key": "generation:samples", "kind": "samples", "title": f"Samples ({name})", "caption": cap,
                       "files": ["samples.png"]})
         snaps = sorted((out / "snapshots").glob("epoch_*.npy"))
         if snaps:
             pick = sorted({snaps[int(round(i))] for i in np.linspace(0, len(snaps) - 1, min(g.snapshots, len(snaps)))})
             rows = [(f"epoch {int(p.stem.split('_')[1])}", np.load(p)[:16]) for p in pick]
             _labelled_rows(rows, out / "progress.png", "The same 16 noise vectors across training", nrow=16)
-            items.append({"key": "progress", "kind": "progress", "title": "Samples across training",
+            items.append({"key": "generation:progress", "kind": "progress", "title": "Samples across training",
                           "caption": "fixed noise decoded after each shown epoch", "files": ["progress.png"]})
         zi = fixed_noise(model, 12, cfg.seed + 303)
         t = torch.linspace(0, 1, 10)[:, None]
         rows = [(f"pair {i + 1}", decode01(model, (1 - t) * zi[2 * i] + t * zi[2 * i + 1])) for i in range(6)]
         _labelled_rows(rows, out / "interpolation.png", "Linear interpolation between two noise vectors", nrow=10)
-        items.append({"key": "interpolation", "kind": "interpolation", "title": "Interpolation in the noise space",
+        items.append({"key": "generation:interpolation", "kind": "interpolation", "title": "Interpolation in the noise space",
                       "caption": "each row: 10 steps from one prior draw to another", "files": ["interpolation.png"]})
         if int(model.config.latent_dim) >= 2:
             base = fixed_noise(model, 1, cfg.seed + 404)
@@ -327,11 +327,11 @@ def generation_report(cfg: Any, model: Any, splits: Splits, run_dir: str | Path,
             zs[:, 0] = vals.repeat_interleave(7)
             zs[:, 1] = vals.repeat(7)
             save_grid(decode01(model, zs), out / "grid2d.png", nrow=7)
-            items.append({"key": "grid2d", "kind": "traversal", "title": "2-D grid over noise dimensions 0 and 1",
+            items.append({"key": "generation:grid2d", "kind": "traversal", "title": "2-D grid over noise dimensions 0 and 1",
                           "caption": "rows: dimension 0 from -2.5 to 2.5; columns: dimension 1; other entries fixed",
                           "files": ["grid2d.png"]})
         if history and plot_gan_curves(history, out / "curves.png") is not None:
-            items.append({"key": "curves", "kind": "curves", "title": "Discriminator and generator",
+            items.append({"key": "generation:curves", "kind": "curves", "title": "Discriminator and generator",
                           "caption": "losses, mean D(x) and D(G(z)) (sigmoid of the logits), per-epoch Fréchet "
                                      "distance on the fixed noise batch", "files": ["curves.png"]})
         d, idx = evaluator.nearest_training(samples)
@@ -339,7 +339,7 @@ def generation_report(cfg: Any, model: Any, splits: Splits, run_dir: str | Path,
         pairs = [("sample", samples[order]), ("nearest train", evaluator.train_images[idx[order]])]
         _labelled_rows(pairs, out / "nearest_training.png", "Closest samples and their nearest training images "
                        "(feature space)", nrow=12)
-        items.append({"key": "memorisation", "kind": "memorisation", "title": "Memorisation check",
+        items.append({"key": "generation:memorisation", "kind": "memorisation", "title": "Memorisation check",
                       "caption": f"the 12 samples closest to a training image, above it; median distance ratio "
                                  f"sample/test {m.get('memorisation_ratio', math.nan):.3g} (1: like new real images; "
                                  f"much below 1: copies), share closer than the 5th percentile of test images "
