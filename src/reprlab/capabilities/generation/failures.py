@@ -7,7 +7,7 @@
 * ``mode_collapse``: the diversity of the samples on the feature network
   (``*/gen_diversity``: mean pairwise feature distance of samples over that of real images)
   stays below ``diversity_floor`` for ``patience`` consecutive epochs (after the first);
-* ``non_finite``: a loss term or a generation metric of an epoch is NaN or infinite (the
+* ``non_finite``: a loss term of an epoch is NaN or infinite (the
   model itself stops a run whose loss becomes non-finite, naming it as a GAN failure).
 
 Each failure carries the first epoch of the stretch (1-based) and advice. They go to
@@ -83,13 +83,14 @@ def detect_failures(history: Sequence[Mapping[str, Any]], *, patience: int = 3, 
     out: list[Failure] = []
     epochs = [int(_value(r, "epoch") or i + 1) for i, r in enumerate(rows)]
 
-    bad = [i for i, r in enumerate(rows)
-           if any(isinstance(v, (int, float)) and not math.isfinite(float(v)) for k, v in r.items()
-                  if k.startswith(("train/", "val/")))]
+    def non_finite(row: Mapping[str, Any]) -> list[str]:
+        # the loss terms only: a generation metric is NaN by design in the epochs it is not computed
+        return sorted(k for k, v in row.items() if k.startswith(("train/", "val/")) and "/gen_" not in k
+                      and isinstance(v, (int, float)) and not math.isfinite(float(v)))
+
+    bad = [i for i, r in enumerate(rows) if non_finite(r)]
     if bad:
-        r = rows[bad[0]]
-        which = sorted(k for k, v in r.items() if k.startswith(("train/", "val/")) and isinstance(v, (int, float))
-                       and not math.isfinite(float(v)))
+        which = non_finite(rows[bad[0]])
         out.append(Failure("non_finite", epochs[bad[0]], f"{', '.join(which[:4])} non-finite", ADVICE["non_finite"]))
 
     wins = []
