@@ -140,6 +140,8 @@ def test_failure_detection():
     for r in collapse[1:]:
         r["val/gen_diversity"] = 0.05
     assert [(x.kind, x.epoch) for x in detect_failures(collapse)] == [("mode_collapse", 2)]
+    every_other = [dict(r, **({"val/gen_diversity": float("nan")} if i % 2 else {})) for i, r in enumerate(collapse)]
+    assert [(x.kind, x.epoch) for x in detect_failures(every_other, patience=2)] == [("mode_collapse", 3)]
     unscored = [dict(r, **{"val/gen_fd": float("nan")}) for r in ok]
     assert detect_failures(unscored) == []  # epochs without a generation score are not failures
     nan = [dict(r) for r in ok]

@@ -105,11 +105,13 @@ def detect_failures(history: Sequence[Mapping[str, Any]], *, patience: int = 3, 
                            f"{float(r['train/d_fake']):.3g} < {d_fake_floor:g} for {patience}+ epochs",
                            ADVICE["discriminator_wins"]))
 
-    div = [_value(r, "val/gen_diversity", "train/gen_diversity") for r in rows]
-    collapsed = [i > 0 and d is not None and d < diversity_floor for i, d in enumerate(div)]
-    start = _first_stretch(collapsed, patience)
+    # only the scored epochs (generation.every > 1 leaves the others NaN); the first epoch is never judged
+    scored = [(i, d) for i, r in enumerate(rows)
+              if (d := _value(r, "val/gen_diversity", "train/gen_diversity")) is not None and math.isfinite(d)]
+    start = _first_stretch([i > 0 and d < diversity_floor for i, d in scored], patience)
     if start is not None:
-        out.append(Failure("mode_collapse", epochs[start],
-                           f"sample diversity {div[start]:.3g} < {diversity_floor:g} of the real images' for "
-                           f"{patience}+ epochs", ADVICE["mode_collapse"]))
+        i, d = scored[start]
+        out.append(Failure("mode_collapse", epochs[i],
+                           f"sample diversity {d:.3g} < {diversity_floor:g} of the real images' for "
+                           f"{patience}+ scored epochs", ADVICE["mode_collapse"]))
     return sorted(out, key=lambda f: f.epoch)
