@@ -36,6 +36,7 @@ from torch import nn
 from reprlab.data.dataset import ImageData
 from reprlab.base.errors import ConfigError, DataError, ModelError
 from reprlab.models.base import to_model_range
+from reprlab.base.validation import check_choice, check_float, check_int
 
 logger = logging.getLogger(__name__)
 
@@ -190,7 +191,6 @@ class Reducer:
 
     # -- validation ------------------------------------------------------------------------
     def _validate(self, n: int, d: int) -> None:
-        from reprlab.base.validation import check_choice, check_float, check_int
 
         check_choice("method", self.method, METHODS)
         check_int("n_components", self.n_components, minimum=1)

@@ -39,6 +39,8 @@ from reprlab.base.errors import ConfigError, ReprlabError
 from reprlab.runs import RunDir
 from reprlab.base.io import read_json, write_text
 from reprlab.reporting.figures import plot_robustness
+import reprlab
+from reprlab.base.io import atomic_write
 
 logger = logging.getLogger(__name__)
 
@@ -274,7 +276,6 @@ def write_report(run_dir: str | Path) -> Path:
 
 
 def _version() -> str:
-    import reprlab
 
     return getattr(reprlab, "__version__", "?")
 
@@ -394,7 +395,6 @@ def write_comparison(run_dirs: Sequence[str | Path], out_dir: str | Path | None 
 
 
 def _write_metrics_csv(path: Path, labels: list[str], summaries: list[dict[str, Any]], keys: list[str]) -> Path:
-    from reprlab.base.io import atomic_write
 
     def write(tmp: str) -> None:
         with open(tmp, "w", newline="") as fh:
