@@ -112,7 +112,7 @@ def test_yaml_round_trip_keeps_every_value(tmp_path):
     load_plugins()
     cfg = RunConfig.from_dict({}).with_overrides([
         "data.scale=-1_1", "model.output_range=-1_1", "model.latent_dim=8", "train.groups.encoder.lr=1e-4",
-        "train.checkpoint_every=2", "train.progress=off", "name=run_1", "cluster.n_clusters=auto",
+        "train.checkpoint_every=2", "train.progress=off", "name='1e-3'", "cluster.n_clusters=auto",
         "train.early_stopping.monitor=val/mse", "data.resize=[16,16]"])
     text = cfg.to_yaml()
     path = tmp_path / "c.yaml"
@@ -120,6 +120,7 @@ def test_yaml_round_trip_keeps_every_value(tmp_path):
     again = RunConfig.from_yaml(path)
     assert again.to_dict() == cfg.to_dict()
     assert again.data.scale == "-1_1" and again.cluster.n_clusters == "auto" and again.train.checkpoint_every == 2
+    assert again.name == "1e-3"  # a string that YAML 1.2 reads as a number is written quoted
     assert yaml.safe_load(text)["data"]["scale"] == "-1_1"  # plain YAML 1.1 readers agree
 
 
