@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -141,6 +142,31 @@ def single_thread():
     with threadpool_limits(1):
         yield
     torch.set_num_threads(before)
+
+
+@contextlib.contextmanager
+def logging_restored():
+    """Put the logging set-up back after calling ``reprlab.cli.main`` in-process (it configures the
+    root logger with a handler on the then-current, pytest-captured, stderr)."""
+    import logging
+
+    root, ours = logging.getLogger(), logging.getLogger("reprlab")
+    handlers, levels = list(root.handlers), (root.level, ours.level)
+    try:
+        yield
+    finally:
+        for handler in root.handlers:
+            if handler not in handlers:
+                root.removeHandler(handler)
+        root.setLevel(levels[0])
+        ours.setLevel(levels[1])
+
+
+@pytest.fixture
+def restore_logging():
+    """:func:`logging_restored` around a test."""
+    with logging_restored():
+        yield
 
 
 @pytest.fixture(autouse=True)

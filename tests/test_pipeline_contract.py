@@ -44,7 +44,7 @@ from conftest import REPO, write_tiny_npz
 
 as_config = importlib.import_module("reprlab.experiments.train").as_config
 
-pytestmark = pytest.mark.usefixtures("single_thread")
+pytestmark = pytest.mark.usefixtures("single_thread", "restore_logging")
 
 
 # -- a tiny classifier model and the two tasks ----------------------------------------------

@@ -30,9 +30,9 @@ from reprlab.tasks import get_task
 from reprlab.training.callbacks import Callback, Checkpointer
 from reprlab.training.engine import Trainer
 
-from conftest import LinearAE, write_tiny_npz
+from conftest import LinearAE, logging_restored, write_tiny_npz
 
-pytestmark = pytest.mark.usefixtures("single_thread")
+pytestmark = pytest.mark.usefixtures("single_thread", "restore_logging")
 
 
 def _weights(path: Path) -> dict[str, torch.Tensor]:
@@ -297,8 +297,9 @@ def detect_run(tmp_path_factory, single_thread):
     x = np.load(write_tiny_npz(root / "tiny.npz"))["x"]
     np.savez(root / "normal.npz", x=x[:80])
     np.savez(root / "test.npz", x=x[80:])
-    assert cli_main(["detect", "--normal", str(root / "normal.npz"), "--test", str(root / "test.npz"), "--preset",
-                     "fast", "--output-dir", str(root / "runs"), "--name", "det"]) == 0
+    with logging_restored():
+        assert cli_main(["detect", "--normal", str(root / "normal.npz"), "--test", str(root / "test.npz"),
+                         "--preset", "fast", "--output-dir", str(root / "runs"), "--name", "det"]) == 0
     return root / "runs" / "det"
 
 
