@@ -195,6 +195,8 @@ def _assert_best_is_max_of_monitor(run: Path, monitor: str) -> dict:
     assert metrics["best/epoch"] == best_epoch
     assert metrics["best/value"] == pytest.approx(max(values))
     # the kept `best` weights are those of that epoch: they reproduce its validation value
+    val = prepare_data(as_config(run / "config.yaml")).val
+    assert _accuracy(load_run_model(run), val, "cpu") == pytest.approx(metrics["best/value"])
     return metrics
 
 
