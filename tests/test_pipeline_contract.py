@@ -323,6 +323,11 @@ def test_unknown_group_name_is_refused_before_a_run_directory_exists(tmp_path, t
     assert len(err) == 1 and err[0].startswith("error: ")
     assert "decoder" in err[0] and "body" in err[0] and "head" in err[0] and "Fix:" in err[0]
     assert not (tmp_path / "runs" / "badgroup").exists()
+    # a known group with an unknown setting: refused just as early
+    assert cli_main(["train", str(tmp_path / "cfg.yaml"), "train.groups.head.learning_rate=0.01"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "train.groups.head" in err[0] and "learning_rate" in err[0] and "Fix:" in err[0]
+    assert not (tmp_path / "runs" / "badgroup").exists()
 
 
 # -- DDP with steps that each use only part of the model ---------------------------------------
