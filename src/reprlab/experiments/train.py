@@ -46,6 +46,7 @@ from reprlab.training.callbacks import (Callback, Checkpointer, EarlyStopping, M
 from reprlab.training.checkpoint import load_state, resolve_checkpoint
 from reprlab.training.distributed import DistInfo, barrier, broadcast_object, init_distributed
 from reprlab.training.engine import Trainer
+from reprlab.training.optim import check_group_options
 
 logger = logging.getLogger(__name__)
 
@@ -115,6 +116,8 @@ def _prepare(cfg: RunConfig) -> tuple[Task, torch.device, Splits, torch.nn.Modul
     splits = task.prepare_data(cfg)
     model = build_model(cfg, splits.train.shape)
     task.check(cfg, model, splits)
+    groups = model.optimizer_groups() if hasattr(model, "optimizer_groups") else {"main": None}
+    check_group_options(groups, cfg.train.groups)  # train.groups.NAME must name a group of this model
     return task, device, splits, model
 
 
@@ -175,7 +178,7 @@ def _train_and_finish(cfg: RunConfig, task: Task, model, splits: Splits, run: Ru
     trainer = None
     try:
         trainer = _make_trainer(cfg, task, run if dist.is_main else None, device, dist, callbacks)
-        trainer.fit(model, splits.train, splits.val, resume=resume)
+        trainer.fit(model, splits.train, splits.val, resume=resume, target=splits.target)
         train_seconds = time.perf_counter() - started
         if dist.is_main:
             metrics = _finish(cfg, task, model, splits, run, device, trainer, train_seconds)

@@ -36,7 +36,8 @@ from reprlab.data.dataset import ImageData
 from reprlab.training.callbacks import Callback
 from reprlab.training.distributed import DistInfo, all_reduce_sum
 from reprlab.training.loader import BatchLoader, PairedLoader, epoch_seed
-from reprlab.training.optim import GroupSettings, ParamGroup, build_optimizer, build_scheduler, resolve_group_settings
+from reprlab.training.optim import (GroupSettings, ParamGroup, build_optimizer, build_scheduler, check_group_options,
+                                    resolve_group_settings)
 
 logger = logging.getLogger(__name__)
 
@@ -136,12 +137,7 @@ class Trainer:
         base = GroupSettings(optimizer=self.optimizer_name, lr=self.lr, betas=self.betas, momentum=self.momentum,
                              weight_decay=self.weight_decay, scheduler=self.scheduler_name)
         groups = model.optimizer_groups() if hasattr(model, "optimizer_groups") else {"main": list(model.parameters())}
-        unknown = sorted(set(self.group_options) - set(groups))
-        if unknown:
-            from reprlab.base.errors import ConfigError
-
-            raise ConfigError(f"train.groups names {', '.join(unknown)}, but the model's parameter groups are "
-                              f"{', '.join(groups)}", fix=f"use train.groups.<{'|'.join(groups)}>.lr=...")
+        check_group_options(groups, self.group_options)
         self.param_groups, self.group_settings = {}, {}
         for name, group in groups.items():
             declared = group.settings if isinstance(group, ParamGroup) else {}
