@@ -131,7 +131,8 @@ def trained(tmp_path_factory, single_thread):
     root = tmp_path_factory.mktemp("trained")
     keep = KeepTrainer()
     cfg = _conv_config(root, cluster={"checkpoint_curve": True, "reducer": "pca", "n_components": 2,
-                                      "clusterer": "kmeans", "n_clusters": 3})
+                                      "clusterer": "kmeans", "n_clusters": 3},
+                       train={"checkpoint_every": 1})
     result = reprlab.train(cfg, callbacks=[keep])
     return {"root": root, "result": result, "run": result.run_dir, "trainer": keep.trainer}
 
