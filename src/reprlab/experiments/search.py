@@ -512,6 +512,9 @@ def open_storage(url: str) -> Any:
                                           heartbeat_stale_trial_callback=requeue_stale_trial)
     except ReprlabError:
         raise
+    except ImportError as exc:  # SQLAlchemy found no driver for the scheme
+        raise ConfigError(f"storage {shown} needs a database driver that is not installed ({exc})",
+                          fix="pip install 'psycopg[binary]' for postgresql:// (SQLAlchemy's default PostgreSQL driver)") from None
     except Exception as exc:  # noqa: BLE001 - driver errors of every kind: one line naming the storage
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ConfigError(f"storage {shown} cannot be reached ({type(exc).__name__}: {first[:300]})", fix=fix) from None
