@@ -926,7 +926,7 @@ def trial_rows(study: Any, spec: SearchSpec) -> list[dict[str, Any]]:
             note = f"re-run of interrupted trial {t.user_attrs['retry_of']}" + (f"; {note}" if note else "")
         if t.number in study.user_attrs.get("requeued", []):
             note = "interrupted (re-run as a new trial)" + (f"; {note}" if note else "")
-        rows.append({"trial": t.number, "state": t.state.name.lower(), "value": t.value if t.values else None,
+        rows.append({"trial": t.number, "state": t.state.name.lower(), "value": t.value if t.values and t.state.name == "COMPLETE" else None,
                      **{k: params.get(k) for k in spec.keys}, "seconds": round(seconds, 2) if seconds is not None else None,
                      "run_dir": t.user_attrs.get("run_dir", ""), "note": note})
     return rows
