@@ -187,3 +187,16 @@ def test_space_parsing_and_quotas():
     assert parse_dimension("a", {"low": 1, "high": 4}).kind == "int"
     assert parse_search({"space": {"a.b": [1]}}, trials=7).trials == 7
     assert split_quota(5, 2) == [3, 2] and split_quota(1, 3) == [1, 0, 0]
+
+
+def test_the_example_config_sections_parse():
+    from reprlab.experiments.cv import parse_cv
+    from reprlab.experiments.search import load_raw, split_sections
+    from reprlab.experiments.sweep import combinations, parse_sweep
+
+    raw, sections = split_sections(load_raw(Path(__file__).resolve().parents[1] / "configs" / "search_conv_ae.yaml"))
+    spec = parse_search(sections["search"])
+    assert spec.keys == ["model.latent_dim", "train.batch_size", "model.dropout", "train.lr", "train.weight_decay"]
+    assert parse_cv(sections["cv"]).folds == 5
+    assert len(combinations(parse_sweep(sections["sweep"]))) == 3 * 2 * 2 * 2 * 2
+    RunConfig.from_dict(raw)

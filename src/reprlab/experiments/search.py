@@ -755,6 +755,19 @@ def split_quota(total: int, workers: int) -> list[int]:
     return [total // workers + (1 if i < total % workers else 0) for i in range(workers)]
 
 
+def _die_with_parent() -> None:
+    """In a worker, before exec: on Linux, end the worker when the ``tune`` process dies (even by SIGKILL),
+    so a killed study leaves no orphan running trials; its trials are then recovered by the next command."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        try:
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG
+        except OSError:
+            pass
+
+
 def run_workers(job: dict, remaining: int, workers: int) -> None:
     """Run ``remaining`` trials with ``workers`` processes (one: in this process); each its own
     process sharing the storage; logs under ``STUDY_DIR/logs/``."""
@@ -773,7 +786,7 @@ def run_workers(job: dict, remaining: int, workers: int) -> None:
     for i, quota in enumerate(quotas):
         log = open(logs / f"worker-{i}.log", "a")  # noqa: SIM115 - closed below
         procs.append((subprocess.Popen([sys.executable, "-c", code, str(job_path), str(i), str(quota)],
-                                       stdout=log, stderr=subprocess.STDOUT), log, i))
+                                       stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent), log, i))
     try:
         failed = []
         for proc, log, i in procs:
