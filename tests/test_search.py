@@ -53,8 +53,12 @@ def read_rows(path: Path) -> list[dict]:
 
 @pytest.mark.parametrize("kind", STORAGES)
 def test_tune_writes_trial_runs_table_report_and_best_config(tmp_path, kind):
+    import matplotlib
+
     url = storage_url(kind, tmp_path)
+    facecolor = matplotlib.rcParams["axes.facecolor"]
     result = tune(tiny_config(tmp_path), storage=url)
+    assert matplotlib.rcParams["axes.facecolor"] == facecolor  # Optuna's ggplot style did not leak out
     study_dir = tmp_path / "runs" / "study"
     assert result.study_dir == study_dir
     rows = read_rows(study_dir / "trials.csv")

@@ -725,11 +725,14 @@ def run_worker(job: dict, index: int, quota: int) -> None:
     if job.get("threads"):
         torch.set_num_threads(int(job["threads"]))
     storage = open_storage(job["storage"])
-    if job.get("search") is not None:  # a search: its sampler (seeded per worker) and pruner
+    # seeded per worker and per study state: a continued study does not draw its first trials again
+    existing = len(optuna.load_study(study_name=job["study_name"], storage=storage).get_trials(deepcopy=False))
+    seed = int(job["seed"]) + index + 1000 * existing
+    if job.get("search") is not None:  # a search: its sampler and pruner
         spec = job_spec(job)
-        sampler, pruner = make_sampler(spec, int(job["seed"]) + index), make_pruner(spec, int(job["epochs"]))
+        sampler, pruner = make_sampler(spec, seed), make_pruner(spec, int(job["epochs"]))
     else:  # a sweep: every trial is enqueued with its parameters; the sampler is never asked
-        sampler, pruner = optuna.samplers.RandomSampler(seed=int(job["seed"]) + index), optuna.pruners.NopPruner()
+        sampler, pruner = optuna.samplers.RandomSampler(seed=seed), optuna.pruners.NopPruner()
     study = optuna.load_study(study_name=job["study_name"], storage=storage, sampler=sampler, pruner=pruner)
     module, _, name = job["objective"].partition(":")
     objective = getattr(importlib.import_module(module), name)(job)
@@ -992,11 +995,16 @@ def figure_png(fig: Any) -> str:
 def study_plots(study: Any) -> list[tuple[str, str | None, str]]:
     """Optuna's matplotlib plots of ``study``: ``(title, data URI or None, note)``."""
     import matplotlib
-
-    matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
     from optuna.visualization import matplotlib as ovm
 
+    out = []
+    with matplotlib.rc_context():  # Optuna's plots switch the global style to ggplot: restore it afterwards
+        out = _study_plots(study, ovm, plt)
+    return out
+
+
+def _study_plots(study: Any, ovm: Any, plt: Any) -> list[tuple[str, str | None, str]]:
     out = []
     for title, fn in (("Optimisation history", ovm.plot_optimization_history),
                       ("Parameter importances", ovm.plot_param_importances),

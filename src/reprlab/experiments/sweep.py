@@ -337,9 +337,6 @@ def best_cells(rows: list[dict[str, Any]], metrics: list[str], cfg: RunConfig, t
 def plot_metric_vs_settings(rows: list[dict[str, Any]], spec: SweepSpec, metrics: list[str], folder: Path) -> list[Path]:
     """``folder/METRIC_vs_KEY.png``: each metric (mean ± std over seeds) against each swept key, one
     line per combination of the other keys."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
     folder.mkdir(parents=True, exist_ok=True)
