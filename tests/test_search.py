@@ -89,6 +89,7 @@ def test_tune_writes_trial_runs_table_report_and_best_config(tmp_path, kind):
     assert again.counts["complete"] == 3 and len(load_study(study_dir, url).trials) == 3
 
 
+@pytest.mark.slow
 def test_two_workers_share_the_journal(tmp_path):
     # (two workers on a database storage: tests/test_search_postgres.py)
     url = storage_url("journal", tmp_path)
@@ -120,6 +121,20 @@ def test_median_pruner_prunes_and_the_run_dir_ends_failed_pruned(tmp_path):
     assert len((run / "metrics.csv").read_text().strip().splitlines()) == 2  # header + the one epoch it ran
 
 
+def test_hyperband_pruner_is_fed_every_epoch(tmp_path):
+    cfg = tiny_config(tmp_path, trials=3, pruner="hyperband")
+    cfg["train"]["epochs"] = 3
+    tune(cfg)
+    study = load_study(tmp_path / "runs" / "study", None)
+    assert {t.state.name for t in study.trials} <= {"COMPLETE", "PRUNED"}
+    for t in study.trials:  # one value per epoch run, the monitor (val/loss) of metrics.csv
+        run = Path(t.user_attrs["run_dir"])
+        rows = list(csv.DictReader(open(run / "metrics.csv")))
+        assert sorted(t.intermediate_values) == list(range(len(rows)))
+        assert [t.intermediate_values[i] for i in range(len(rows))] == pytest.approx([float(r["val/loss"]) for r in rows])
+
+
+@pytest.mark.slow
 def test_study_killed_mid_trial_continues_with_the_same_command(tmp_path):
     cfg = tiny_config(tmp_path, trials=2)
     cfg["train"]["epochs"] = 12

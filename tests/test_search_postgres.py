@@ -89,6 +89,7 @@ def postgres_url():
         shutil.rmtree(root, ignore_errors=True)
 
 
+@pytest.mark.slow
 def test_two_workers_share_one_postgres_study_without_losing_or_repeating_a_trial(tmp_path, postgres_url):
     import optuna
 

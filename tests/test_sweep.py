@@ -61,6 +61,7 @@ def test_sweep_cli_grid_times_seeds_with_an_invalid_row(tmp_path, capsys):
     assert len(list((sweep_dir / "trials").iterdir())) == 6 and again.rows[3]["status"] == "invalid"
 
 
+@pytest.mark.slow
 def test_two_workers_run_each_combination_once(tmp_path):
     url = f"journal:{tmp_path / 'sweep.log'}"
     result = sweep(tiny_config(tmp_path, grid={"model.latent_dim": [2, 4, 8]}), workers=2, storage=url)
