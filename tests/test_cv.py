@@ -32,7 +32,7 @@ def tiny_config(root: Path) -> dict:
 def test_cv_cli_folds_are_the_validation_splits_and_the_test_split_is_untouched(tmp_path, capsys):
     config = tmp_path / "c.yaml"
     config.write_text(yaml.safe_dump(tiny_config(tmp_path)))
-    assert main(["cv", str(config), "--folds", "3"]) == 0
+    assert main(["cv", str(config), "--folds", "3", "train.batch_size=30"]) == 0  # an override after the options
     out = capsys.readouterr().out.strip().splitlines()
     cv_dir = tmp_path / "runs" / "tiny-cv3"
     assert out[-1] == str(cv_dir) and "fold/psnr=" in out[0]

@@ -67,7 +67,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("error: interrupted. Fix: continue the run with `reprlab train --resume RUN_DIR`", file=sys.stderr)
+        fix = ("run the same command again: finished trials, folds and combinations are kept" if positional and args.command != "train"
+               else "continue the run with `reprlab train --resume RUN_DIR`")
+        print(f"error: interrupted. Fix: {fix}", file=sys.stderr)
         return 130
 
 
