@@ -107,13 +107,13 @@ def _make_trainer(cfg: RunConfig, task: Task, run: RunDir | None, device: torch.
                    callbacks=callbacks, dist=dist, paired=t.paired_epoch)
 
 
-def _prepare(cfg: RunConfig) -> tuple[Task, torch.device, Splits, torch.nn.Module]:
+def _prepare(cfg: RunConfig, splits: Splits | None = None) -> tuple[Task, torch.device, Splits, torch.nn.Module]:
     """Task, threads, device, data and model: everything checked before a run directory exists."""
     task = get_task(cfg.task)
     if cfg.train.num_threads:
         torch.set_num_threads(cfg.train.num_threads)
     device = resolve_device(cfg.train.device, DistInfo.from_env())
-    splits = task.prepare_data(cfg)
+    splits = task.prepare_data(cfg) if splits is None else splits
     model = build_model(cfg, splits.train.shape)
     task.check(cfg, model, splits)
     groups = model.optimizer_groups() if hasattr(model, "optimizer_groups") else {"main": None}
@@ -123,16 +123,18 @@ def _prepare(cfg: RunConfig) -> tuple[Task, torch.device, Splits, torch.nn.Modul
 
 # -- public API ---------------------------------------------------------------------------
 def train(config: RunConfig | dict | str | Path | None = None, *, overrides: list[str] | tuple[str, ...] = (),
-          run_dir: str | Path | None = None, callbacks: Sequence[Callback] = ()) -> TrainResult:
+          run_dir: str | Path | None = None, callbacks: Sequence[Callback] = (),
+          splits: Splits | None = None) -> TrainResult:
     """Train the configured model on the configured task and write a complete run directory.
 
     ``config`` is a :class:`RunConfig`, a dict, or a YAML path; ``overrides`` are
     ``key=value`` strings; ``callbacks`` are extra :class:`~reprlab.training.callbacks.Callback`
-    objects (a search's pruner, say). Everything that can be checked (config, task, data,
+    objects (a search's pruner, say); ``splits`` replaces the configured train / val / test
+    split (cross-validation hands each fold's). Everything that can be checked (config, task, data,
     model/input fit) is checked before the run directory is created.
     """
     cfg = as_config(config, overrides)
-    task, device, splits, model = _prepare(cfg)
+    task, device, splits, model = _prepare(cfg, splits)
     cfg.model = {"name": cfg.model["name"], **model.config.to_dict()}  # resolved: every default written out
     if cfg.train.sanity_check:
         _sanity_check(model, splits.train, cfg)
