@@ -22,12 +22,11 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, umask_mode(0o666))  # mkstemp makes 0600; a run's files follow the user's umask
-    finally:
-        os.close(fd)
+    os.close(fd)
     try:
         write(tmp)
+        # mkstemp makes 0600 (and some writers recreate the file): a run's files follow the user's umask
+        os.chmod(tmp, umask_mode(0o666))
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
