@@ -51,8 +51,8 @@ def other_checkpoints_fix(file: str | Path) -> str:
     Example:
         >>> other_checkpoints_fix("/nonexistent/runs/r/checkpoints/last/model.safetensors")
         'this run has no other intact checkpoint: train it again'
-        >>> other_checkpoints_fix("/tmp/somewhere/model.safetensors")
-        'point to an intact model saved by reprlab (a run directory's checkpoints/best)'
+        >>> print(other_checkpoints_fix("/tmp/somewhere/model.safetensors"))
+        point to an intact model saved by reprlab (a run directory's checkpoints/best)
     """
     folder = Path(file).parent
     if folder.parent.name != "checkpoints":
