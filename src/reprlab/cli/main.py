@@ -14,7 +14,7 @@ logger = logging.getLogger("reprlab")
 
 #: Command name -> module under reprlab.cli (each has HELP, add_arguments(parser) and run(args)).
 COMMANDS: tuple[str, ...] = ("demo", "train", "evaluate", "analyze", "cluster", "report", "compare", "detect",
-                             "datasets", "models")
+                             "datasets", "models", "finetune")
 
 
 def _add_global_options(p: argparse.ArgumentParser, *, top: bool) -> None:
@@ -52,10 +52,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     # overrides may follow options (`train c.yaml --name x a.b=1`): collect them wherever they stand
-    stray = [e for e in extra if e.startswith("-") or "=" not in e or args.command != "train"]
+    stray = [e for e in extra if e.startswith("-") or "=" not in e or args.command not in ("train", "finetune")]
     if stray:
         parser.error(f"unrecognized arguments: {' '.join(stray)}")
-    if args.command == "train":
+    if args.command in ("train", "finetune"):
         args.overrides = list(args.overrides) + extra
     _configure_logging(logging.DEBUG if args.debug else (logging.WARNING if args.quiet else logging.INFO))
     try:
