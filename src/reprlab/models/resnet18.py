@@ -162,6 +162,11 @@ class ClassifierMixin:
     reconstructs: bool = False
     label_smoothing: float = 0.0
 
+    @property
+    def decode(self) -> Any:
+        """A classifier does not decode: ``hasattr(model, "decode")`` is false, so reconstruction steps skip it."""
+        raise AttributeError(f"{type(self).__name__} is a classifier and has no decoder")
+
     def classify(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> ModelOutput:
         logits = self.logits(x)  # type: ignore[attr-defined]
         if labels is None:

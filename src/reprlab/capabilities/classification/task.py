@@ -136,7 +136,7 @@ class ClassifyTask(Task):
 
         resolve_pretrained(cfg)
         splits, n_classes = budget_splits(cfg, super().prepare_data(cfg))
-        if "num_classes" not in cfg.model:
+        if "num_classes" not in cfg.model and "num_classes" in model_fields(cfg.model["name"]):
             cfg.model["num_classes"] = n_classes
         return splits
 
@@ -180,6 +180,15 @@ class ClassifyTask(Task):
                              "files": ["confusion.png"]})
         write_json(out / "index.json", {"items": items, "skipped": []})
         return metrics
+
+
+def model_fields(name: str) -> set[str]:
+    """The config fields of registered model ``name``."""
+    import dataclasses
+
+    from reprlab.models.registry import get_model_entry
+
+    return {f.name for f in dataclasses.fields(get_model_entry(name)[1])}
 
 
 def class_names(data: ImageData, n_classes: int) -> list[str]:
