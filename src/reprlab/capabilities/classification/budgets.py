@@ -71,7 +71,7 @@ def label_budget(labels: torch.Tensor, k: int | None, *, seed: int, n_classes: i
 
     Example:
         >>> label_budget(torch.tensor([0, 0, 1, 1, 1]), 2, seed=0).tolist()
-        [1, 4]
+        [0, 3]
     """
     labels = torch.as_tensor(labels).to(torch.int64)
     n_classes = num_classes_of(labels) if n_classes is None else int(n_classes)
