@@ -34,3 +34,13 @@ if [ "${1:-}" = "test" ] && [ ! -x /usr/bin/chromium ]; then
     echo "bootstrap: /usr/bin/chromium is missing; install it (as root: apt-get install chromium) for the report's browser test" >&2
   fi
 fi
+# The shared-study test starts a throwaway PostgreSQL server (tests/test_search_postgres.py): Debian's postgresql.
+if [ "${1:-}" = "test" ] && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+    echo "bootstrap: installing Debian's postgresql for the shared-study test"
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null) \
+      || echo "bootstrap: could not install postgresql; the PostgreSQL search test will fail until it is installed" >&2
+  else
+    echo "bootstrap: PostgreSQL (initdb, pg_ctl) is missing; install it (as root: apt-get install postgresql) for the PostgreSQL search test" >&2
+  fi
+fi

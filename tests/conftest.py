@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -28,12 +29,25 @@ def shared_data_dir() -> Path | None:
     return None
 
 
+#: Set to 1 (CI does, in .ci/run) to make a missing real-data folder FAIL the tests that need it
+#: instead of skipping them; local runs without the data skip.
+REQUIRE_REAL_DATA_ENV = "REPRLAB_REQUIRE_REAL_DATA"
+
+
+def real_data_required() -> bool:
+    """Whether ``$REPRLAB_REQUIRE_REAL_DATA`` is switched on (anything but empty, 0, false, no, off)."""
+    return os.environ.get(REQUIRE_REAL_DATA_ENV, "").strip().lower() not in ("", "0", "false", "no", "off")
+
+
 def require_real_data() -> Path:
-    """:func:`shared_data_dir`, or skip the test (with the reason) when neither is present; usable
-    from fixtures of any scope."""
+    """:func:`shared_data_dir`, or skip the test (with the reason) when neither is present (fail
+    instead when ``$REPRLAB_REQUIRE_REAL_DATA`` is on); usable from fixtures of any scope."""
     path = shared_data_dir()
     if path is None:
-        pytest.skip("real data not present: set REPRLAB_DATA or place ../shared/data beside the checkout")
+        reason = "real data not present: set REPRLAB_DATA or place ../shared/data beside the checkout"
+        if real_data_required():
+            pytest.fail(f"{reason} ({REQUIRE_REAL_DATA_ENV} is set, so this is a failure, not a skip)", pytrace=False)
+        pytest.skip(reason)
     return path
 
 
@@ -128,6 +142,31 @@ def single_thread():
     with threadpool_limits(1):
         yield
     torch.set_num_threads(before)
+
+
+@contextlib.contextmanager
+def logging_restored():
+    """Put the logging set-up back after calling ``reprlab.cli.main`` in-process (it configures the
+    root logger with a handler on the then-current, pytest-captured, stderr)."""
+    import logging
+
+    root, ours = logging.getLogger(), logging.getLogger("reprlab")
+    handlers, levels = list(root.handlers), (root.level, ours.level)
+    try:
+        yield
+    finally:
+        for handler in root.handlers:
+            if handler not in handlers:
+                root.removeHandler(handler)
+        root.setLevel(levels[0])
+        ours.setLevel(levels[1])
+
+
+@pytest.fixture
+def restore_logging():
+    """:func:`logging_restored` around a test."""
+    with logging_restored():
+        yield
 
 
 @pytest.fixture(autouse=True)

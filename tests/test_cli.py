@@ -31,7 +31,7 @@ def write_config(tmp_path: Path, arrays: Path, **sections) -> Path:
 
 def test_train_writes_a_complete_run_and_evaluate_reloads_it(tmp_path, tiny_arrays):
     config = write_config(tmp_path, tiny_arrays)
-    proc = run_cli("train", str(config), "model.latent_dim=3", "--name", "first")
+    proc = run_cli("train", str(config), "model.latent_dim=3", "train.checkpoint_every=2", "--name", "first")
     assert proc.returncode == 0, proc.stderr
     run = Path(proc.stdout.strip().splitlines()[-1])
     assert run == tmp_path / "runs" / "first"

@@ -210,7 +210,8 @@ def tiny_run(tmp_path_factory):
     cfg = {"seed": 0, "output_dir": str(root / "runs"), "name": "tiny",
            "data": {"name": "arrays", "path": str(path), "val_fraction": 0.25, "test_fraction": 0.25},
            "model": {"name": "conv_ae", "latent_dim": 4, "channels": [4, 8], "rotation_beta": 0.5},
-           "train": {"epochs": 3, "batch_size": 32, "lr": 3e-3, "progress": "off", "num_threads": 1},
+           "train": {"epochs": 3, "batch_size": 32, "lr": 3e-3, "progress": "off", "num_threads": 1,
+                     "checkpoint_every": 1},
            "eval": {"figures": False, "report": False},
            "cluster": {"enabled": True, "reducer": "pca", "n_components": 2, "clusterer": "kmeans", "n_clusters": 3,
                        "split": "all"}}

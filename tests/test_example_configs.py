@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from reprlab.config import RunConfig
+from reprlab.experiments.search import load_raw, split_sections
 from reprlab.models import create_model
 
 CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))
@@ -19,7 +20,8 @@ def test_there_are_example_configs():
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
 def test_example_config_validates_and_builds(path):
-    cfg = RunConfig.from_yaml(path)
+    # search: / cv: / sweep: sections belong to reprlab.experiments (checked in tests/test_search.py)
+    cfg = RunConfig.from_dict(split_sections(load_raw(path))[0])
     options = dict(cfg.model)
     name = options.pop("name")
     channels = 3 if cfg.data.channels == 3 else 1

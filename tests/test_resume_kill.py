@@ -23,7 +23,8 @@ def test_sigkill_then_resume_matches_uninterrupted(tmp_path, tiny_arrays):
         "output_dir": str(tmp_path / "runs"),
         "data": {"name": "arrays", "path": str(tiny_arrays), "val_fraction": 0.2},
         "model": {"name": "conv_ae", "latent_dim": 4, "channels": [8, 16], "dropout": 0.1},
-        "train": {"epochs": 6, "batch_size": 8, "progress": "off", "scheduler": "cosine", "num_threads": 1},
+        "train": {"epochs": 6, "batch_size": 8, "progress": "off", "scheduler": "cosine", "num_threads": 1,
+                  "checkpoint_every": 1},
         "eval": {"figures": False},
     }
     config = tmp_path / "c.yaml"

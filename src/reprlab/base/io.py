@@ -12,7 +12,8 @@ from typing import Any, Callable
 def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
     """Call ``write(tmp_path)`` then atomically rename ``tmp_path`` onto ``path``.
 
-    A crash mid-write leaves the previous file (if any) untouched.
+    A crash mid-write leaves the previous file (if any) untouched. The file gets the
+    permissions of an ordinary new file (``0o666`` less the user's umask), not ``mkstemp``'s 0600.
 
     Example:
         >>> atomic_write("/tmp/x.txt", lambda p: open(p, "w").write("hi"))  # doctest: +ELLIPSIS
@@ -24,6 +25,8 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
     os.close(fd)
     try:
         write(tmp)
+        # mkstemp makes 0600 (and some writers recreate the file): a run's files follow the user's umask
+        os.chmod(tmp, umask_mode(0o666))
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -32,6 +35,35 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
             os.unlink(tmp)
         raise
     return path
+
+
+def current_umask() -> int:
+    """The process's umask, read without changing it where the OS allows (``/proc/self/status``).
+
+    Example:
+        >>> 0 <= current_umask() <= 0o777
+        True
+    """
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)  # elsewhere: the only portable way to read it is to set it, then restore it
+    os.umask(mask)
+    return mask
+
+
+def umask_mode(mode: int = 0o666) -> int:
+    """``mode`` less the user's umask: the permissions ``open``/``mkdir`` would give a new file or folder.
+
+    Example:
+        >>> umask_mode(0o666) == 0o666 & ~current_umask()
+        True
+    """
+    return mode & ~current_umask()
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> Path:

@@ -26,6 +26,7 @@ logger = logging.getLogger(__name__)
 BUILTIN_PLUGINS: dict[str, str] = {
     "analysis": "reprlab.capabilities.analysis.plugin",
     "clustering": "reprlab.capabilities.clustering.plugin",
+    "classification": "reprlab.capabilities.classification.plugin",
     "generation": "reprlab.capabilities.generation.plugin",
 }
 

@@ -14,7 +14,8 @@ logger = logging.getLogger("reprlab")
 
 #: Command name -> module under reprlab.cli (each has HELP, add_arguments(parser) and run(args)).
 COMMANDS: tuple[str, ...] = ("demo", "train", "evaluate", "analyze", "cluster", "report", "compare", "detect",
-                             "datasets", "models", "sample")
+                             "datasets", "models", "tune", "cv", "sweep", "finetune",
+                             "sample")
 
 
 def _add_global_options(p: argparse.ArgumentParser, *, top: bool) -> None:
@@ -52,11 +53,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     # overrides may follow options (`train c.yaml --name x a.b=1`): collect them wherever they stand
-    stray = [e for e in extra if e.startswith("-") or "=" not in e or args.command != "train"]
+    positional = {"train": "overrides", "finetune": "overrides", "tune": "overrides", "cv": "overrides",
+                  "sweep": "axes"}.get(args.command)
+    stray = [e for e in extra if e.startswith("-") or "=" not in e or positional is None]
     if stray:
         parser.error(f"unrecognized arguments: {' '.join(stray)}")
-    if args.command == "train":
-        args.overrides = list(args.overrides) + extra
+    if positional:
+        setattr(args, positional, list(getattr(args, positional)) + extra)
     _configure_logging(logging.DEBUG if args.debug else (logging.WARNING if args.quiet else logging.INFO))
     try:
         return importlib.import_module(f"reprlab.cli.{args.command}").run(args)
@@ -66,7 +69,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("error: interrupted. Fix: continue the run with `reprlab train --resume RUN_DIR`", file=sys.stderr)
+        fix = ("run the same command again: finished trials, folds and combinations are kept" if positional and args.command != "train"
+               else "continue the run with `reprlab train --resume RUN_DIR`")
+        print(f"error: interrupted. Fix: {fix}", file=sys.stderr)
         return 130
 
 

@@ -9,6 +9,9 @@ from reprlab.cli.common import add_data_dir, add_output_dir, print_run_result
 
 HELP = "train a model from a YAML config; prints the run directory last"
 
+#: Exit status of ``reprlab train --strict`` when the run finished but its health verdict is ``suspect``.
+EXIT_SUSPECT = 3
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("config", nargs="?", help="YAML config (see configs/); omit with --resume")
@@ -16,6 +19,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its last checkpoint")
     add_data_dir(p)
     p.add_argument("--name", help="run directory name (never overwritten)")
+    p.add_argument("--strict", action="store_true",
+                   help=f"exit with status {EXIT_SUSPECT} when the run's health verdict is 'suspect' (default: exit 0 "
+                        "and print the findings)")
     add_output_dir(p, default=None)
 
 
@@ -39,4 +45,6 @@ def run(args: argparse.Namespace) -> int:
             overrides.append(f"output_dir={args.output_dir}")
         result = api.train(args.config, overrides=overrides)
     print_run_result(result)
+    if args.strict and result.metrics.get("health/verdict") == "suspect":
+        return EXIT_SUSPECT
     return 0

@@ -1,11 +1,15 @@
-"""Run configuration: nested dataclasses loaded from YAML, with dotted overrides.
+"""Run configuration: nested pydantic dataclasses loaded from YAML, with dotted overrides.
 
 A config has the core sections ``data``, ``model``, ``train`` and ``eval``, plus ``seed``,
 ``name``, ``output_dir`` and ``task`` (``reconstruct`` by default; see :mod:`reprlab.tasks`),
 and the sections that other packages register with :func:`register_section` (the
 clustering capability registers ``cluster``). They are found through the plugin entry
-points (:func:`reprlab.base.plugins.load_plugins`): this module imports no capability. ``model`` is free-form: its keys are the fields of the
-chosen model's config dataclass (see ``reprlab models``) and are validated there.
+points (:func:`reprlab.base.plugins.load_plugins`): this module imports no capability.
+Sections are strict pydantic dataclasses (:mod:`reprlab.config.typed`); ``model`` is a
+free dict whose keys are the fields of the chosen model's config dataclass (see ``reprlab
+models``), checked against the model registry by :meth:`RunConfig.check_model` before any
+data is loaded. Sections stay mutable (``cfg.data.data_dir = ...``); :meth:`RunConfig.validate`
+checks them again.
 
 Example:
     >>> cfg = RunConfig.from_dict({"model": {"name": "conv_ae", "latent_dim": 8}})
@@ -16,20 +20,27 @@ Example:
 
 from __future__ import annotations
 
+import copy
 import dataclasses
-import difflib
+import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import field_validator
 
 from reprlab.base.errors import ConfigError
 from reprlab.base.validation import check_choice, check_float, check_int
+from reprlab.config.typed import build, coerce, field_types, is_section, section, unknown_key
+from reprlab.config.yamlio import dump_yaml, load_yaml, parse_value
+
+#: The string choices of ``data.scale`` and ``model.output_range``.
+SCALES: tuple[str, ...] = ("0_1", "-1_1")
 
 
-@dataclass
+@section
 class AugmentConfig:
     """Random training-time augmentation (applied per batch, seeded)."""
 
@@ -42,7 +53,7 @@ class AugmentConfig:
         check_int("data.augment.crop_padding", self.crop_padding, minimum=0)
 
 
-@dataclass
+@section
 class DataConfig:
     """Which images to use and how to prepare them."""
 
@@ -63,7 +74,7 @@ class DataConfig:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
     def validate(self) -> None:
-        check_choice("data.scale", self.scale, ("0_1", "-1_1"))
+        check_choice("data.scale", self.scale, SCALES)
         check_float("data.val_fraction", self.val_fraction, minimum=0, maximum=0.9)
         check_float("data.test_fraction", self.test_fraction, minimum=0, maximum=0.9, exclusive_min=True)
         for key in ("max_train", "max_test"):
@@ -74,13 +85,12 @@ class DataConfig:
                 raise ConfigError(f"data.resize must be [H, W], got {self.resize!r}", fix="e.g. data.resize=[32,32]")
             for v in self.resize:
                 check_int("data.resize", v, minimum=4)
-            self.resize = [int(v) for v in self.resize]
         if self.channels is not None and self.channels not in (1, 3):
             raise ConfigError(f"data.channels must be 1 or 3, got {self.channels!r}", fix="set data.channels=1 or 3")
         self.augment.validate()
 
 
-@dataclass
+@section
 class EarlyStoppingConfig:
     """Stop when ``monitor`` has not improved by ``min_delta`` for ``patience`` epochs."""
 
@@ -94,7 +104,40 @@ class EarlyStoppingConfig:
         check_float("train.early_stopping.min_delta", self.min_delta, minimum=0)
 
 
-@dataclass
+@section
+class GroupConfig:
+    """The optimiser settings of one parameter group (``train.groups.NAME.*``); unset keys follow ``train.*``.
+
+    ``cfg.train.groups`` stays a plain dict of dicts (only the keys that were set); this
+    class checks them, with the same rules as the ``train.*`` keys of the same names.
+
+    Example:
+        >>> GroupConfig.check("encoder", {"lr": "1e-4", "betas": [0.5, 0.999]})
+        {'lr': 0.0001, 'betas': [0.5, 0.999]}
+    """
+
+    optimizer: str | None = None
+    lr: float | None = None
+    betas: list[float] | None = None
+    momentum: float | None = None
+    weight_decay: float | None = None
+    scheduler: str | None = None
+
+    @classmethod
+    def check(cls, name: str, settings: dict[str, Any]) -> dict[str, Any]:
+        """Check the settings of group ``name``; returns them with their values typed."""
+        prefix = f"train.groups.{name}."
+        group = build(cls, settings, prefix)
+        probe = TrainConfig(**{k: v for k, v in dataclasses.asdict(group).items() if v is not None})
+        try:
+            probe.validate()
+        except ConfigError as exc:  # name the group's key, not train.*
+            raise ConfigError(exc.problem.replace("train.", prefix, 1),
+                              fix=(exc.fix or "").replace("train.", prefix)) from None
+        return {k: getattr(probe, k) for k in settings}
+
+
+@section
 class TrainConfig:
     """Optimisation settings."""
 
@@ -111,15 +154,22 @@ class TrainConfig:
     gamma: float = 0.1
     plateau_patience: int = 3
     grad_clip: float | None = None
-    groups: dict[str, dict[str, Any]] = field(default_factory=dict)  # per parameter group: lr, betas, weight_decay, ...
+    groups: dict[str, Any] = field(default_factory=dict)  # per parameter group: GroupConfig's keys, e.g. groups.encoder.lr
     paired_epoch: str = "larger"  # two-domain tasks: an epoch runs over the larger or the smaller domain
     early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
-    checkpoint_every: int = 1
+    checkpoint_every: int | None = None  # None: best and last only; N: also epoch_NNNN every N epochs
     device: str = "auto"
     progress: str = "auto"
     tensorboard: bool = False
     num_threads: int | None = None
     sanity_check: bool = True
+
+    @field_validator("progress", mode="before")
+    @classmethod
+    def _progress_on_off(cls, value: Any) -> Any:
+        if isinstance(value, bool):  # YAML 1.1 reads a bare on/off (yes/no) as true/false
+            return "on" if value else "off"
+        return value
 
     def validate(self) -> None:
         check_int("train.epochs", self.epochs, minimum=1)
@@ -132,9 +182,10 @@ class TrainConfig:
         for b in self.betas:
             check_float("train.betas", b, minimum=0, maximum=1)
         self.betas = [float(b) for b in self.betas]
-        if not isinstance(self.groups, dict) or not all(isinstance(v, dict) for v in self.groups.values()):
+        if not all(isinstance(v, dict) for v in self.groups.values()):
             raise ConfigError(f"train.groups must map group names to settings, got {self.groups!r}",
                               fix="e.g. train.groups.encoder.lr=1e-4")
+        self.groups = {str(name): GroupConfig.check(str(name), settings) for name, settings in self.groups.items()}
         check_choice("train.paired_epoch", self.paired_epoch, ("larger", "smaller"))
         check_float("train.momentum", self.momentum, minimum=0, maximum=1)
         check_float("train.weight_decay", self.weight_decay, minimum=0)
@@ -145,19 +196,18 @@ class TrainConfig:
         check_int("train.plateau_patience", self.plateau_patience, minimum=0)
         if self.grad_clip is not None:
             check_float("train.grad_clip", self.grad_clip, minimum=0, exclusive_min=True)
-        check_int("train.checkpoint_every", self.checkpoint_every, minimum=1)
+        if self.checkpoint_every is not None:
+            check_int("train.checkpoint_every", self.checkpoint_every, minimum=1)
         if self.device not in ("auto", "cpu") and not str(self.device).startswith(("cuda", "mps")):
             raise ConfigError(f"train.device must be auto, cpu, cuda[:N] or mps, got {self.device!r}",
                               fix="set train.device=auto")
-        if isinstance(self.progress, bool):  # YAML 1.1 reads a bare on/off as true/false
-            self.progress = "on" if self.progress else "off"
         check_choice("train.progress", self.progress, ("auto", "on", "off"))
         if self.num_threads is not None:
             check_int("train.num_threads", self.num_threads, minimum=1)
         self.early_stopping.validate()
 
 
-@dataclass
+@section
 class EvalConfig:
     """What to evaluate and draw at the end of training."""
 
@@ -175,7 +225,7 @@ class EvalConfig:
         check_int("eval.k", self.k, minimum=1, maximum=64)
 
 
-@dataclass
+@section
 class RunConfig:
     """A whole run: what to train on, which model, how to train and evaluate."""
 
@@ -206,11 +256,15 @@ class RunConfig:
     # -- construction ---------------------------------------------------------------------
     @classmethod
     def from_dict(cls, raw: dict[str, Any] | None) -> "RunConfig":
-        """Build and validate from a plain dict (unknown keys are errors with suggestions)."""
-        raw = dict(raw or {})
-        if not isinstance(raw, dict):
+        """Build and validate from a plain dict (unknown keys are errors with suggestions).
+
+        Everything is checked here, the model's name and options included, before any data
+        is loaded (see :meth:`validate`).
+        """
+        if raw is not None and not isinstance(raw, dict):
             raise ConfigError(f"config must be a mapping, got {raw!r}", fix="see configs/ for examples")
-        core = {f.name for f in dataclasses.fields(cls)} - {"sections"}
+        raw = dict(raw or {})
+        core = [f.name for f in dataclasses.fields(cls) if f.name != "sections"]
         extra = {k: raw.pop(k) for k in list(raw) if k not in core}
         if extra and set(extra) - set(_REGISTERED):
             from reprlab.base.plugins import load_plugins
@@ -219,22 +273,19 @@ class RunConfig:
         sections = {}
         for key, value in extra.items():
             if key not in _REGISTERED:
-                known = sorted(core | set(_REGISTERED))
-                close = difflib.get_close_matches(str(key), known, n=1)
-                hint = f"did you mean {close[0]}? " if close else ""
-                raise ConfigError(f"unknown config key {key}", fix=f"{hint}valid keys: {', '.join(known)}")
-            sections[key] = _build(_REGISTERED[key], value or {}, f"{key}.")
-        cfg = _build(cls, raw, "")
+                raise unknown_key(key, "", sorted(set(core) | set(_REGISTERED)))
+            sections[key] = build(_REGISTERED[key], value, f"{key}.")
+        cfg = build(cls, raw, "", hidden=("sections",))
         cfg.sections.update(sections)
         cfg.validate()
         return cfg
 
     @classmethod
     def from_yaml(cls, path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> "RunConfig":
-        """Load ``path`` and apply ``key=value`` overrides."""
+        """Load ``path`` and apply ``key=value`` overrides (see :mod:`reprlab.config.yamlio` for how YAML is read)."""
         path = Path(path)
         try:
-            raw = yaml.safe_load(path.read_text())
+            raw = load_yaml(path.read_text())
         except FileNotFoundError:
             raise ConfigError(f"config file {path} does not exist", fix="pass the path of a YAML config (see configs/)") from None
         except yaml.YAMLError as exc:
@@ -249,73 +300,143 @@ class RunConfig:
         return RunConfig.from_dict(apply_overrides(self.to_dict(), overrides))
 
     def validate(self) -> None:
+        """Check every value (again: attributes may have been set since), the model's included.
+
+        Types are checked by pydantic, ranges and choices by the sections' ``validate()``,
+        cross-section rules by the registered sections' optional ``check_run(cfg)``, and the
+        model's name and options by :meth:`check_model`.
+        """
+        _recheck(self, "", hidden=("sections",))
         check_int("seed", self.seed, minimum=0)
-        if not isinstance(self.model, dict) or not isinstance(self.model.get("name"), str):
+        if not isinstance(self.model.get("name"), str):
             raise ConfigError("model.name is missing", fix="set model.name, e.g. model.name=conv_ae (see `reprlab models`)")
-        if self.name is not None and (not str(self.name) or "/" in str(self.name) or str(self.name).startswith(".")):
+        if self.name is not None and (not self.name or "/" in self.name or self.name.startswith(".")):
             raise ConfigError(f"name {self.name!r} is not a valid run directory name", fix="use letters, digits, - and _")
-        if not isinstance(self.task, str) or not self.task:
+        if not self.task:
             raise ConfigError(f"task must be a task name, got {self.task!r}", fix="e.g. task=reconstruct")
         self.data.validate()
         self.train.validate()
         self.eval.validate()
-        for section in self.sections.values():
-            section.validate()
+        for name, sec in self.sections.items():
+            _recheck(sec, f"{name}.")
+            sec.validate()
+        for sec in self.sections.values():
+            if hasattr(sec, "check_run"):
+                sec.check_run(self)
+        self.check_model()
+
+    def check_model(self) -> None:
+        """Check ``model.name`` and every ``model.*`` key and value, without data and without building the model.
+
+        The keys must be fields of the model's config dataclass (``reprlab models`` lists
+        them); the values are checked by building that dataclass with a stand-in
+        ``input_shape`` (``data.channels`` and ``data.resize`` where set, else a large
+        square: what only the data can tell is checked when the model is built). YAML
+        quirks are repaired by the field's type, as for the other sections.
+
+        Example:
+            >>> cfg = RunConfig.from_dict({"model": {"name": "conv_ae"}})
+            >>> cfg.model["laten_dim"] = 8
+            >>> cfg.check_model()  # doctest: +IGNORE_EXCEPTION_DETAIL
+            Traceback (most recent call last):
+            reprlab.base.errors.ConfigError: unknown config key model.laten_dim. Fix: did you mean model.latent_dim? ...
+        """
+        from reprlab.models.registry import get_model_entry
+
+        name = self.model.get("name")
+        if not isinstance(name, str):
+            raise ConfigError(f"model.name must be a model name, got {name!r}", fix="e.g. model.name=conv_ae (see `reprlab models`)")
+        _, config_cls = get_model_entry(name)
+        types_ = field_types(config_cls)
+        valid = sorted(types_)
+        for key in list(self.model):
+            if key == "name":
+                continue
+            if key not in types_:
+                raise unknown_key(key, "model.", valid, where=f" of model {name}")
+            self.model[key] = coerce(types_[key], self.model[key])
+        kwargs = self.model_kwargs()
+        if "output_range" in kwargs and kwargs["output_range"] != self.data.scale:
+            raise ConfigError(f"model.output_range={kwargs['output_range']!r} does not match data.scale={self.data.scale!r}",
+                              fix="set both to the same value, or drop model.output_range (it follows data.scale)")
+        kwargs.setdefault("output_range", self.data.scale)
+        if "input_shape" not in kwargs:
+            size = list(self.data.resize or (_STAND_IN_SIZE, _STAND_IN_SIZE))
+            kwargs["input_shape"] = (self.data.channels or 1, *size)
+        try:
+            config_cls(**kwargs)
+        except ConfigError as exc:  # name the config keys: "padding=3 ..." -> "model.padding=3 ..."
+            alt = "|".join(map(re.escape, valid))
+            named = re.compile(rf"(?<![\w.])({alt})(?=\s*=|\s+must\b)")
+            verbs = re.compile(rf"\b(set|drop|leave|unset) ({alt})\b")
+            problem, fix = (verbs.sub(r"\1 model.\2", named.sub(r"model.\1", text)) for text in (exc.problem, exc.fix or ""))
+            if not problem.startswith("model."):
+                problem = f"model {name!r}: {problem}"
+            raise ConfigError(problem, fix=fix or None) from None
+        except TypeError as exc:  # a required option without a default
+            raise ConfigError(f"model {name!r}: {exc}", fix="set every required model.* option (see `reprlab models`)") from None
 
     def to_dict(self) -> dict[str, Any]:
-        out = {f.name: dataclasses.asdict(getattr(self, f.name)) if dataclasses.is_dataclass(getattr(self, f.name))
-               else getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "sections"}
-        out = {k: (dict(v) if isinstance(v, dict) else v) for k, v in out.items()}
-        import copy as _copy
-
-        out = _copy.deepcopy(out)
-        out.update({name: dataclasses.asdict(section) for name, section in sorted(self.sections.items())})
+        """A plain, YAML-ready dict: core keys, then the registered sections by name."""
+        out = {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self) if f.name != "sections"}
+        out.update({name: _plain(sec) for name, sec in sorted(self.sections.items())})
         return out
 
     def to_yaml(self) -> str:
-        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+        """The config as YAML text; :meth:`from_yaml` reads it back to an equal config."""
+        return dump_yaml(self.to_dict())
 
     def model_kwargs(self) -> dict[str, Any]:
         """The model section without ``name``: keyword arguments of ``create_model``."""
         return {k: v for k, v in self.model.items() if k != "name"}
 
 
-def _build(cls: type, raw: Any, prefix: str):
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{prefix.rstrip('.') or 'config'} must be a mapping, got {raw!r}", fix="see configs/ for examples")
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    kwargs = {}
-    for key, value in raw.items():
-        if key not in fields:
-            close = difflib.get_close_matches(str(key), fields, n=1)
-            hint = f"did you mean {prefix}{close[0]}? " if close else ""
-            raise ConfigError(f"unknown config key {prefix}{key}", fix=f"{hint}valid keys: {', '.join(prefix + f for f in fields)}")
-        ftype = fields[key].type
-        sub = _SECTIONS.get(ftype if isinstance(ftype, str) else getattr(ftype, "__name__", ""))
-        if sub:
-            value = _build(sub, value or {}, f"{prefix}{key}.")
-        elif isinstance(value, str) and "float" in str(ftype) and _looks_float(value):
-            value = float(value)  # YAML 1.1 reads "1e-3" as a string
-        kwargs[key] = value
-    return cls(**kwargs)
+#: The stand-in image side used by :meth:`RunConfig.check_model` when the data decides the size.
+_STAND_IN_SIZE = 1024
 
 
-_SECTIONS = {"DataConfig": DataConfig, "TrainConfig": TrainConfig, "EvalConfig": EvalConfig,
-             "AugmentConfig": AugmentConfig, "EarlyStoppingConfig": EarlyStoppingConfig}
+def _plain(value: Any) -> Any:
+    """Sections to dicts, tuples to lists, paths to strings (a deep copy)."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    return copy.deepcopy(value)
 
-#: Sections registered by other packages: top-level config key -> dataclass with ``validate()``.
+
+def _recheck(obj: Any, prefix: str, *, hidden: tuple[str, ...] = ()) -> None:
+    """Type-check ``obj`` again (its attributes may have been assigned) and keep the repaired values."""
+    fresh = build(type(obj), {f.name: _plain(getattr(obj, f.name)) for f in dataclasses.fields(obj) if f.name not in hidden},
+                  prefix, hidden=hidden)
+    for f in dataclasses.fields(obj):
+        if f.name in hidden:
+            continue
+        current, new = getattr(obj, f.name), getattr(fresh, f.name)
+        if is_section(type(new)) and type(current) is type(new):
+            _recheck(current, f"{prefix}{f.name}.")
+        else:
+            setattr(obj, f.name, new)
+
+
+#: Sections registered by other packages: top-level config key -> section class with ``validate()``.
 _REGISTERED: dict[str, type] = {}
 
 
 def register_section(name: str) -> Any:
-    """Class decorator registering a dataclass as the top-level config section ``name``.
+    """Class decorator registering a config section under the top-level key ``name``.
 
-    The dataclass has defaults for every field and a ``validate()`` method that raises
-    :class:`ConfigError` naming ``name.field``. Its nested dataclass fields are built too.
+    The class is a :func:`~reprlab.config.typed.section` (a pydantic dataclass; a plain
+    dataclass is converted) with defaults for every field and a ``validate()`` method that
+    raises :class:`ConfigError` naming ``name.field``; it may add ``check_run(cfg)`` for
+    rules that involve other sections. Its nested section fields are built too.
 
     Example:
         >>> @register_section("doc_example")
-        ... @dataclass
+        ... @section
         ... class DocExample:
         ...     size: int = 3
         ...     def validate(self):
@@ -325,8 +446,8 @@ def register_section(name: str) -> Any:
         >>> _ = _REGISTERED.pop("doc_example")
     """
     def wrap(cls: type) -> type:
+        cls = section(cls)
         _REGISTERED[name] = cls
-        _SECTIONS[cls.__name__] = cls
         return cls
 
     return wrap
@@ -335,23 +456,20 @@ def register_section(name: str) -> Any:
 def apply_overrides(raw: dict[str, Any], overrides: list[str] | tuple[str, ...]) -> dict[str, Any]:
     """Apply ``a.b.c=value`` strings (values parsed as YAML) to a nested dict copy.
 
-    Example:
-        >>> apply_overrides({"train": {"lr": 0.1}}, ["train.lr=1e-3", "model.channels=[8,16]"])
-        {'train': {'lr': 0.001}, 'model': {'channels': [8, 16]}}
-    """
-    import copy
+    Values are read with :func:`reprlab.config.yamlio.parse_value`: ``1e-3`` is a number,
+    ``0_1`` and ``-1_1`` stay strings (quoted or not); the section's field types repair the
+    rest when the config is built.
 
+    Example:
+        >>> apply_overrides({"train": {"lr": 0.1}}, ["train.lr=1e-3", "model.channels=[8,16]", "data.scale=-1_1"])
+        {'train': {'lr': 0.001}, 'model': {'channels': [8, 16]}, 'data': {'scale': '-1_1'}}
+    """
     out = copy.deepcopy(raw)
     for item in overrides:
         if "=" not in item:
             raise ConfigError(f"override {item!r} is not of the form key=value", fix="e.g. model.latent_dim=16")
         key, _, text = item.partition("=")
-        try:
-            value = yaml.safe_load(text) if text.strip() else None
-        except yaml.YAMLError:
-            value = text
-        if isinstance(value, str) and _looks_float(value):
-            value = float(value)
+        value = parse_value(text)
         node = out
         parts = key.strip().split(".")
         for part in parts[:-1]:
@@ -360,12 +478,3 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str] | tuple[str, ...])
             node = node[part]
         node[parts[-1]] = value
     return out
-
-
-def _looks_float(text: str) -> bool:
-    # YAML 1.1 reads "1e-3" as a string; users mean a number.
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return any(c.isdigit() for c in text)

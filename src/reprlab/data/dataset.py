@@ -46,7 +46,7 @@ class ImageData:
                             fix="convert with torch.as_tensor(...)")
         if x.ndim != 4:
             raise DataError(f"{where}: images must have shape (N, C, H, W), got shape {tuple(x.shape)}",
-                            fix="reshape to (N, C, H, W) or load via reprlab.data.load_arrays which accepts NHWC/NCHW/NHW")
+                            fix="reshape to (N, C, H, W), or save the images with numpy.save and load them as data.name=arrays data.path=FILE.npy (NHWC, NCHW and NHW are accepted)")
         if x.shape[0] == 0:
             raise DataError(f"{where}: contains no images", fix="point to a non-empty dataset")
         if x.shape[1] not in (1, 3):

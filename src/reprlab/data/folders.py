@@ -3,8 +3,9 @@
 Two layouts are recognised:
 
 * **class folders** ``root/<class>/<image>`` (any depth below each class folder): labels
-  are the indices of the class folder names in sorted order (as torchvision's
-  ``ImageFolder``), and ``class_names`` lists them;
+  are the indices of the class folder names in natural order (``s1, s2, ..., s10``: numbers
+  compare as numbers, see :func:`natural_key`), and ``class_names`` lists them, so
+  ``class_names[label]`` is always the folder an image came from;
 * **flat** ``root/<image>``: unlabelled.
 
 Hidden files and folders (``.name``) are ignored. Images become uint8 ``(N, C, H, W)``
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from pathlib import Path
 from typing import Sequence
 
@@ -33,6 +35,17 @@ logger = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".pgm", ".ppm", ".pbm", ".pnm", ".tif", ".tiff")
 _GRAY_MODES = {"1", "L", "LA", "La", "I", "I;16", "I;16L", "I;16B", "I;16N", "F"}
+
+
+def natural_key(name: str) -> tuple:
+    """Sort key comparing runs of digits as numbers (``s2`` before ``s10``), then the name itself.
+
+    Example:
+        >>> sorted(["s10", "s2", "s1", "b", "a10", "a9"], key=natural_key)
+        ['a9', 'a10', 'b', 's1', 's2', 's10']
+    """
+    parts = re.split(r"(\d+)", name)
+    return tuple((0, int(p), "") if p.isdigit() else (1, 0, p.lower()) for p in parts if p), name
 
 
 def _parse_size(resize: int | Sequence[int] | None) -> tuple[int, int] | None:
@@ -159,7 +172,7 @@ def load_image_folder(path: str | os.PathLike, *, resize: int | Sequence[int] | 
     if not root.is_dir():
         raise DataError(f"{root} is not a folder", fix="point to a folder of images (or class sub-folders)")
 
-    subdirs = sorted(p for p in root.iterdir() if p.is_dir() and _visible(p))
+    subdirs = sorted((p for p in root.iterdir() if p.is_dir() and _visible(p)), key=lambda p: natural_key(p.name))
     top_files = sorted(p for p in root.iterdir() if p.is_file() and _is_image(p))
     files: list[Path] = []
     labels: list[int] | None = None

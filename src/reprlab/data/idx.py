@@ -81,7 +81,7 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     if dtype_code != IDX_UINT8:
         raise DataError(f"{path}: IDX data type byte is 0x{dtype_code:02x}, only 0x08 (unsigned byte) is supported "
                         f"(magic 0x{magic:08x})",
-                        fix="use the MNIST-style uint8 IDX files, or convert to .npy and load with load_arrays")
+                        fix="use the MNIST-style uint8 IDX files, or save the images with numpy.save and load them as data.name=arrays data.path=FILE.npy")
     if not 1 <= ndim <= 4:
         raise DataError(f"{path}: IDX header declares {ndim} dimensions (magic 0x{magic:08x}); expected 1 (labels) "
                         "or 3 (images)", fix=_REDOWNLOAD)
@@ -123,7 +123,7 @@ def load_idx_split(images_path: str | os.PathLike, labels_path: str | os.PathLik
                         fix="pass the *-images-idx3-ubyte file as images and the *-labels-idx1-ubyte file as labels")
     if images.ndim == 4:
         raise DataError(f"{images_path}: 4-D IDX files (shape {images.shape}) are not supported as images",
-                        fix="use (N, H, W) IDX image files, or convert to .npy and load with load_arrays")
+                        fix="use (N, H, W) IDX image files, or save the images with numpy.save and load them as data.name=arrays data.path=FILE.npy")
     if images.ndim == 2:  # a single image
         images = images[None]
     labels = None

@@ -18,6 +18,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import os
@@ -28,7 +29,7 @@ from typing import Any, Sequence
 
 import torch
 
-from reprlab.base.errors import ConfigError, ReprlabError, RunDirError
+from reprlab.base.errors import ConfigError, ModelError, ReprlabError, RunDirError, TrainingError
 from reprlab.base.io import write_json, write_text
 from reprlab.base.plugins import load_plugins
 from reprlab.config import RunConfig
@@ -38,14 +39,16 @@ from reprlab.evaluation import evaluate_reconstruction
 from reprlab.models import load_model
 from reprlab.models.io import load_weights
 from reprlab.reporting.report import write_report
-from reprlab.runs import (PostRunContext, RunDir, Splits, build_model, default_run_name, environment_info,
+from reprlab.runs import (PostRunContext, RunDir, RunLock, Splits, build_model, default_run_name, environment_info,
                           load_run_model, load_split, prepare_data, resolve_device, run_post_run_hooks)
 from reprlab.tasks import Task, get_task
+from reprlab.tasks.health import health_lines
 from reprlab.training.callbacks import (Callback, Checkpointer, EarlyStopping, MetricsCSV, ProgressBar,
                                         TensorBoardLogger)
 from reprlab.training.checkpoint import load_state, resolve_checkpoint
 from reprlab.training.distributed import DistInfo, barrier, broadcast_object, init_distributed
 from reprlab.training.engine import Trainer
+from reprlab.training.optim import check_group_options
 
 logger = logging.getLogger(__name__)
 
@@ -107,35 +110,39 @@ def _make_trainer(cfg: RunConfig, task: Task, run: RunDir | None, device: torch.
                    callbacks=callbacks, dist=dist, paired=t.paired_epoch)
 
 
-def _prepare(cfg: RunConfig) -> tuple[Task, torch.device, Splits, torch.nn.Module]:
+def _prepare(cfg: RunConfig, splits: Splits | None = None) -> tuple[Task, torch.device, Splits, torch.nn.Module]:
     """Task, threads, device, data and model: everything checked before a run directory exists."""
     task = get_task(cfg.task)
     if cfg.train.num_threads:
         torch.set_num_threads(cfg.train.num_threads)
     device = resolve_device(cfg.train.device, DistInfo.from_env())
-    splits = task.prepare_data(cfg)
+    splits = task.prepare_data(cfg) if splits is None else splits
     model = build_model(cfg, splits.train.shape)
     task.check(cfg, model, splits)
+    groups = model.optimizer_groups() if hasattr(model, "optimizer_groups") else {"main": None}
+    check_group_options(groups, cfg.train.groups)  # train.groups.NAME must name a group of this model
     return task, device, splits, model
 
 
 # -- public API ---------------------------------------------------------------------------
 def train(config: RunConfig | dict | str | Path | None = None, *, overrides: list[str] | tuple[str, ...] = (),
-          run_dir: str | Path | None = None, callbacks: Sequence[Callback] = ()) -> TrainResult:
+          run_dir: str | Path | None = None, callbacks: Sequence[Callback] = (),
+          splits: Splits | None = None) -> TrainResult:
     """Train the configured model on the configured task and write a complete run directory.
 
     ``config`` is a :class:`RunConfig`, a dict, or a YAML path; ``overrides`` are
     ``key=value`` strings; ``callbacks`` are extra :class:`~reprlab.training.callbacks.Callback`
-    objects (a search's pruner, say). Everything that can be checked (config, task, data,
+    objects (a search's pruner, say); ``splits`` replaces the configured train / val / test
+    split (cross-validation hands each fold's). Everything that can be checked (config, task, data,
     model/input fit) is checked before the run directory is created.
     """
     cfg = as_config(config, overrides)
-    task, device, splits, model = _prepare(cfg)
+    task, device, splits, model = _prepare(cfg, splits)
     cfg.model = {"name": cfg.model["name"], **model.config.to_dict()}  # resolved: every default written out
     if cfg.train.sanity_check:
         _sanity_check(model, splits.train, cfg)
     dist = init_distributed(device)
-    run = None
+    run = lock = None
     if dist.is_main:
         if run_dir is not None:
             run = RunDir.create(Path(run_dir).parent, Path(run_dir).name, kind="train")
@@ -144,24 +151,38 @@ def train(config: RunConfig | dict | str | Path | None = None, *, overrides: lis
         else:
             run = RunDir.create(cfg.output_dir, default_run_name(cfg.model["name"], cfg.data.name),
                                 exist_ok_suffix=True, kind="train")
+        lock = RunLock(run.path).acquire()  # held until this process ends the run (or dies)
         run.set_status("running", pid=os.getpid(), task=task.name)
         write_text(run.path / "config.yaml", cfg.to_yaml())
         write_json(run.path / "env.json", environment_info(seed=cfg.seed, device=str(device), world_size=dist.world_size,
                                                            num_parameters=model.num_parameters()))
     run_path = broadcast_object(str(run.path) if run else None, dist)
-    return _train_and_finish(cfg, task, model, splits, RunDir(run_path), device, dist, resume=None,
-                             callbacks=callbacks)
+    with lock or contextlib.nullcontext():
+        return _train_and_finish(cfg, task, model, splits, RunDir(run_path), device, dist, resume=None,
+                                 callbacks=callbacks)
 
 
 def resume(run_dir: str | Path, *, callbacks: Sequence[Callback] = ()) -> TrainResult:
     """Continue an interrupted run from its last checkpoint with the same config and seed."""
     run = RunDir.open(run_dir, kinds=("train",), command="train --resume")
+    lock = RunLock(run.path).acquire() if DistInfo.from_env().is_main else contextlib.nullcontext()
+    with lock:  # another process still training this run is refused, naming its PID
+        return _resume_locked(run, callbacks)
+
+
+def _resume_locked(run: RunDir, callbacks: Sequence[Callback]) -> TrainResult:
     if run.status().get("state") == "finished":
         raise RunDirError(f"run {run.path} has already finished", fix="start a new run, or raise train.epochs in a new run")
     cfg = as_config(run.path / "config.yaml")
     task, device, splits, model = _prepare(cfg)
     state = load_state(run.checkpoints, "last")
-    load_weights(model, resolve_checkpoint(run.checkpoints, "last") / "model")
+    try:
+        load_weights(model, resolve_checkpoint(run.checkpoints, "last") / "model")
+    except ModelError as exc:  # its advice (another checkpoint) does not resume: say what does
+        best = resolve_checkpoint(run.checkpoints, "best") is not None
+        raise TrainingError(f"cannot resume {run.path}: {exc.problem}",
+                            fix=f"start the run again (`reprlab train {run.path / 'config.yaml'} --name NEW_NAME`)"
+                                + (f", or use its best model as it is (`reprlab evaluate {run.path}`)" if best else "")) from None
     dist = init_distributed(device)
     if dist.is_main:
         run.set_status("running", pid=os.getpid(), task=task.name, resumed_from_epoch=int(state["epoch"]))
@@ -177,7 +198,7 @@ def _train_and_finish(cfg: RunConfig, task: Task, model, splits: Splits, run: Ru
     try:
         trainer = _make_trainer(cfg, task, run if dist.is_main else None, device, dist, callbacks,
                                 task.callbacks(cfg, splits, run if dist.is_main else None, device))
-        trainer.fit(model, splits.train, splits.val, resume=resume)
+        trainer.fit(model, splits.train, splits.val, resume=resume, target=splits.target)
         train_seconds = time.perf_counter() - started
         if dist.is_main:
             metrics = _finish(cfg, task, model, splits, run, device, trainer, train_seconds)
@@ -188,7 +209,8 @@ def _train_and_finish(cfg: RunConfig, task: Task, model, splits: Splits, run: Ru
                            epochs=len(trainer.history) if trainer else 0, best_checkpoint_kept=resolve_checkpoint(run.checkpoints, "best") is not None)
         raise
     barrier(dist)
-    return TrainResult(run.path, metrics, model, trainer.history, task.summary(metrics))
+    summary = "\n".join(line for line in (task.summary(metrics), health_lines(metrics)) if line)
+    return TrainResult(run.path, metrics, model, trainer.history, summary)
 
 
 def _best_checkpoint_info(trainer: Trainer) -> dict[str, Any]:
@@ -204,8 +226,8 @@ def _finish(cfg: RunConfig, task: Task, model, splits: Splits, run: RunDir, devi
     if best is not None:
         load_weights(model, best / "model")
     model = model.to(device)
-    ctx = PostRunContext(cfg=cfg, run=run, model=model, splits=splits, device=device, task=task)
     history = trainer.history
+    ctx = PostRunContext(cfg=cfg, run=run, model=model, splits=splits, device=device, task=task, history=history)
     metrics = task.evaluate(ctx, history)
     if history:
         metrics["epochs"] = len(history)
@@ -216,7 +238,10 @@ def _finish(cfg: RunConfig, task: Task, model, splits: Splits, run: RunDir, devi
     ctx.metrics = dict(metrics)
     metrics.update(run_post_run_hooks(ctx))  # before metrics.json and the report
     write_json(run.path / "metrics.json", metrics)
-    run.set_status("finished", epochs=len(history), task=task.name, **task.status(metrics, run))
+    health = {"verdict": metrics["health/verdict"], "findings": metrics.get("health/findings", [])} \
+        if "health/verdict" in metrics else {}
+    run.set_status("finished", epochs=len(history), task=task.name, **({"health": health} if health else {}),
+                   **task.status(metrics, run))
     if cfg.eval.report:
         _write_report(run)
     return metrics

@@ -36,6 +36,7 @@ from torch import nn
 from reprlab.data.dataset import ImageData
 from reprlab.base.errors import ConfigError, DataError, ModelError
 from reprlab.models.base import to_model_range
+from reprlab.base.validation import check_choice, check_float, check_int
 
 logger = logging.getLogger(__name__)
 
@@ -190,7 +191,6 @@ class Reducer:
 
     # -- validation ------------------------------------------------------------------------
     def _validate(self, n: int, d: int) -> None:
-        from reprlab.base.validation import check_choice, check_float, check_int
 
         check_choice("method", self.method, METHODS)
         check_int("n_components", self.n_components, minimum=1)
@@ -216,7 +216,7 @@ class Reducer:
             check_int("n_neighbors", self.n_neighbors, minimum=2)
             check_float("min_dist", self.min_dist, minimum=0.0)
         if self.method in ("tsne", "umap", "kpca") and n < 4:
-            raise ConfigError(f"{self.method} needs at least 4 points, got {n}", fix="reduce more points, or use method=pca")
+            raise ConfigError(f"{self.method} needs at least 4 points, got {n}", fix="give it at least 4 points (e.g. more images), or use method=pca")
         if self.method in ("tsne", "umap") and self.n_components >= n - 1:
             raise ConfigError(f"{self.method} cannot embed {n} points in {self.n_components} dimensions",
                               fix="use more points or fewer components")

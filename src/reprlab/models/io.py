@@ -45,14 +45,41 @@ def save_model(model, path: str | Path) -> Path:
     return stem
 
 
+def other_checkpoints_fix(file: str | Path) -> str:
+    """Advice for an unreadable checkpoint file: the run's *other* intact checkpoints, never the broken one.
+
+    Example:
+        >>> other_checkpoints_fix("/nonexistent/runs/r/checkpoints/last/model.safetensors")
+        'this run has no other intact checkpoint: train it again'
+        >>> print(other_checkpoints_fix("/tmp/somewhere/model.safetensors"))
+        point to an intact model saved by reprlab (a run directory's checkpoints/best)
+    """
+    folder = Path(file).parent
+    if folder.parent.name != "checkpoints":
+        return "point to an intact model saved by reprlab (a run directory's checkpoints/best)"
+    tag = folder.name.lstrip(".").removesuffix(".old")
+    try:
+        others = sorted(p.name for p in folder.parent.iterdir() if p.is_dir() and not p.name.startswith(".")
+                        and p.name != tag and (p / "model.safetensors").is_file() and (p / "model.json").is_file())
+    except OSError:
+        others = []
+    if not others:
+        return "this run has no other intact checkpoint: train it again"
+    pick = "best" if "best" in others else others[-1]
+    return f"use another of this run's checkpoints ({', '.join(others)}), e.g. `--checkpoint {pick}`"
+
+
 def load_weights(model, path: str | Path) -> None:
     """Load safetensors weights from ``<path>.safetensors`` into ``model`` (strict)."""
     file = _stem(path).with_suffix(".safetensors")
+    if not file.is_file():
+        raise ModelError(f"the weights file {file} does not exist", fix=other_checkpoints_fix(file))
     try:
         state = load_file(str(file))
     except (SafetensorError, OSError, RuntimeError) as exc:
-        raise ModelError(f"cannot read weights {file}: {exc}",
-                         fix="the file is missing or corrupt; use another checkpoint (e.g. checkpoints/last)") from None
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ModelError(f"cannot read weights {file} ({reason}): the file is corrupt",
+                         fix=other_checkpoints_fix(file)) from None
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:
         raise ModelError(f"weights {file} do not fit {model.registry_name}: missing {missing[:3]}, unexpected {unexpected[:3]}",
@@ -65,8 +92,9 @@ def load_model(path: str | Path, map_location: str | torch.device = "cpu"):
     try:
         spec = read_json(stem.with_suffix(".json"))
     except (OSError, json.JSONDecodeError) as exc:
-        raise ModelError(f"cannot read model description {stem.with_suffix('.json')}: {exc}",
-                         fix="point to a model saved by reprlab (a run's checkpoints/best)") from None
+        what = "does not exist" if isinstance(exc, FileNotFoundError) else f"cannot be read ({exc})"
+        raise ModelError(f"the model description {stem.with_suffix('.json')} {what}",
+                         fix=other_checkpoints_fix(stem.with_suffix(".json"))) from None
     if not isinstance(spec, dict) or "model" not in spec or "config" not in spec:
         raise ModelError(f"{stem.with_suffix('.json')} is not a reprlab model description",
                          fix="point to a model saved by reprlab (a run's checkpoints/best)")

@@ -10,6 +10,7 @@ Example:
 """
 
 from reprlab.models import conv, fc, resnet, vae  # noqa: F401  (registration side effects)
+from reprlab.models import classifier, resnet18  # noqa: F401  (ResNet-18 and heads on encoders, issue 15)
 from reprlab.models import rotnet  # noqa: F401  (self-supervised anomaly scorer, issue 5)
 from reprlab.models import dcgan  # noqa: F401  (generative adversarial network, issue 13)
 from reprlab.models.conv import ConvAE, ConvAEConfig

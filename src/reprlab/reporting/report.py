@@ -39,6 +39,8 @@ from reprlab.base.errors import ConfigError, ReprlabError
 from reprlab.runs import RunDir
 from reprlab.base.io import read_json, write_text
 from reprlab.reporting.figures import plot_robustness
+import reprlab
+from reprlab.base.io import atomic_write
 
 logger = logging.getLogger(__name__)
 
@@ -212,6 +214,42 @@ def _index_sections(run: RunDir) -> tuple[list[dict[str, Any]], list[dict[str, s
     return sections, skipped
 
 
+#: metrics.json entries shown in the "read this first" box rather than the metrics table.
+_HEALTH_TEXT_KEYS = ("health/verdict", "health/findings")
+
+
+def _table_keys(metrics: dict[str, Any]) -> list[str]:
+    """Metric names with a single value (numbers, text): the health findings list is shown in its own box."""
+    return [k for k, v in metrics.items() if k not in _HEALTH_TEXT_KEYS and not isinstance(v, (list, dict))]
+
+
+def _health_box(metrics: dict[str, Any], status: dict[str, Any]) -> dict[str, Any] | None:
+    """The "read this first" box from the verdict written by the run (metrics.json, else status.json).
+
+    Only formats what the run wrote: the headline MSE against the mean-image and PCA baselines,
+    and each finding with its evidence and advice.
+
+    Example:
+        >>> box = _health_box({"health/verdict": "healthy", "test/mse": 0.01, "health/baseline_mean_mse": 0.05}, {})
+        >>> box["verdict"], [r["value"] for r in box["rows"]]
+        ('healthy', ['0.01', '0.05'])
+    """
+    saved = status.get("health") if isinstance(status.get("health"), dict) else {}
+    verdict = metrics.get("health/verdict", saved.get("verdict"))
+    if not isinstance(verdict, str):
+        return None
+    findings = metrics.get("health/findings", saved.get("findings", []))
+    findings = [{k: str(f.get(k, "")) for k in ("check", "evidence", "advice")}
+                for f in (findings if isinstance(findings, list) else []) if isinstance(f, dict)]
+    rows = []
+    k = metrics.get("health/baseline_pca_components")
+    for key, label in (("test/mse", "this model (test MSE)"), ("health/baseline_mean_mse", "predicting the mean training image"),
+                       ("health/baseline_pca_mse", f"PCA with {_fmt(k)} components (as many as the latent)")):
+        if isinstance(metrics.get(key), (int, float)):
+            rows.append({"label": label, "value": _fmt(metrics[key])})
+    return {"verdict": verdict, "findings": findings, "rows": rows}
+
+
 def _run_summary(run: RunDir) -> dict[str, Any]:
     cfg, cfg_text = _config(run)
     metrics = _read_json(run.path / "metrics.json")
@@ -240,7 +278,7 @@ def write_report(run_dir: str | Path) -> Path:
     summary = _run_summary(run)
     metrics = summary["metrics"]
     metric_rows = [{"key": k, "value": _fmt(metrics[k]), "direction": metric_direction(k) or ""}
-                   for k in _ordered_metric_keys(list(metrics))]
+                   for k in _ordered_metric_keys(_table_keys(metrics))]
     if not metrics:
         notes.append("metrics.json is missing: the run has not finished (status: "
                      f"{summary['status']}).")
@@ -258,13 +296,15 @@ def write_report(run_dir: str | Path) -> Path:
                 figures.append({"title": extra.stem.replace("_", " "), "caption": "", "src": uri, "alt": extra.stem})
     status = run.status()
     if status.get("state") == "failed":
+        kept = status.get("best_checkpoint_kept")
         notes.insert(0, f"This run FAILED: {status.get('error', 'no reason recorded')}"
-                        + (" The best checkpoint was kept." if status.get("best_checkpoint_kept") else ""))
+                        + {True: " The best checkpoint was kept.", False: " No checkpoint was kept."}.get(kept, ""))
+    health = _health_box(metrics, status)
     sections, skipped = _index_sections(run)
     env = _read_json(run.path / "env.json")
     html = _environment().get_template("report.html.j2").render(
         title=f"reprlab report: {summary['name']}", run=summary, metric_rows=metric_rows, figures=figures,
-        sections=sections, skipped=skipped, notes=notes,
+        sections=sections, skipped=skipped, notes=notes, health=health,
         env_rows=[(k, _fmt(v)) for k, v in sorted(env.items())],
         generated=_dt.datetime.now().isoformat(timespec="seconds"), version=_version())
     path = write_text(run.path / "report.html", html)
@@ -274,7 +314,6 @@ def write_report(run_dir: str | Path) -> Path:
 
 
 def _version() -> str:
-    import reprlab
 
     return getattr(reprlab, "__version__", "?")
 
@@ -323,7 +362,8 @@ def write_comparison(run_dirs: Sequence[str | Path], out_dir: str | Path | None 
     out.mkdir(parents=True, exist_ok=True)
 
     # metrics table
-    keys = _ordered_metric_keys(sorted({k for s in summaries for k in s["metrics"]}))
+    keys = _ordered_metric_keys(sorted({k for s in summaries for k in _table_keys(s["metrics"])} | (
+        {"health/verdict"} if any("health/verdict" in s["metrics"] for s in summaries) else set())))
     best: dict[str, set[int]] = {}
     for k in keys:
         d = metric_direction(k)
@@ -394,7 +434,6 @@ def write_comparison(run_dirs: Sequence[str | Path], out_dir: str | Path | None 
 
 
 def _write_metrics_csv(path: Path, labels: list[str], summaries: list[dict[str, Any]], keys: list[str]) -> Path:
-    from reprlab.base.io import atomic_write
 
     def write(tmp: str) -> None:
         with open(tmp, "w", newline="") as fh:

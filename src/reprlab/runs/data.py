@@ -26,11 +26,13 @@ CANONICAL_WITH_TEST_SPLIT = ("fashion-mnist", "mnist", "usps", "fashion-mnist-sa
 
 @dataclass
 class Splits:
-    """Train, validation (may be None) and test images of a run."""
+    """Train, validation (may be None) and test images of a run; ``target``: unlabelled images of a second
+    domain, paired with each training batch (two-domain tasks)."""
 
     train: ImageData
     val: ImageData | None
     test: ImageData
+    target: ImageData | None = None
 
 
 

@@ -31,7 +31,8 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class PostRunContext:
-    """What a post-run hook sees: the config, run directory, the (best) model, the splits, device and task."""
+    """What a post-run hook sees: the config, run directory, the (best) model, the splits, device, task, the
+    metrics so far and the per-epoch history."""
 
     cfg: Any
     run: Any
@@ -40,6 +41,7 @@ class PostRunContext:
     device: torch.device
     task: Any = None
     metrics: dict[str, float] = field(default_factory=dict)
+    history: list[dict[str, float]] = field(default_factory=list)  # one row per epoch (metrics.csv)
 
 
 _HOOKS: dict[str, tuple[int, Callable[[PostRunContext], dict[str, float] | None]]] = {}

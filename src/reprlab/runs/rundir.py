@@ -61,6 +61,11 @@ class RunDir:
                 break
             except FileExistsError:
                 if not exist_ok_suffix:
+                    from reprlab.runs.lock import busy_error, lock_holder
+
+                    holder = lock_holder(candidate)
+                    if holder is not None:
+                        raise busy_error(candidate, holder) from None
                     raise RunDirError(f"run directory {candidate} already exists and is never overwritten",
                                       fix="choose another name=..., or continue it with --resume") from None
                 n += 1
@@ -135,8 +140,17 @@ class RunDir:
 
         folder = resolve_checkpoint(self.checkpoints, tag)
         if folder is None:
-            raise RunDirError(f"run {self.path} has no checkpoint '{tag}'",
-                              fix="the run ended before its first epoch; train it again")
+            where = self.checkpoints / tag
+            others = sorted(p.name for p in self.checkpoints.glob("*") if p.name != tag and not p.name.startswith(".")
+                            and resolve_checkpoint(self.checkpoints, p.name) is not None)
+            fix = (f"use one of its checkpoints ({', '.join(others)}), e.g. `--checkpoint {others[0]}`" if others
+                   else f"the run ended before its first epoch; train it again (`reprlab train {self.path / 'config.yaml'} "
+                        "--name NEW_NAME`)")
+            if where.is_dir():
+                missing = [str(where / n) for n in ("model.safetensors", "model.json") if not (where / n).is_file()]
+                raise RunDirError(f"checkpoint '{tag}' of run {self.path} is incomplete: {', '.join(missing)} "
+                                  f"{'is' if len(missing) == 1 else 'are'} missing", fix=fix)
+            raise RunDirError(f"run {self.path} has no checkpoint '{tag}'", fix=fix)
         return folder / "model"
 
 

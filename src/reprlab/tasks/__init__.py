@@ -6,7 +6,7 @@ Example:
     True
 """
 
-from reprlab.tasks import reconstruct  # noqa: F401  (registers the built-in task)
+from reprlab.tasks import health, reconstruct  # noqa: F401  (register the health hook and the built-in task)
 from reprlab.tasks.registry import Task, get_task, list_tasks, register_task, unregister_task
 
 __all__ = ["Task", "get_task", "list_tasks", "register_task", "unregister_task"]

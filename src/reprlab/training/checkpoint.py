@@ -27,6 +27,7 @@ from typing import Any
 import torch
 
 from reprlab.base.errors import TrainingError
+from reprlab.base.io import umask_mode
 from reprlab.models.io import save_model
 
 
@@ -40,6 +41,7 @@ def save_checkpoint(root: str | Path, tag: str, model, *, state: dict[str, Any] 
     root.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{tag}.", suffix=".tmp", dir=root))
     try:
+        os.chmod(tmp, umask_mode(0o777))  # mkdtemp makes 0700; checkpoints follow the user's umask
         save_model(model, tmp / "model")
         if state is not None:
             with open(tmp / "state.pt", "wb") as fh:
@@ -73,11 +75,24 @@ def resolve_checkpoint(root: str | Path, tag: str) -> Path | None:
 def load_state(root: str | Path, tag: str = "last") -> dict[str, Any]:
     """Read the resume state of checkpoint ``tag`` with ``weights_only=True``."""
     folder = resolve_checkpoint(root, tag)
-    if folder is None or not (folder / "state.pt").exists():
+    config = Path(root).parent / "config.yaml"
+    again = "start it again without --resume" + (f" (`reprlab train {config} --name NEW_NAME`)" if config.is_file() else "")
+    if folder is None and not (Path(root) / tag).is_dir():
         raise TrainingError(f"no resumable checkpoint '{tag}' in {root}",
-                            fix="the run stopped before its first epoch ended; start it again without --resume")
+                            fix=f"the run stopped before its first epoch ended; {again}")
+    if folder is None or not (folder / "state.pt").is_file():
+        where = folder or Path(root) / tag
+        missing = [str(where / n) for n in ("model.safetensors", "model.json", "state.pt") if not (where / n).is_file()]
+        raise TrainingError(f"checkpoint {where} cannot be resumed: {', '.join(missing)} "
+                            f"{'is' if len(missing) == 1 else 'are'} missing", fix=again)
     try:
         return torch.load(folder / "state.pt", map_location="cpu", weights_only=True)
     except (RuntimeError, EOFError, OSError, pickle.UnpicklingError) as exc:
-        raise TrainingError(f"cannot read {folder / 'state.pt'}: {str(exc).splitlines()[0]}",
-                            fix="the file is corrupt or not a reprlab checkpoint; start the run again") from None
+        text = str(exc)
+        if "weights_only" in text or "Weights only load failed" in text:
+            # PyTorch's own advice (retry with weights_only=False) would unpickle untrusted code: never pass it on
+            reason = "it holds objects other than tensors and plain values, which reprlab never unpickles"
+        else:
+            reason = (text.strip().splitlines() or [type(exc).__name__])[0]
+        raise TrainingError(f"cannot read {folder / 'state.pt'}: {reason}",
+                            fix=f"the file is corrupt or not a reprlab training state: {again}") from None

@@ -33,10 +33,11 @@ from torch import nn
 from reprlab.base.errors import TrainingError
 from reprlab.data.batch import Batch
 from reprlab.data.dataset import ImageData
-from reprlab.training.callbacks import Callback
+from reprlab.training.callbacks import Callback, Checkpointer
 from reprlab.training.distributed import DistInfo, all_reduce_sum
 from reprlab.training.loader import BatchLoader, PairedLoader, epoch_seed
-from reprlab.training.optim import GroupSettings, ParamGroup, build_optimizer, build_scheduler, resolve_group_settings
+from reprlab.training.optim import (GroupSettings, ParamGroup, build_optimizer, build_scheduler, check_group_options,
+                                    resolve_group_settings)
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +62,7 @@ class _StepContext:
         if not torch.isfinite(loss.detach()).item():
             raise TrainingError(
                 f"the loss became {float(loss.detach())} at epoch {self.epoch + 1}, step {self.step_in_epoch + 1} "
-                f"(optimizer '{name}'); training stopped and the last good checkpoint was kept",
+                f"(optimizer '{name}'); training stopped and {_kept_checkpoints(t)}",
                 fix="lower train.lr, set train.grad_clip, or check the data for extreme values")
         opt = t.optimizers[name]
         params = t.param_groups[name]
@@ -72,6 +73,20 @@ class _StepContext:
         if t.grad_clip is not None:
             torch.nn.utils.clip_grad_norm_(params, t.grad_clip)
         opt.step()
+
+
+def _kept_checkpoints(trainer: "Trainer") -> str:
+    """What a run stopped now keeps, truthfully: which checkpoints exist (none in the first epoch)."""
+    saver = next((cb for cb in trainer.callbacks if isinstance(cb, Checkpointer)), None)
+    done = len(trainer.history)
+    if saver is None:
+        return "this trainer writes no checkpoints"
+    if done == 0:
+        return "no checkpoint was kept (it failed before its first epoch ended)"
+    if saver.best_epoch >= 0:
+        return (f"the best checkpoint (epoch {saver.best_epoch + 1}) and the last one (epoch {done}) were kept"
+                if saver.best_epoch + 1 != done else f"the best and last checkpoint (epoch {done}) was kept")
+    return f"the last checkpoint (epoch {done}) was kept (no epoch had a finite {saver.monitor}, so there is no best)"
 
 
 class Trainer:
@@ -136,12 +151,7 @@ class Trainer:
         base = GroupSettings(optimizer=self.optimizer_name, lr=self.lr, betas=self.betas, momentum=self.momentum,
                              weight_decay=self.weight_decay, scheduler=self.scheduler_name)
         groups = model.optimizer_groups() if hasattr(model, "optimizer_groups") else {"main": list(model.parameters())}
-        unknown = sorted(set(self.group_options) - set(groups))
-        if unknown:
-            from reprlab.base.errors import ConfigError
-
-            raise ConfigError(f"train.groups names {', '.join(unknown)}, but the model's parameter groups are "
-                              f"{', '.join(groups)}", fix=f"use train.groups.<{'|'.join(groups)}>.lr=...")
+        check_group_options(groups, self.group_options)
         self.param_groups, self.group_settings = {}, {}
         for name, group in groups.items():
             grouped = isinstance(group, ParamGroup) or hasattr(group, "settings")  # ParamGroup-like (models layer)

@@ -53,6 +53,26 @@ class ParamGroup:
     settings: dict[str, Any] = field(default_factory=dict)
 
 
+def check_group_options(groups: Mapping[str, Any], configured: Mapping[str, Mapping[str, Any]] | None) -> None:
+    """Refuse ``train.groups`` entries naming no parameter group of the model, or no optimiser setting.
+
+    Example:
+        >>> check_group_options({"main": []}, {"decoder": {"lr": 0.1}})  # doctest: +IGNORE_EXCEPTION_DETAIL
+        Traceback (most recent call last):
+        reprlab.base.errors.ConfigError: train.groups names decoder, but the model's parameter groups are main. Fix: ...
+    """
+    configured = configured or {}
+    unknown = sorted(set(configured) - set(groups))
+    if unknown:
+        raise ConfigError(f"train.groups names {', '.join(unknown)}, but the model's parameter groups are "
+                          f"{', '.join(groups)}", fix=f"use train.groups.<{'|'.join(groups)}>.lr=...")
+    for name, settings in configured.items():
+        bad = sorted(set(settings or {}) - set(GROUP_KEYS))
+        if bad:
+            raise ConfigError(f"train.groups.{name} has no optimiser setting {bad[0]!r}",
+                              fix=f"use only: {', '.join(GROUP_KEYS)}")
+
+
 def resolve_group_settings(name: str, base: GroupSettings, declared: Mapping[str, Any] | None,
                            configured: Mapping[str, Mapping[str, Any]] | None) -> GroupSettings:
     """``base`` (the run's ``train.*``) updated by the model's ``declared`` settings, then ``configured[name]``."""

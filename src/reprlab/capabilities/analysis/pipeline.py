@@ -48,6 +48,8 @@ from reprlab.config import RunConfig
 from reprlab.models import load_model
 from reprlab.runs import RunDir, load_split, prepare_data, resolve_device
 from reprlab.base.io import atomic_write, read_json, write_json
+from reprlab.evaluation import evaluate_reconstruction
+from reprlab.reporting.figures import plot_score_histogram
 
 logger = logging.getLogger(__name__)
 
@@ -302,9 +304,6 @@ def _analyze(run: RunDir, model, dev, cfg, todo, explicit, methods, split, n_com
                   f"outputs of each convolution for {split} image #{int(indices[image_index])}",
                   time.perf_counter() - t0)
         elif item == "scores":
-            from reprlab.evaluation import evaluate_reconstruction
-            from reprlab.reporting.figures import plot_score_histogram
-
             rep = evaluate_reconstruction(model, sub, batch_size=batch_size, device=dev)
             path = out / f"score_histogram_{split}.png"
             plot_score_histogram(rep.per_image["mse"], path, metric="mse",

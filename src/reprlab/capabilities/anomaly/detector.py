@@ -57,6 +57,10 @@ from reprlab.capabilities.anomaly.metrics import check_contamination, evaluate_s
 from reprlab.data.dataset import ImageData
 from reprlab.base.errors import ConfigError, DataError
 from reprlab.base.validation import check_choice, check_float, check_int
+from reprlab.models import create_model
+from reprlab.runs import load_run_model
+from reprlab.training.callbacks import ProgressBar
+from reprlab.training.engine import Trainer
 
 logger = logging.getLogger(__name__)
 
@@ -248,7 +252,6 @@ class AnomalyDetector:
 
     # -- the model ------------------------------------------------------------------------
     def _resolve_model(self, names: list[str], x: torch.Tensor) -> tuple[nn.Module | None, bool]:
-        from reprlab.models import create_model
 
         needs = any(n in _NEEDS_MODEL for n in names)
         spec = self.model if self.model is not None else default_model_for(names)
@@ -265,8 +268,6 @@ class AnomalyDetector:
                                   fix="drop model_options, or pass the model's registry name")
             return spec, bool(self.train_model)
         if isinstance(spec, (str, os.PathLike)) and Path(spec).is_dir():
-            from reprlab.runs import load_run_model
-
             if self.model_options:
                 raise ConfigError("model_options only apply when the model is given by name",
                                   fix="drop model_options, or pass the model's registry name")
@@ -286,8 +287,6 @@ class AnomalyDetector:
         return model, self.train_model is not False
 
     def _train(self, model: nn.Module, x: torch.Tensor) -> list[dict[str, float]]:
-        from reprlab.training.callbacks import ProgressBar
-        from reprlab.training.engine import Trainer
 
         data = ImageData((x * 255).round().to(torch.uint8) if _is_uint8_valued(x) else x, name="normal images")
         trainer = Trainer(epochs=self.epochs, batch_size=min(self.batch_size, len(data)), lr=self.lr,

@@ -28,6 +28,7 @@ from torch import nn
 from reprlab.capabilities.anomaly.metrics import auroc, roc_points
 from reprlab.base.errors import DataError
 from reprlab.reporting.style import OKABE_ITO, PAGE_WIDTH, bare_axis, color, new_figure, save_figure, style_context
+from reprlab.evaluation.reconstruction import reconstruct01
 
 logger = logging.getLogger(__name__)
 
@@ -165,7 +166,6 @@ def save_detection_figures(result: Any, figures_dir: str | os.PathLike, *, model
         >>> # res = detect(normal, test, test_labels=y, detector={"score": "mse"})
         >>> # save_detection_figures(res, "out/figures")
     """
-    from reprlab.evaluation.reconstruction import reconstruct01
 
     figures_dir = Path(figures_dir)
     paths: list[Path] = []

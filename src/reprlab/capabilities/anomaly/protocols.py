@@ -40,6 +40,10 @@ from reprlab.capabilities.anomaly.scores import as_images01
 from reprlab.data.dataset import ImageData
 from reprlab.base.errors import ConfigError, DataError
 from reprlab.base.io import atomic_write
+from reprlab.data import convert_channels, load_arrays, load_image_folder
+from reprlab.data.transforms import resize as resize_images
+from reprlab.data.arrays import _load_labels
+from reprlab.data import load_dataset
 
 logger = logging.getLogger(__name__)
 
@@ -109,8 +113,6 @@ def load_images(source: Any, labels: Any = None, *, name: str | None = None, res
         >>> load_images(np.zeros((3, 8, 8), np.uint8), name="toy").shape
         (1, 8, 8)
     """
-    from reprlab.data import convert_channels, load_arrays, load_image_folder
-    from reprlab.data.transforms import resize as resize_images
 
     if isinstance(source, ImageData):
         data = source
@@ -146,8 +148,6 @@ def load_images(source: Any, labels: Any = None, *, name: str | None = None, res
 
 def _labels_tensor(labels: Any, n: int) -> torch.Tensor:
     if isinstance(labels, (str, os.PathLike)):
-        from reprlab.data.arrays import _load_labels
-
         arr, _ = _load_labels(labels, None)
     else:
         arr = labels.detach().cpu().numpy() if isinstance(labels, torch.Tensor) else np.asarray(labels)
@@ -301,8 +301,6 @@ def run_one_class(detector: AnomalyDetector | dict | None = None, *, dataset: st
     if isinstance(dataset, tuple):
         train, test = dataset
     else:
-        from reprlab.data import load_dataset
-
         train = load_dataset(dataset, "train", data_dir=data_dir, download=download)
         test = load_dataset(dataset, "test", data_dir=data_dir, download=download)
     if check_overlap:

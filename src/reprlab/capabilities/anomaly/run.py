@@ -33,6 +33,11 @@ from reprlab.capabilities.anomaly.protocols import DetectionResult, check_no_ove
 from reprlab.base.errors import ConfigError, ReprlabError
 from reprlab.runs import RunDir, environment_info
 from reprlab.base.io import write_json, write_text
+from reprlab.data import load_dataset
+from reprlab.capabilities.anomaly.metrics import _as_labels, _check_both_classes
+from reprlab.models.io import save_model
+from reprlab.capabilities.anomaly.plots import save_detection_figures
+from reprlab.reporting.report import write_report
 
 logger = logging.getLogger(__name__)
 
@@ -58,8 +63,6 @@ def run_detection(*, data: str | None = None, normal_class: int | None = None, n
     det._validate()  # bad parameters fail before any data is loaded
     gen = torch.Generator().manual_seed(int(det.random_state))
     if data is not None:
-        from reprlab.data import load_dataset
-
         if normal_class is None:
             raise ConfigError("the one-class protocol needs the normal class", fix="add --normal-class N (e.g. 0)")
         if test is not None or test_labels is not None:
@@ -87,8 +90,6 @@ def run_detection(*, data: str | None = None, normal_class: int | None = None, n
         normal_data = normal_data.subset(torch.randperm(len(normal_data), generator=gen)[:max_train])
     check_no_overlap(normal_data, test_data, train_name="normal (training) images")
     if labels is not None:
-        from reprlab.capabilities.anomaly.metrics import _as_labels, _check_both_classes
-
         _check_both_classes(_as_labels(labels, len(test_data)), "ROC AUC")
     result = detect(normal_data, test_data, test_labels=labels, detector=det, check_overlap=False,
                     normal_class=normal_class)
@@ -104,7 +105,6 @@ def _score_label(score: Any) -> str:
 def write_detection_run(result: DetectionResult, *, output_dir: str | os.PathLike = "runs", name: str | None = None,
                         source: dict[str, Any] | None = None, figures: bool = True) -> Path:
     """Write a :class:`DetectionResult` as a run directory (see the module docstring); returns its path."""
-    from reprlab.models.io import save_model
 
     det = result.detector
     params = det.get_params() if det is not None else {}
@@ -139,15 +139,11 @@ def write_detection_run(result: DetectionResult, *, output_dir: str | os.PathLik
         save_model(model, run.checkpoints / "best" / "model")
     paths: Sequence[Path] = []
     if figures:
-        from reprlab.capabilities.anomaly.plots import save_detection_figures
-
         paths = save_detection_figures(result, run.figures, score_label=_score_label(params.get("score", "score")))
     write_text(run.path / "report.md", _report(result, metrics, source or {}, {**params, "model": model_label},
                                                paths, run.path))
     run.set_status("finished")
     if figures:
-        from reprlab.reporting.report import write_report
-
         try:
             write_report(run.path)
         except ReprlabError as exc:  # the Markdown report is complete; the HTML one is a convenience

@@ -9,13 +9,16 @@ Example:
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import field
+from typing import TYPE_CHECKING, Any
 
 from reprlab.base.errors import ConfigError
 from reprlab.base.validation import check_choice, check_int
 from reprlab.capabilities.clustering.estimator import EmbeddingClusterer
-from reprlab.config import register_section
+from reprlab.config import register_section, section
+
+if TYPE_CHECKING:
+    from reprlab.config import RunConfig
 
 #: What can be clustered and which split (mirrored by ``reprlab cluster``'s choices).
 FEATURES: tuple[str, ...] = ("codes", "codes+hog", "pixels+hog", "codes+pixels+hog", "scattering")
@@ -23,7 +26,7 @@ SPLITS: tuple[str, ...] = ("train", "val", "test", "all")
 
 
 @register_section("cluster")
-@dataclass
+@section
 class ClusterConfig:
     """Cluster the learned embeddings at the end of training (off unless ``enabled``).
 
@@ -38,7 +41,8 @@ class ClusterConfig:
     ``{init: spectral, n_restarts: 3}`` for scan),
     ``n_clusters`` (a number or ``auto`` with ``criterion`` silhouette/bic over
     ``k_range``), ``max_points`` (a seeded subset), and ``checkpoint_curve`` (also plot
-    training MSE against validation accuracy over the ``epoch_NNNN`` checkpoints).
+    training MSE against validation accuracy over the ``epoch_NNNN`` checkpoints; it needs
+    ``train.checkpoint_every``, which is unset by default).
     ``random_state`` defaults to the run's seed. Results go to ``RUN_DIR/clustering/``,
     ``cluster/*`` keys of ``metrics.json`` and the report. The options are validated when
     ``enabled`` (or ``checkpoint_curve``) is true.
@@ -66,13 +70,7 @@ class ClusterConfig:
     random_state: int | None = None
 
     def validate(self) -> None:
-        if not isinstance(self.enabled, bool):
-            raise ConfigError(f"cluster.enabled must be true or false, got {self.enabled!r}", fix="set cluster.enabled=true")
-        if not isinstance(self.checkpoint_curve, bool):
-            raise ConfigError(f"cluster.checkpoint_curve must be true or false, got {self.checkpoint_curve!r}",
-                              fix="set cluster.checkpoint_curve=true or false")
-        if isinstance(self.k_range, tuple):
-            self.k_range = list(self.k_range)
+        """Check the options (types are checked by pydantic when the section is built)."""
         if not (self.enabled or self.checkpoint_curve):
             return  # the options are checked when clustering is switched on (this keeps scikit-learn unloaded)
         check_choice("cluster.split", self.split, SPLITS)
@@ -89,6 +87,17 @@ class ClusterConfig:
         except ConfigError as exc:  # name the config key
             raise ConfigError(f"cluster.{exc.problem}",
                               fix=re.sub(r"\bset (\w+)", r"set cluster.\1", exc.fix or "")) from None
+
+    def check_run(self, cfg: "RunConfig") -> None:
+        """Rules involving other sections: the checkpoint curve needs numbered checkpoints.
+
+        Refused rather than switched on silently: how many checkpoints to keep (and the disk
+        they take) is the user's choice.
+        """
+        if self.checkpoint_curve and cfg.train.checkpoint_every is None:
+            raise ConfigError("cluster.checkpoint_curve=true plots the epoch_NNNN checkpoints, but "
+                              "train.checkpoint_every is unset (only best and last are kept)",
+                              fix="set train.checkpoint_every=1 (or every N epochs), or cluster.checkpoint_curve=false")
 
     def estimator_options(self) -> dict[str, Any]:
         """The keyword arguments of :class:`~reprlab.capabilities.clustering.EmbeddingClusterer` (without ``random_state``)."""

@@ -45,18 +45,14 @@ from typing import Any
 import numpy as np
 from sklearn.base import BaseEstimator, ClusterMixin, TransformerMixin
 from sklearn.exceptions import NotFittedError
-from sklearn.utils._available_if import available_if
+from sklearn.utils.metaestimators import available_if
 
 from reprlab.base.errors import ConfigError, DataError
 from reprlab.base.validation import check_choice, check_float, check_int
 
 logger = logging.getLogger(__name__)
 
-try:  # scikit-learn >= 1.6
-    from sklearn.utils.validation import validate_data as _validate_data
-except ImportError:  # pragma: no cover - older scikit-learn
-    def _validate_data(est: Any, X: Any, **kwargs: Any) -> np.ndarray:
-        return est._validate_data(X, **kwargs)
+from sklearn.utils.validation import validate_data as _validate_data  # public since scikit-learn 1.6
 
 __all__ = ["NotFittedClustererError", "CLUSTERERS", "COVARIANCE_TYPES", "CRITERIA", "EmbeddingClusterer", "REDUCERS", "SCALINGS",
            "AGGLOMERATIVE_MAX_POINTS"]

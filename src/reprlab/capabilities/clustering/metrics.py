@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from reprlab.base.errors import ConfigError, DataError
+from reprlab.base.validation import check_int
 
 logger = logging.getLogger(__name__)
 
@@ -245,8 +246,6 @@ def label_free_scores(X: Any, labels: Any, *, gmm: Any = None, sample_size: int 
         ['silhouette']
     """
     if sample_size is not None:
-        from reprlab.base.validation import check_int
-
         check_int("silhouette_sample", sample_size, minimum=10)
     out = {"silhouette": silhouette(X, labels, sample_size=sample_size, random_state=random_state)}
     if gmm is not None:

@@ -1,0 +1,39 @@
+"""The ``classify`` config section: the label budget of a ``classify`` run.
+
+Example:
+    >>> from reprlab.config import RunConfig
+    >>> RunConfig.from_dict({"task": "classify", "classify": {"labels": 100}}).classify.labels
+    100
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from reprlab.base.validation import check_int
+from reprlab.capabilities.classification.budgets import parse_budget
+from reprlab.config import register_section
+
+
+@register_section("classify")
+@dataclass
+class ClassifyConfig:
+    """``labels``: labelled training images (an integer or ``all``), class-balanced and seeded;
+    ``budget_seed``: the seed of that choice (``None``: the run's ``seed``), so methods compared
+    at one seed share the subset; ``val_labels``: a class-balanced subset of the validation
+    split of this size for choosing the best checkpoint (``None``: the whole split; few-label
+    studies keep it small, as the labels it uses are labels too).
+    Only ``task: classify`` reads this section.
+    """
+
+    labels: Any = "all"
+    budget_seed: int | None = None
+    val_labels: Any = None
+
+    def validate(self) -> None:
+        parse_budget(self.labels, where="classify.labels")
+        if self.val_labels is not None:
+            parse_budget(self.val_labels, where="classify.val_labels")
+        if self.budget_seed is not None:
+            check_int("classify.budget_seed", self.budget_seed, minimum=0)

@@ -1,0 +1,219 @@
+"""The ``classify`` task: train a classifier on a (class-balanced, seeded) budget of labels.
+
+Data: the run's splits (:func:`reprlab.runs.prepare_data`), then the training split cut to
+``classify.labels`` images (:func:`~reprlab.capabilities.classification.budgets.label_budget`)
+and, with ``classify.val_labels``, the validation split too. A run directory given as
+``model.pretrained`` of a ``classifier`` is resolved first (its encoder's name, options and
+best checkpoint; :func:`~reprlab.capabilities.classification.finetune.resolve_pretrained`),
+and ``model.num_classes`` follows the data when not given. Every refusal (no labels, a
+budget below the class count or above a class's images, a run without encoder, an encoder
+for other image shapes) happens here, before a run directory exists; the pretrained weights
+are loaded in :meth:`ClassifyTask.check`.
+
+Best checkpoint by ``val/acc`` (max). Final metrics on the test split: ``test/acc``,
+``test/loss`` (cross-entropy), ``test/balanced_acc``, ``test/acc_class_<i>``; files
+``classification/per_class.csv``, ``classification/confusion.csv`` and, with figures on,
+the confusion matrix and the learning curves (``figures/loss_curves.png``: loss and accuracy).
+
+Example:
+    >>> from reprlab.tasks import get_task
+    >>> t = get_task("classify")
+    >>> t.monitor, t.mode, t.headline[0]
+    ('val/acc', 'max', 'test/acc')
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from reprlab.base.errors import ConfigError
+from reprlab.base.io import atomic_write, write_json
+from reprlab.capabilities.classification.budgets import label_budget, num_classes_of, parse_budget
+from reprlab.data.dataset import ImageData
+from reprlab.models.base import to_model_range
+from reprlab.reporting.figures import plot_loss_curves
+from reprlab.runs import PostRunContext, Splits
+from reprlab.tasks.registry import Task, register_task
+
+logger = logging.getLogger(__name__)
+
+
+@torch.no_grad()
+def predict(model: torch.nn.Module, data: ImageData, *, batch_size: int = 256, device: Any = "cpu",
+            max_images: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Logits ``(N, classes)`` and labels ``(N,)`` of ``model`` on ``data`` (eval mode; the first ``max_images``).
+
+    Example:
+        >>> from reprlab.models import create_model
+        >>> m = create_model("resnet18", input_shape=(1, 8, 8), num_classes=3)
+        >>> logits, y = predict(m, ImageData(torch.rand(5, 1, 8, 8), torch.tensor([0, 1, 2, 0, 1])))
+        >>> logits.shape, y.tolist()
+        ((5, 3), [0, 1, 2, 0, 1])
+    """
+    if data.labels is None:
+        raise ConfigError("the evaluation images have no labels", fix="evaluate a classifier on a labelled dataset")
+    n = len(data) if max_images is None else min(len(data), int(max_images))
+    dev = torch.device(device)
+    model = model.to(dev)
+    was = model.training
+    model.eval()
+    parts = []
+    try:
+        for start in range(0, n, batch_size):
+            x = to_model_range(data.float01(slice(start, min(n, start + batch_size))).to(dev), model)
+            parts.append(model.logits(x).float().cpu())
+    finally:
+        model.train(was)
+    return torch.cat(parts).numpy(), data.labels[:n].numpy()
+
+
+def classification_metrics(logits: np.ndarray, labels: np.ndarray, n_classes: int, *,
+                           prefix: str = "test") -> tuple[dict[str, float], np.ndarray]:
+    """``{prefix}/acc``, ``/loss``, ``/balanced_acc``, ``/acc_class_<i>``, ``/num_images``; and the confusion matrix.
+
+    The confusion matrix (rows: true class, columns: predicted) comes from scikit-learn.
+
+    Example:
+        >>> m, cm = classification_metrics(np.array([[2.0, 0.0], [0.0, 1.0], [3.0, 0.0]]), np.array([0, 1, 1]), 2)
+        >>> round(m["test/acc"], 3), m["test/acc_class_1"], cm.tolist()
+        (0.667, 0.5, [[1, 0], [1, 1]])
+    """
+    from sklearn.metrics import confusion_matrix
+
+    pred = logits.argmax(1)
+    cm = confusion_matrix(labels, pred, labels=list(range(n_classes)))
+    loss = float(F.cross_entropy(torch.as_tensor(logits), torch.as_tensor(labels, dtype=torch.int64)))
+    support = cm.sum(1)
+    per_class = np.where(support > 0, np.diag(cm) / np.maximum(support, 1), np.nan)
+    out = {f"{prefix}/acc": float((pred == labels).mean()), f"{prefix}/loss": loss,
+           f"{prefix}/balanced_acc": float(np.nanmean(per_class)), f"{prefix}/num_images": int(len(labels))}
+    out.update({f"{prefix}/acc_class_{c}": float(v) for c, v in enumerate(per_class) if np.isfinite(v)})
+    return out, cm
+
+
+def budget_splits(cfg: Any, splits: Splits) -> tuple[Splits, int]:
+    """``splits`` with the training (and, with ``classify.val_labels``, validation) split cut to the budget.
+
+    Returns the new splits and the number of classes. The same function serves the
+    ``classify`` task and the frozen-code baselines, so they use the same labelled images.
+    """
+    train = splits.train
+    if train.labels is None:
+        raise ConfigError(f"task 'classify' needs labelled images but data.name={cfg.data.name} has no labels",
+                          fix="use a labelled dataset, or give data.labels_path for your arrays")
+    n_classes = num_classes_of(train.labels, train.class_names)
+    c = cfg.classify
+    seed = cfg.seed if c.budget_seed is None else c.budget_seed
+    idx = label_budget(train.labels, parse_budget(c.labels), seed=seed, n_classes=n_classes)
+    train = train.subset(idx)
+    val = splits.val
+    k_val = parse_budget(c.val_labels, where="classify.val_labels")
+    if val is not None and k_val is not None:
+        if val.labels is None:
+            raise ConfigError("the validation split has no labels", fix="use a labelled dataset")
+        val = val.subset(label_budget(val.labels, k_val, seed=seed + 1, n_classes=n_classes,
+                                      where="classify.val_labels"))
+    return Splits(train, val, splits.test), n_classes
+
+
+@register_task("classify")
+class ClassifyTask(Task):
+    """Classify images with few (or all) labels: accuracy, per-class accuracy, confusion matrix."""
+
+    monitor = "val/acc"
+    mode = "max"
+    headline = ("test/acc", "test/balanced_acc", "test/loss", "classify/num_labels")
+    needs_labels = True
+
+    def prepare_data(self, cfg: Any) -> Splits:
+        from reprlab.capabilities.classification.finetune import resolve_pretrained
+
+        resolve_pretrained(cfg)
+        splits, n_classes = budget_splits(cfg, super().prepare_data(cfg))
+        if "num_classes" not in cfg.model and "num_classes" in model_fields(cfg.model["name"]):
+            cfg.model["num_classes"] = n_classes
+        return splits
+
+    def check(self, cfg: Any, model: Any, splits: Splits) -> None:
+        if not hasattr(model, "logits"):
+            raise ConfigError(f"model {cfg.model['name']!r} is not a classifier (no logits)",
+                              fix="use model.name=classifier (a head on an encoder) or model.name=resnet18")
+        n_classes = num_classes_of(splits.train.labels, splits.train.class_names)
+        if model.config.num_classes < n_classes:
+            raise ConfigError(f"model.num_classes={model.config.num_classes} but the data has {n_classes} classes",
+                              fix=f"set model.num_classes={n_classes} (or drop it: it follows the data)")
+        if hasattr(model, "load_pretrained"):
+            source = model.load_pretrained()
+            logger.info("encoder weights: %s", source)
+
+    def score(self, cfg: Any, model: Any, test: Any, device: Any, *, max_images: int | None = None) -> dict[str, float]:
+        logits, labels = predict(model, test, batch_size=cfg.eval.batch_size, device=device, max_images=max_images)
+        return classification_metrics(logits, labels, int(model.config.num_classes))[0]
+
+    def evaluate(self, ctx: PostRunContext, history: list[dict[str, float]]) -> dict[str, float]:
+        cfg, model, run = ctx.cfg, ctx.model, ctx.run
+        logits, labels = predict(model, ctx.splits.test, batch_size=cfg.eval.batch_size, device=ctx.device,
+                                 max_images=cfg.eval.max_images)
+        n_classes = int(model.config.num_classes)
+        metrics, cm = classification_metrics(logits, labels, n_classes)
+        metrics["classify/num_labels"] = int(len(ctx.splits.train))
+        metrics["classify/num_val_labels"] = int(len(ctx.splits.val)) if ctx.splits.val is not None else 0
+        out = run.path / "classification"
+        names = class_names(ctx.splits.test, n_classes)
+        _write_tables(out, cm, names)
+        items = [{"key": "classification/tables", "kind": "table", "title": "Per-class accuracy",
+                  "caption": f"test accuracy {metrics['test/acc']:.4f} with {len(ctx.splits.train)} labelled images",
+                  "files": ["per_class.csv", "confusion.csv"]}]
+        if cfg.eval.figures:
+            from reprlab.capabilities.classification.plots import plot_confusion_matrix
+
+            plot_loss_curves(history, run.figures / "loss_curves.png")
+            plot_confusion_matrix(cm, names, out / "confusion.png")
+            items.insert(0, {"key": "classification/confusion", "kind": "figure", "title": "Confusion matrix",
+                             "caption": "test split; rows: true class, columns: predicted, cells: share of the row",
+                             "files": ["confusion.png"]})
+        write_json(out / "index.json", {"items": items, "skipped": []})
+        return metrics
+
+
+def model_fields(name: str) -> set[str]:
+    """The config fields of registered model ``name``."""
+    import dataclasses
+
+    from reprlab.models.registry import get_model_entry
+
+    return {f.name for f in dataclasses.fields(get_model_entry(name)[1])}
+
+
+def class_names(data: ImageData, n_classes: int) -> list[str]:
+    """The data's class names, or ``"0"``, ``"1"``, ... where it has none."""
+    names = list(data.class_names or [])
+    return names[:n_classes] if len(names) >= n_classes else [str(c) for c in range(n_classes)]
+
+
+def _write_tables(out: Any, cm: np.ndarray, names: list[str]) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+
+    def per_class(tmp: str) -> None:
+        with open(tmp, "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["class", "name", "support", "correct", "accuracy"])
+            for c, name in enumerate(names):
+                support = int(cm[c].sum())
+                w.writerow([c, name, support, int(cm[c, c]), f"{cm[c, c] / support:.6f}" if support else ""])
+
+    def confusion(tmp: str) -> None:
+        with open(tmp, "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["true \\ predicted"] + names)
+            for c, name in enumerate(names):
+                w.writerow([name] + [int(v) for v in cm[c]])
+
+    atomic_write(out / "per_class.csv", per_class)
+    atomic_write(out / "confusion.csv", confusion)

@@ -1,0 +1,58 @@
+"""``reprlab finetune RUN_DIR --labels 100 [--freeze encoder|none|all-but-N]``: a classifier on a run's encoder.
+
+Builds the ``classify`` run config from the pretrained run
+(:func:`reprlab.capabilities.classification.finetune_config`) and trains it with
+:func:`reprlab.experiments.train.train`; prints the headline metrics and the run directory.
+Trailing ``key=value`` overrides apply last (e.g. ``train.batch_size=64``).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from reprlab.cli.common import add_data_dir, add_output_dir, print_run_result
+
+HELP = "train a classifier head on the encoder of a run with a budget of labels; prints the run directory last"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run_dir", help="a pretrained run directory (autoencoder, VAE, rotnet, resnet18, classifier)")
+    p.add_argument("overrides", nargs="*", help="dotted key=value overrides, e.g. train.batch_size=64")
+    p.add_argument("--labels", default="100", help="labelled training images, class-balanced (an integer or 'all'; "
+                                                  "default 100)")
+    p.add_argument("--freeze", default="encoder",
+                   help="encoder (linear probe, default), none (full fine-tuning) or all-but-N (train the last N blocks)")
+    p.add_argument("--head", default="linear", choices=("linear", "mlp"), help="classifier head (default linear)")
+    p.add_argument("--epochs", type=int, default=30, help="training epochs (default 30)")
+    p.add_argument("--lr", type=float, default=1e-3, help="learning rate of the head (default 1e-3)")
+    p.add_argument("--encoder-lr", type=float, default=None, help="learning rate of the encoder (default lr/10)")
+    p.add_argument("--seed", type=int, default=None, help="seed of the run and of the label subset (default: the run's)")
+    p.add_argument("--data", default=None, help="dataset name (default: the pretrained run's)")
+    add_data_dir(p)
+    p.add_argument("--name", help="run directory name (never overwritten)")
+    add_output_dir(p, default=None)
+
+
+def run(args: argparse.Namespace) -> int:
+    from reprlab.capabilities.classification.finetune import finetune_config
+    from reprlab.experiments.train import train
+
+    labels = args.labels if str(args.labels).lower() == "all" else _int_or_text(args.labels)
+    cfg = finetune_config(args.run_dir, labels=labels, freeze=args.freeze, head=args.head, epochs=args.epochs,
+                          lr=args.lr, encoder_lr=args.encoder_lr, seed=args.seed, data=args.data)
+    overrides = list(args.overrides)
+    if args.data_dir:
+        overrides.append(f"data.data_dir={args.data_dir}")
+    if args.name:
+        overrides.append(f"name={args.name}")
+    if args.output_dir:
+        overrides.append(f"output_dir={args.output_dir}")
+    print_run_result(train(cfg, overrides=overrides))
+    return 0
+
+
+def _int_or_text(value: str) -> int | str:
+    try:
+        return int(value)
+    except ValueError:
+        return value
