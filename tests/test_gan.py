@@ -227,6 +227,7 @@ def test_broken_gan_is_flagged_in_status_and_summary(tmp_path):
     kinds = {f["kind"] for f in status.get("failures", [])}
     assert "discriminator_wins" in kinds, (status, [(r["train/d_loss"], r["train/d_fake"]) for r in result.history])
     assert "GAN FAILURE: the discriminator wins" in result.summary
+    assert "gan_discriminator_wins" in {f["check"] for f in status["health"]["findings"]}  # the health verdict too
     assert json.loads((result.run_dir / "metrics.json").read_text())["gan/discriminator_wins_epoch"] >= 1
     index = json.loads((result.run_dir / "generation" / "index.json").read_text())
     diagnosis = [i for i in index["items"] if i["kind"] == "diagnosis"]

@@ -34,14 +34,6 @@ pytestmark = pytest.mark.usefixtures("single_thread")
 AUTOENCODERS = [n for n in list_models() if getattr(get_model_entry(n)[0], "reconstructs", True)]
 
 
-def skip_non_autoencoders(name: str) -> None:
-    """Models with ``reconstructs = False`` (GANs: no encoder) have their own interface tests (tests/test_gan.py)."""
-    from reprlab.models.registry import get_model_entry
-
-    if not getattr(get_model_entry(name)[0], "reconstructs", True):
-        pytest.skip(f"{name} has no encoder/reconstruction (reconstructs=False); see tests/test_gan.py")
-
-
 def tiny(name: str, shape=(1, 28, 28), **kwargs):
     opts = {"input_shape": shape, "latent_dim": 4, **TINY.get(name, {}), **kwargs}
     return create_model(name, **opts)
@@ -76,7 +68,6 @@ def test_registry_lists_the_zoo():
 @pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
 @pytest.mark.parametrize("name", AUTOENCODERS)
 def test_model_builds_runs_and_round_trips(name, shape, tmp_path):
-    skip_non_autoencoders(name)
     torch.manual_seed(0)
     model = tiny(name, shape)
     x = batch(shape)
@@ -121,7 +112,6 @@ def test_model_builds_runs_and_round_trips(name, shape, tmp_path):
 
 @pytest.mark.parametrize("name", AUTOENCODERS)
 def test_default_config_builds_for_fashion_mnist(name):
-    skip_non_autoencoders(name)
     model = create_model(name, input_shape=(1, 28, 28), latent_dim=32)
     out = model(batch((1, 28, 28), n=2))
     assert out.reconstruction.shape == (2, 1, 28, 28)

@@ -5,7 +5,9 @@ Importing :mod:`.task` registers the task and the config section. The post-run s
 metrics and figures as a GAN run when ``generation.for_vae=true`` (off by default: it
 trains or loads the feature network, which plain autoencoder runs do not need); runs
 already scored by the ``generate`` task are skipped. ``reprlab evaluate --generation
-RUN_DIR`` does the same for a finished run. Loaded through the ``reprlab.plugins`` entry
+RUN_DIR`` does the same for a finished run. The detected GAN failures are also health checks
+(``gan_discriminator_wins``, ``gan_mode_collapse``, ``gan_non_finite``: see
+:mod:`reprlab.tasks.health`), so they set the run's health verdict to "suspect". Loaded through the ``reprlab.plugins`` entry
 point (see :mod:`reprlab.base.plugins`).
 
 Example:
@@ -16,8 +18,10 @@ Example:
 
 from __future__ import annotations
 
+from reprlab.capabilities.generation.failures import ADVICE, TITLES
 from reprlab.capabilities.generation.task import generation_report, is_generative
 from reprlab.runs import PostRunContext, register_post_run_hook
+from reprlab.tasks.health import Finding, HealthProbe, register_health_check
 
 
 def generation_after_training(ctx: PostRunContext) -> dict[str, float]:
@@ -30,3 +34,17 @@ def generation_after_training(ctx: PostRunContext) -> dict[str, float]:
 
 
 register_post_run_hook("generation", generation_after_training, order=30)
+
+
+def _gan_health_check(kind: str):
+    def check(probe: HealthProbe) -> Finding | None:
+        epoch = probe.metrics.get(f"gan/{kind}_epoch")
+        if epoch is None:
+            return None
+        return Finding(f"gan_{kind}", f"{TITLES[kind]} from epoch {int(epoch)} (generation/metrics.json)", ADVICE[kind])
+    return check
+
+
+# The GAN failures found by the generate task's evaluation also make the run's health verdict "suspect".
+for _kind in ADVICE:
+    register_health_check(f"gan_{_kind}")(_gan_health_check(_kind))
