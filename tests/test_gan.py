@@ -193,7 +193,8 @@ def test_generate_run_best_by_generation_metric_and_report(gan_run):
     for item in index["items"]:
         for f in item["files"]:
             assert (run / "generation" / f).exists()
-    assert "Samples across training" in (run / "report.html").read_text()
+    html = (run / "report.html").read_text()
+    assert "Samples across training" in html and "Memorisation check" in html
     # the feature network travels with the run, with the checksum of its weights
     meta = json.loads((run / "generation" / "feature_net.json").read_text())
     import hashlib

@@ -62,8 +62,9 @@ RUN_FIGURES: tuple[tuple[str, str, str], ...] = (
     ("score_histogram.png", "Per-image reconstruction error", "distribution of test-set MSE"),
 )
 
-_LOWER_BETTER = {"mse", "l1", "loss", "nll", "bce", "train_seconds", "train_seconds_this_session", "time_s"}
-_HIGHER_BETTER = {"psnr", "ssim", "elbo", "elbo_nats"}
+_LOWER_BETTER = {"mse", "l1", "loss", "nll", "bce", "train_seconds", "train_seconds_this_session", "time_s",
+                 "fd", "kid", "gen_fd", "gen_kid"}  # generation: feature Fréchet / kernel distances
+_HIGHER_BETTER = {"psnr", "ssim", "elbo", "elbo_nats", "precision", "recall", "gen_precision", "gen_recall"}
 _METRIC_ORDER = ("test/mse", "test/psnr", "test/ssim", "test/l1", "test/elbo_nats", "test/kl")
 
 

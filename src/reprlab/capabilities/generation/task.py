@@ -305,7 +305,7 @@ def generation_report(cfg: Any, model: Any, splits: Splits, run_dir: str | Path,
         shares = m.get("class_shares")
         cap = (f"64 of {len(samples)} samples from fixed noise; FD {m['fd']:.3g}, KID {m['kid']:.3g}, precision "
                f"{m['precision']:.2f}, recall {m['recall']:.2f}" + (f", max class share {max(shares):.2f}" if shares else ""))
-        items.append({"key": "generation:samples", "kind": "samples", "title": f"Samples ({name})", "caption": cap,
+        items.append({"key": "generation:samples", "kind": "samples", "title": "Samples", "caption": f"{name}: {cap}",
                       "files": ["samples.png"]})
         snaps = sorted((out / "snapshots").glob("epoch_*.npy"))
         if snaps:
