@@ -10,20 +10,28 @@ command -v "$PY" >/dev/null 2>&1 || PY=python3
 if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
-pip_install() { .venv/bin/python -m pip install -q --disable-pip-version-check "$@" 2>&1 | grep -v '^WARNING: Location' || true; }
+# pip's own lines (Collecting / Installing / Successfully installed) show the progress; the rest is noise.
+pip_install() {
+  .venv/bin/python -m pip install --disable-pip-version-check --progress-bar off "$@" 2>&1 \
+    | grep --line-buffered -E '^(Collecting|Installing collected|Successfully installed|ERROR|error)' \
+    | sed -u 's/^/  pip: /' || true
+}
 # torch must come before anything that depends on it, pinned, so pip takes the local CPU build.
 if ! .venv/bin/python -c 'import torch, sys; sys.exit(torch.__version__.split("+")[0] != "2.13.0")' 2>/dev/null; then
+  echo "bootstrap: installing torch 2.13.0 (CPU build; about a minute)"
   pip_install torch==2.13.0
 fi
 extras=""
 [ "${1:-}" = "test" ] && extras="[test]"
 stamp=".venv/.reprlab-installed${extras}"
-digest="$(sha256sum pyproject.toml | cut -c1-16)"
+digest="$(cat pyproject.toml constraints.txt | sha256sum | cut -c1-16)"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$digest" ]; then
-  pip_install -e ".${extras}"
-  .venv/bin/python -c 'import reprlab, torch' 
+  echo "bootstrap: installing reprlab${extras} and its dependencies at the versions in constraints.txt"
+  pip_install -c constraints.txt -e ".${extras}"
+  .venv/bin/python -c 'import reprlab, torch' || { echo "bootstrap: reprlab does not import; see the pip lines above" >&2; exit 1; }
   echo "$digest" > "$stamp"
 fi
+echo "bootstrap: .venv is ready"
 # The report's browser test needs Debian's chromium (tests/test_report_browser.py).
 if [ "${1:-}" = "test" ] && [ ! -x /usr/bin/chromium ]; then
   if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then

@@ -118,3 +118,13 @@ def test_batches_carry_labels_through_splits_and_subsets():
     batch = next(iter(BatchLoader(splits.train, batch_size=8, seed=0).epoch(0)))
     idx = BatchLoader(splits.train, batch_size=8, seed=0).indices(0)[:8]
     assert batch.labels.tolist() == splits.train.labels[idx].tolist()
+
+
+def test_list_tasks_includes_the_capability_tasks():
+    import subprocess
+    import sys
+
+    # a fresh interpreter: nothing has loaded the capability plugins yet
+    out = subprocess.run([sys.executable, "-c", "from reprlab.tasks import list_tasks; print(' '.join(list_tasks()))"],
+                         capture_output=True, text=True, check=True).stdout.split()
+    assert {"reconstruct", "generate", "classify"} <= set(out)

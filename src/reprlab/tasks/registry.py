@@ -97,7 +97,10 @@ def unregister_task(name: str) -> None:
 
 
 def list_tasks() -> list[str]:
-    """Names of the registered tasks, sorted."""
+    """Names of the registered tasks (the capability packages' too), sorted."""
+    from reprlab.base.plugins import load_plugins
+
+    load_plugins()  # tasks of capability packages register on import
     return sorted(_TASKS)
 
 
