@@ -35,12 +35,75 @@ def test_npy_nchw_and_nhw(tmp_path, rng):
     assert data.images.shape == (4, 1, 5, 5) and data.labels is None and data.name == "bee"
 
 
-def test_flat_square_rows(tmp_path, rng):
-    np.save(tmp_path / "flat.npy", rng.integers(0, 256, (3, 784), dtype=np.uint8))
-    assert load_arrays(tmp_path / "flat.npy").shape == (1, 28, 28)
-    np.save(tmp_path / "flat2.npy", rng.integers(0, 256, (3, 700), dtype=np.uint8))
-    with pytest.raises(DataError, match="700 is not a square number"):
-        load_arrays(tmp_path / "flat2.npy")
+def test_flat_square_rows_reshaped_and_told(tmp_path, rng, caplog):
+    """784 values per row is unambiguous (one 28x28 channel); the chosen shape is logged."""
+    x = rng.integers(0, 256, (3, 784), dtype=np.uint8)
+    np.save(tmp_path / "flat.npy", x)
+    with caplog.at_level(logging.INFO, logger="reprlab.data.arrays"):
+        data = load_arrays(tmp_path / "flat.npy")
+    assert data.shape == (1, 28, 28)
+    assert torch.equal(data.images, torch.from_numpy(x.reshape(3, 1, 28, 28)))
+    assert "28x28" in caplog.text and "data.image_shape" in caplog.text
+
+
+@pytest.mark.parametrize("d", [600, 700, 3072])
+def test_flat_ambiguous_rows_refused(tmp_path, rng, d):
+    """A non-square row length (600 = 20x30 or 24x25 ...) is refused, pointing at data.image_shape."""
+    np.save(tmp_path / "flat.npy", rng.integers(0, 256, (3, d), dtype=np.uint8))
+    with pytest.raises(DataError, match=f"{d} values, which is not a square number") as err:
+        load_arrays(tmp_path / "flat.npy")
+    assert "data.image_shape=[H,W]" in str(err.value)
+
+
+def test_flat_rows_with_given_shape(tmp_path, rng, caplog):
+    x = rng.integers(0, 256, (3, 600), dtype=np.uint8)
+    np.save(tmp_path / "flat.npy", x)
+    with caplog.at_level(logging.INFO, logger="reprlab.data.arrays"):
+        data = load_arrays(tmp_path / "flat.npy", image_shape=[20, 30])
+    assert data.images.shape == (3, 1, 20, 30) and "20x30" in caplog.text
+    assert torch.equal(data.images, torch.from_numpy(x.reshape(3, 1, 20, 30)))
+    assert load_arrays(tmp_path / "flat.npy", image_shape=(24, 25)).shape == (1, 24, 25)
+    # a square row length also follows the given shape instead of the guess
+    np.save(tmp_path / "sq.npy", rng.integers(0, 256, (2, 64), dtype=np.uint8))
+    assert load_arrays(tmp_path / "sq.npy", image_shape=[4, 16]).shape == (1, 4, 16)
+    rgb = rng.integers(0, 256, (2, 3 * 4 * 5), dtype=np.uint8)
+    np.save(tmp_path / "rgb.npy", rgb)
+    assert torch.equal(load_arrays(tmp_path / "rgb.npy", image_shape=[3, 4, 5]).images,
+                       torch.from_numpy(rgb.reshape(2, 3, 4, 5)))
+    assert torch.equal(load_arrays(tmp_path / "rgb.npy", image_shape=[4, 5, 3], layout="NHWC").images,
+                       torch.from_numpy(rgb.reshape(2, 4, 5, 3).transpose(0, 3, 1, 2)))
+
+
+def test_given_shape_checked(tmp_path, rng):
+    np.save(tmp_path / "flat.npy", rng.integers(0, 256, (3, 600), dtype=np.uint8))
+    with pytest.raises(DataError, match=r"image_shape=\[20, 20\] holds 400 values"):
+        load_arrays(tmp_path / "flat.npy", image_shape=[20, 20])
+    with pytest.raises(DataError, match="gives 6 channels"):
+        load_arrays(tmp_path / "flat.npy", image_shape=[6, 10, 10])
+    with pytest.raises(ConfigError, match="image_shape must be"):
+        load_arrays(tmp_path / "flat.npy", image_shape=[600])
+    np.save(tmp_path / "img.npy", rng.integers(0, 256, (3, 5, 6), dtype=np.uint8))
+    with pytest.raises(DataError, match="images are 5x6 but image_shape"):
+        load_arrays(tmp_path / "img.npy", image_shape=[6, 5])
+    assert load_arrays(tmp_path / "img.npy", image_shape=[5, 6]).shape == (1, 5, 6)
+
+
+def test_image_shape_from_config(tmp_path, rng):
+    """data.image_shape reaches the loader through the run config (train and test splits)."""
+    from reprlab.config import RunConfig
+    from reprlab.runs import prepare_data
+
+    np.save(tmp_path / "flat.npy", rng.integers(0, 256, (20, 600), dtype=np.uint8))
+    cfg = RunConfig.from_dict({"data": {"name": "arrays", "path": str(tmp_path / "flat.npy"),
+                                        "image_shape": [20, 30]}})
+    splits = prepare_data(cfg)
+    assert splits.train.shape == (1, 20, 30) and splits.test.shape == (1, 20, 30)
+    with pytest.raises(DataError, match="data.image_shape"):
+        prepare_data(RunConfig.from_dict({"data": {"name": "arrays", "path": str(tmp_path / "flat.npy")}}))
+    with pytest.raises(ConfigError, match="only read for data.name=arrays"):
+        RunConfig.from_dict({"data": {"name": "mnist", "image_shape": [28, 28]}})
+    with pytest.raises(ConfigError, match="data.image_shape"):
+        RunConfig.from_dict({"data": {"name": "arrays", "path": "x.npy", "image_shape": [0, 30]}})
 
 
 def test_explicit_layout(tmp_path, rng):

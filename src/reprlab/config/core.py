@@ -63,6 +63,7 @@ class DataConfig:
     labels_path: str | None = None
     test_path: str | None = None
     test_labels_path: str | None = None
+    image_shape: list[int] | None = None  # 'arrays' only: [H, W] or [C, H, W] of flat (N, H*W) rows
     download: bool = True
     scale: str = "0_1"
     resize: list[int] | None = None
@@ -85,6 +86,15 @@ class DataConfig:
                 raise ConfigError(f"data.resize must be [H, W], got {self.resize!r}", fix="e.g. data.resize=[32,32]")
             for v in self.resize:
                 check_int("data.resize", v, minimum=4)
+        if self.image_shape is not None:
+            if not isinstance(self.image_shape, (list, tuple)) or len(self.image_shape) not in (2, 3):
+                raise ConfigError(f"data.image_shape must be [H, W] or [C, H, W], got {self.image_shape!r}",
+                                  fix="e.g. data.image_shape=[20,30]")
+            for v in self.image_shape:
+                check_int("data.image_shape", v, minimum=1)
+            if self.name != "arrays":
+                raise ConfigError(f"data.image_shape is only read for data.name=arrays, not {self.name!r}",
+                                  fix="drop data.image_shape (or use data.resize=[H,W] to resize images)")
         if self.channels is not None and self.channels not in (1, 3):
             raise ConfigError(f"data.channels must be 1 or 3, got {self.channels!r}", fix="set data.channels=1 or 3")
         self.augment.validate()

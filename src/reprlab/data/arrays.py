@@ -1,7 +1,10 @@
 """Load images from NumPy ``.npy`` / ``.npz`` files.
 
 Accepted layouts are ``NCHW``, ``NHWC``, ``NHW`` (a channel axis is added) and flat ``(N, D)``
-with a square ``D`` (reshaped to one channel). Pixels may be uint8 ``0..255``, integers in
+rows. Flat rows are reshaped only when the image shape is certain: given as ``image_shape``
+(``[H, W]`` for one channel, ``[C, H, W]`` for rows flattened channel-first, or ``[H, W, C]``
+with ``layout="NHWC"``), or ``D`` a perfect square read as one ``sqrt(D) x sqrt(D)`` channel
+(logged, naming the shape). Anything else (``600`` could be 20x30 or 24x25) is refused. Pixels may be uint8 ``0..255``, integers in
 ``0..255``, floats in ``[0, 1]`` (kept) or floats in ``[0, 255]`` (divided by 255, with a
 logged notice). Files are always opened with ``allow_pickle=False``.
 
@@ -107,7 +110,64 @@ def _check_numeric(arr: np.ndarray, path: Path, key: str | None) -> None:
         raise DataError(f"{where}: dtype {arr.dtype} is not numeric", fix="store images as uint8 or float arrays")
 
 
-def _to_nchw(x: np.ndarray, layout: str, where: str) -> np.ndarray:
+def _check_image_shape(image_shape: Any) -> tuple[int, ...] | None:
+    """``image_shape`` as a tuple of 2 or 3 positive ints (or ``None``), else :class:`ConfigError`."""
+    if image_shape is None:
+        return None
+    ok = (isinstance(image_shape, (list, tuple)) and len(image_shape) in (2, 3)
+          and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 1 for v in image_shape))
+    if not ok:
+        raise ConfigError(f"image_shape must be [H, W] or [C, H, W] of positive integers, got {image_shape!r}",
+                          fix="e.g. data.image_shape=[20,30] (one channel) or [3,32,32]")
+    return tuple(int(v) for v in image_shape)
+
+
+def _unflatten(x: np.ndarray, image_shape: tuple[int, ...] | None, where: str, layout: str = "auto") -> np.ndarray:
+    """Flat ``(N, D)`` rows -> ``(N, C, H, W)``: by ``image_shape`` if given, else only for a square ``D``."""
+    n, d = x.shape
+    if image_shape is None:
+        side = math.isqrt(d)
+        if side * side != d or side < 2:
+            raise DataError(f"{where}: 2-D array of shape {x.shape} holds flat rows of {d} values, which is not a "
+                            f"square number, so the image height and width are ambiguous",
+                            fix="give the shape: data.image_shape=[H,W] (e.g. [20,30] for 600 values; "
+                                "load_arrays(..., image_shape=(H, W)) in Python), or save (N, H, W) arrays")
+        logger.info("%s: flat rows of %d values read as %dx%d one-channel images (a guess from the square "
+                    "number; set data.image_shape=[H,W] if that is wrong)", where, d, side, side)
+        return x.reshape(n, 1, side, side)
+    if math.prod(image_shape) != d:
+        raise DataError(f"{where}: image_shape={list(image_shape)} holds {math.prod(image_shape)} values but each "
+                        f"row of shape {x.shape} has {d}",
+                        fix="give data.image_shape=[H,W] (or [C,H,W]) whose product is the row length")
+    if len(image_shape) == 2:
+        logger.info("%s: flat rows of %d values reshaped to the given %dx%d one-channel images", where, d, *image_shape)
+        return x.reshape(n, 1, *image_shape)
+    if layout == "NHWC":
+        h, w, c = image_shape
+        out = x.reshape(n, h, w, c).transpose(0, 3, 1, 2)
+    else:
+        c, h, w = image_shape
+        out = x.reshape(n, c, h, w)
+    if c not in (1, 3):
+        raise DataError(f"{where}: image_shape={list(image_shape)} gives {c} channels; images need 1 or 3",
+                        fix="give [C, H, W] with C = 1 or 3 (or [H, W, C] with layout='NHWC')")
+    logger.info("%s: flat rows of %d values reshaped to the given %d-channel %dx%d images", where, d, c, h, w)
+    return out
+
+
+def _to_nchw(x: np.ndarray, layout: str, where: str, image_shape: tuple[int, ...] | None = None) -> np.ndarray:
+    if x.ndim == 2 and (layout == "auto" or image_shape is not None):
+        return _unflatten(x, image_shape, where, layout)
+    out = _to_nchw_nd(x, layout, where)
+    if image_shape is not None:
+        given = tuple(image_shape[-2:]) if len(image_shape) == 2 or layout != "NHWC" else tuple(image_shape[:2])
+        if tuple(out.shape[-2:]) != given:
+            raise DataError(f"{where}: images are {out.shape[-2]}x{out.shape[-1]} but image_shape={list(image_shape)}",
+                            fix="drop data.image_shape (it is only needed for flat (N, H*W) rows) or correct it")
+    return out
+
+
+def _to_nchw_nd(x: np.ndarray, layout: str, where: str) -> np.ndarray:
     if layout == "auto":
         if x.ndim == 3:
             layout = "NHW"
@@ -125,13 +185,7 @@ def _to_nchw(x: np.ndarray, layout: str, where: str) -> np.ndarray:
                                 "nor axis 3)", fix="convert to grayscale (1 channel) or RGB (3 channels), or pass "
                                 "layout='NCHW'/'NHWC' explicitly")
         elif x.ndim == 2:
-            side = math.isqrt(x.shape[1])
-            if side * side != x.shape[1] or side < 2:
-                raise DataError(f"{where}: 2-D array of shape {x.shape} is not flattened square images "
-                                f"({x.shape[1]} is not a square number)",
-                                fix="reshape to (N, H, W), (N, H, W, C) or (N, C, H, W) before saving")
-            logger.info("%s: reshaping flat (N, %d) array to (N, 1, %d, %d) images", where, x.shape[1], side, side)
-            return x.reshape(x.shape[0], 1, side, side)
+            return _unflatten(x, None, where)
         else:
             raise DataError(f"{where}: images must be a 3-D (N, H, W) or 4-D (N, H, W, C) / (N, C, H, W) array, "
                             f"got {x.ndim}-D shape {x.shape}",
@@ -232,20 +286,23 @@ def _load_labels(labels: str | os.PathLike | np.ndarray | torch.Tensor, split: s
 
 def load_arrays(path: str | os.PathLike, labels: str | os.PathLike | np.ndarray | torch.Tensor | None = None, *,
                 layout: str = "auto", name: str | None = None, split: str | None = None,
-                images_key: str | None = None, labels_key: str | None = None) -> ImageData:
+                images_key: str | None = None, labels_key: str | None = None,
+                image_shape: tuple[int, ...] | list[int] | None = None) -> ImageData:
     """Load images (and labels) from a ``.npy`` or ``.npz`` file.
 
     For ``.npz`` the images are the array named ``images_key`` or the first present of
     ``x, images, X, arr_0, trainX, ...`` (with ``split`` given, ``{split}_x``, ``x_{split}``,
     ``{split}X`` ... are tried first), or the only array. Labels come from ``labels`` (a
     ``.npy``/``.npz`` path or an array) or else the ``.npz`` key ``labels_key`` /
-    ``y, labels, trainY, ...``; without any, the result is unlabelled.
+    ``y, labels, trainY, ...``; without any, the result is unlabelled. Flat ``(N, D)`` rows
+    need ``image_shape`` (``[H, W]`` or ``[C, H, W]``) unless ``D`` is a perfect square.
 
     Example:
         >>> data = load_arrays("faces.npy", "faces_labels.npy", layout="NHWC")  # doctest: +SKIP
     """
     if layout not in LAYOUTS:
         raise ConfigError(f"unknown array layout {layout!r}", fix=f"use one of {', '.join(LAYOUTS)}")
+    shape = _check_image_shape(image_shape)
     path = Path(path)
     y_arr: np.ndarray | None = None
     label_where = ""
@@ -287,7 +344,7 @@ def load_arrays(path: str | os.PathLike, labels: str | os.PathLike | np.ndarray 
     _check_numeric(x, path, xkey)
     if labels is not None:
         y_arr, label_where = _load_labels(labels, split)
-    x = _to_pixels(_to_nchw(x, layout, where), where)
+    x = _to_pixels(_to_nchw(x, layout, where, shape), where)
     label_tensor = None if y_arr is None else _to_labels(y_arr, x.shape[0], label_where)
     images = torch.from_numpy(np.ascontiguousarray(x))
     logger.debug("loaded %d images of shape %s from %s", images.shape[0], tuple(images.shape[1:]), where)

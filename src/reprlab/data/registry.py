@@ -63,13 +63,14 @@ def _check_name(name: str) -> str:
 def load_dataset(name: str, split: str = "train", *, data_dir: str | os.PathLike | None = None,
                  path: str | os.PathLike | None = None, labels_path: str | os.PathLike | None = None,
                  resize: int | Sequence[int] | None = None, channels: int | None = None,
-                 download: bool = True) -> ImageData:
+                 download: bool = True, image_shape: Sequence[int] | None = None) -> ImageData:
     """Load split ``"train"`` or ``"test"`` of dataset ``name`` as :class:`ImageData`.
 
     ``data_dir`` is searched first for canonical datasets; ``path`` (and ``labels_path``)
     name the file or folder for ``arrays``/``folder``. ``resize`` (``[H, W]`` or an int) and
     ``channels`` (1 or 3) are applied after loading. ``download=False`` never touches the
-    network. ``meta["split"]`` records the split.
+    network. ``image_shape`` (``arrays`` only) gives the shape of flat ``(N, H*W)`` rows.
+    ``meta["split"]`` records the split.
 
     Example:
         >>> data = load_dataset("mnist", "test", data_dir="~/datasets")  # doctest: +SKIP
@@ -84,13 +85,16 @@ def load_dataset(name: str, split: str = "train", *, data_dir: str | os.PathLike
             example = "images.npz" if key == "arrays" else "path/to/images/"
             raise DataError(f"dataset {key!r} needs a path", fix=f"set data.path={example} (or pass path=...)")
         if key == "arrays":
-            data = load_arrays(path, labels_path, split=split)
+            data = load_arrays(path, labels_path, split=split, image_shape=image_shape)
         else:
             if labels_path is not None:
                 raise DataError("labels_path is not used with the 'folder' dataset",
                                 fix="drop labels_path; put images in one sub-folder per class to get labels")
             data = load_image_folder(path, resize=resize, channels=channels)
     else:
+        if image_shape is not None:
+            raise DataError(f"image_shape is only for the 'arrays' dataset, not {key!r}",
+                            fix="drop image_shape (data.resize=[H,W] resizes images)")
         if path is not None or labels_path is not None:
             raise DataError(f"path/labels_path are only for the 'arrays' and 'folder' datasets, not {key!r}",
                             fix=f"use data_dir (or --data-dir / {sources.ENV_VAR}) to say where {key} lives")

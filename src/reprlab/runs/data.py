@@ -44,7 +44,8 @@ def load_split(cfg: RunConfig, split: str, *, name: str | None = None, path: str
           labels_path: str | None = None) -> ImageData:
     d = cfg.data
     return load_dataset(name or d.name, split, data_dir=d.data_dir, path=path, labels_path=labels_path,
-                        resize=tuple(d.resize) if d.resize else None, channels=d.channels, download=d.download)
+                        resize=tuple(d.resize) if d.resize else None, channels=d.channels, download=d.download,
+                        image_shape=d.image_shape if (name or d.name) == "arrays" else None)
 
 
 def prepare_data(cfg: RunConfig) -> Splits:
