@@ -29,7 +29,8 @@ FIELD_HELP: dict[str, str] = {
     "clusterer_options": "a keyword argument of the clusterer, e.g. --clusterer-option epochs=10 or, for scan, "
                          "--clusterer-option init=spectral (repeatable)",
     "covariance_type": "GMM covariance: full, tied, diag, spherical",
-    "n_clusters": "a number, or auto (chosen by --criterion)",
+    "n_clusters": "a number, or auto (chosen by --criterion); unset: the number of classes when the images have "
+                  "labels, else 10",
     "criterion": "for --n-clusters auto: silhouette or bic",
     "k_range": "candidate numbers of clusters for auto",
     "max_points": "cluster a seeded random subset of at most this many images",
@@ -41,8 +42,8 @@ SPELLING: dict[str, str] = {"covariance_type": "--covariance", "random_state": "
                             "clusterer_options": "--clusterer-option"}
 
 
-def _n_clusters(text: str) -> int | str:
-    if text == "auto":
+def _n_clusters(text: str | None) -> int | str | None:
+    if text is None or text == "auto":
         return text
     try:
         return int(text)
@@ -69,7 +70,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         elif f.name == "k_range":
             kwargs.update(type=int, nargs=2, default=list(default), metavar=("KMIN", "KMAX"))
         elif f.name == "n_clusters":
-            kwargs.update(default=str(default))  # parsed in run(): a bad value is one clear error line
+            kwargs.update(default=default)  # parsed in run(): a bad value is one clear error line; None: the classes
+            kwargs["help"] = f"{FIELD_HELP[f.name]} (config: cluster.{f.name})"
         elif f.name in ("max_points", "random_state"):
             kwargs.update(type=int, default=default)
         else:

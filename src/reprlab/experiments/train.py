@@ -138,6 +138,10 @@ def train(config: RunConfig | dict | str | Path | None = None, *, overrides: lis
     """
     cfg = as_config(config, overrides)
     task, device, splits, model = _prepare(cfg, splits)
+    for section in list(cfg.sections.values()):  # e.g. a clustering that will not use the trained model
+        notice = section.start_notice(cfg) if hasattr(section, "start_notice") else None
+        if notice:
+            logger.info("%s", notice)
     cfg.model = {"name": cfg.model["name"], **model.config.to_dict()}  # resolved: every default written out
     if cfg.train.sanity_check:
         _sanity_check(model, splits.train, cfg)

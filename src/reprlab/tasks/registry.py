@@ -72,12 +72,25 @@ class Task:
         return self.score(ctx.cfg, ctx.model, ctx.splits.test, ctx.device, max_images=ctx.cfg.eval.max_images)
 
     def summary(self, metrics: dict[str, float]) -> str:
-        """The closing line: the headline metrics that this run has."""
+        """The closing lines: the task's headline metrics that this run has, then those of every
+        post-run stage it ran (:data:`STAGE_HEADLINES`: clustering's accuracy, NMI, ARI), one line per stage.
+
+        Example:
+            >>> Task().summary({"test/mse": 0.01, "cluster/acc": 0.5, "cluster/nmi": 0.4})  # no task headline
+            'cluster/acc=0.5000  cluster/nmi=0.4000'
+        """
         keys = [k for k in self.headline if k in metrics]
-        return "  ".join(f"{k}={metrics[k]:.4f}" for k in keys)
+        lines = ["  ".join(f"{k}={metrics[k]:.4f}" for k in keys)]
+        for stage in STAGE_HEADLINES:
+            shown = [k for k in stage if k in metrics and k not in keys]
+            if shown:
+                lines.append("  ".join(f"{k}={metrics[k]:.4f}" for k in shown))
+        return "\n".join(line for line in lines if line)
 
 
 _TASKS: dict[str, Task] = {}
+#: Headline keys of the post-run stages (one tuple per stage), printed by :meth:`Task.summary` when present.
+STAGE_HEADLINES: tuple[tuple[str, ...], ...] = (("cluster/acc", "cluster/nmi", "cluster/ari"),)
 
 
 def register_task(name: str) -> Callable[[type], type]:

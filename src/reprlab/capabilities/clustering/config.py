@@ -23,6 +23,18 @@ if TYPE_CHECKING:
 #: What can be clustered and which split (mirrored by ``reprlab cluster``'s choices).
 FEATURES: tuple[str, ...] = ("codes", "codes+hog", "pixels+hog", "codes+pixels+hog", "scattering")
 SPLITS: tuple[str, ...] = ("train", "val", "test", "all")
+#: What each choice of ``features`` is, in words (log lines, captions, notices).
+FEATURE_NAMES: dict[str, str] = {
+    "codes": "the model's codes",
+    "codes+hog": "the model's codes + HOG descriptors of the images",
+    "pixels+hog": "pixels + HOG descriptors of the images",
+    "codes+pixels+hog": "the model's codes + pixels + HOG descriptors of the images",
+    "scattering": "wavelet-scattering coefficients of the images",
+}
+#: The choices of ``features`` that do not use the trained model at all.
+MODEL_FREE_FEATURES: frozenset[str] = frozenset(f for f in FEATURES if "codes" not in f.split("+"))
+#: The number of clusters when ``n_clusters`` is unset and the images have no labels (or one class).
+DEFAULT_N_CLUSTERS = 10
 
 
 @register_section("cluster")
@@ -39,8 +51,9 @@ class ClusterConfig:
     ``min_dist``), ``clusterer`` (kmeans/gmm/agglomerative/scan, ``covariance_type``,
     ``clusterer_options``: keyword arguments of the clusterer, e.g. ``{epochs: 10}`` or
     ``{init: spectral, n_restarts: 3}`` for scan),
-    ``n_clusters`` (a number or ``auto`` with ``criterion`` silhouette/bic over
-    ``k_range``), ``max_points`` (a seeded subset), and ``checkpoint_curve`` (also plot
+    ``n_clusters`` (a number, ``auto`` with ``criterion`` silhouette/bic over
+    ``k_range``, or unset: the number of classes of the clustered images when they have
+    labels, else 10, with a logged notice naming it), ``max_points`` (a seeded subset), and ``checkpoint_curve`` (also plot
     training MSE against validation accuracy over the ``epoch_NNNN`` checkpoints; it needs
     ``train.checkpoint_every``, which is unset by default).
     ``random_state`` defaults to the run's seed. Results go to ``RUN_DIR/clustering/``,
@@ -62,7 +75,7 @@ class ClusterConfig:
     clusterer: str = "gmm"
     clusterer_options: dict[str, Any] = field(default_factory=dict)
     covariance_type: str = "full"
-    n_clusters: int | str = 10
+    n_clusters: int | str | None = None  # None: the number of classes (labels are only counted), else 10
     criterion: str = "silhouette"
     k_range: list[int] = field(default_factory=lambda: [2, 15])
     max_points: int | None = None
@@ -83,7 +96,10 @@ class ClusterConfig:
             raise ConfigError("cluster.checkpoint_curve needs a fixed cluster.n_clusters (accuracy is compared "
                               "across checkpoints)", fix="set cluster.n_clusters to the number of classes, e.g. 10")
         try:
-            EmbeddingClusterer(**self.estimator_options()).check_params()
+            options = self.estimator_options()
+            if options["n_clusters"] is None:  # resolved from the labels when the data is loaded
+                options["n_clusters"] = DEFAULT_N_CLUSTERS
+            EmbeddingClusterer(**options).check_params()
         except ConfigError as exc:  # name the config key
             raise ConfigError(f"cluster.{exc.problem}",
                               fix=re.sub(r"\bset (\w+)", r"set cluster.\1", exc.fix or "")) from None
@@ -98,6 +114,20 @@ class ClusterConfig:
             raise ConfigError("cluster.checkpoint_curve=true plots the epoch_NNNN checkpoints, but "
                               "train.checkpoint_every is unset (only best and last are kept)",
                               fix="set train.checkpoint_every=1 (or every N epochs), or cluster.checkpoint_curve=false")
+
+    def start_notice(self, cfg: "RunConfig") -> str | None:
+        """The line logged when training starts if the clustering does not use the trained model.
+
+        Example:
+            >>> ClusterConfig(enabled=True, features="scattering").start_notice(None)[:37]
+            'cluster.features=scattering: the clus'
+        """
+        if not self.enabled or self.features not in MODEL_FREE_FEATURES:
+            return None
+        return (f"cluster.features={self.features}: the clustering after training uses {FEATURE_NAMES[self.features]}, "
+                "not the model, so the model's training does not change the clustering results (the model is still "
+                "trained and evaluated for reconstruction); set cluster.features=codes (or codes+hog) to cluster "
+                "the model's codes")
 
     def estimator_options(self) -> dict[str, Any]:
         """The keyword arguments of :class:`~reprlab.capabilities.clustering.EmbeddingClusterer` (without ``random_state``)."""

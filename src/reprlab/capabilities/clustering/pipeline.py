@@ -34,9 +34,10 @@ import csv
 import io
 import logging
 import re
+import sys
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
@@ -44,14 +45,15 @@ import torch
 from reprlab.base.errors import ConfigError, DataError, ReprlabError, RunDirError
 from reprlab.base.io import read_json, write_json, write_text
 from reprlab.base.validation import check_choice, check_int
-from reprlab.capabilities.clustering.config import FEATURES, SPLITS
+from reprlab.capabilities.clustering.config import (DEFAULT_N_CLUSTERS, FEATURE_NAMES, FEATURES, MODEL_FREE_FEATURES,
+                                                    SPLITS)
 from reprlab.capabilities.clustering.estimator import EmbeddingClusterer
 from reprlab.capabilities.clustering.metrics import NMI_NORMALISATION, aligned_confusion_matrix, clustering_scores
 from reprlab.capabilities.clustering.plots import plot_checkpoint_curve, plot_cluster_scatter, plot_confusion, plot_k_selection
 from reprlab.config import RunConfig
 from reprlab.data.dataset import ImageData
 from reprlab.evaluation.reconstruction import reconstruct01
-from reprlab.features.descriptors import image_descriptors
+from reprlab.features.descriptors import as_images01, image_descriptors
 from reprlab.features.embeddings import encode_dataset
 from reprlab.models import load_model
 from reprlab.reporting.report import index_sections, write_report
@@ -61,7 +63,7 @@ from reprlab.training.checkpoint import resolve_checkpoint
 logger = logging.getLogger(__name__)
 
 __all__ = ["FEATURES", "SPLITS", "balanced_concat", "checkpoint_curve", "cluster_codes", "cluster_run",
-           "clustering_features", "report_sections", "scattering_features", "select_split"]
+           "clustering_features", "report_sections", "resolve_n_clusters", "scattering_features", "select_split"]
 
 # FEATURES (what is clustered: the model's codes, blocks of codes, pixels and HOG descriptors of the
 # images, each block standardised and weighted equally (:func:`balanced_concat`), or the compressed
@@ -72,6 +74,35 @@ OUT_DIR = "clustering"
 #: Points drawn in the scatter figure at most (a seeded subsample).
 SCATTER_POINTS = 6000
 _CKPT = re.compile(r"^epoch_(\d+)$")
+#: Images per step of the slow per-image parts (encoding, scattering); progress is shown per step.
+PROGRESS_CHUNK = 5000
+
+
+def _chunks(n: int, what: str) -> Iterator[slice]:
+    """Slices over ``n`` images, ``PROGRESS_CHUNK`` at a time, showing progress when there is more than one:
+    a tqdm bar on a terminal, else an INFO line per step; nothing when INFO is off (``--quiet``)."""
+    show = n > PROGRESS_CHUNK and logger.isEnabledFor(logging.INFO)
+    bar = None
+    if show and sys.stderr.isatty():
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=n, desc=what, unit="img", leave=False, dynamic_ncols=True)
+    t0 = time.perf_counter()
+    for start in range(0, n, PROGRESS_CHUNK):
+        stop = min(start + PROGRESS_CHUNK, n)
+        yield slice(start, stop)
+        if bar is not None:
+            bar.update(stop - start)
+        elif show:
+            logger.info("%s: %s/%s images (%.0f s)", what, f"{stop:,}", f"{n:,}", time.perf_counter() - t0)
+    if bar is not None:
+        bar.close()
+
+
+def _encode(model: Any, data: ImageData, batch_size: int, device: torch.device, what: str) -> np.ndarray:
+    """:func:`encode_dataset` in :func:`_chunks` (so a long encoding shows progress)."""
+    return np.concatenate([encode_dataset(model, data.subset(torch.arange(s.start, s.stop)), batch_size=batch_size,
+                                          device=device) for s in _chunks(len(data), what)])
 
 
 # ----------------------------------------------------------------------------------------
@@ -168,6 +199,29 @@ def cluster_codes(codes: np.ndarray, labels: Any = None, **options: Any) -> tupl
             out.update({k: v for k, v in clustering_scores(y, pred).items() if k in ("acc", "nmi", "ari", "n_classes")})
             out["nmi_normalisation"] = NMI_NORMALISATION
     return est, out
+
+
+def resolve_n_clusters(n_clusters: int | str | None, labels: Any, where: str = "images") -> int | str:
+    """``n_clusters`` as given, or (``None``) the number of classes in ``labels``, else :data:`DEFAULT_N_CLUSTERS`.
+
+    The labels are only counted, never used to fit. The choice is logged at INFO.
+
+    Example:
+        >>> resolve_n_clusters(None, [0, 1, 2, 1]), resolve_n_clusters(None, None), resolve_n_clusters(4, [0, 1])
+        (3, 10, 4)
+    """
+    if n_clusters is not None:
+        return n_clusters
+    n_classes = 0 if labels is None else int(np.unique(np.asarray(
+        labels.detach().cpu().numpy() if hasattr(labels, "detach") else labels)).size)
+    if n_classes >= 2:
+        logger.info("n_clusters not set: clustering the %s into %d clusters, the number of classes in their labels "
+                    "(labels are only counted; set cluster.n_clusters / --n-clusters to change)", where, n_classes)
+        return n_classes
+    why = "have no labels" if labels is None else "hold a single class"
+    logger.info("n_clusters not set and the %s %s: clustering into %d clusters (set cluster.n_clusters / "
+                "--n-clusters, or auto, to change)", where, why, DEFAULT_N_CLUSTERS)
+    return DEFAULT_N_CLUSTERS
 
 
 def _estimator_options(**kw: Any) -> dict[str, Any]:
@@ -287,7 +341,9 @@ def scattering_features(images: Any, *, n_components: int = SCATTERING_COMPONENT
 
 
     check_int("n_components", n_components, minimum=1)
-    coefficients = image_descriptors(images, "scattering")
+    x = as_images01(images)
+    coefficients = np.concatenate([image_descriptors(x[s], "scattering")
+                                   for s in _chunks(x.shape[0], "wavelet-scattering coefficients")])
     k = min(int(n_components), *coefficients.shape)
     pca = PCA(n_components=k, svd_solver="randomized" if k < min(coefficients.shape) // 2 else "full",
               random_state=random_state)
@@ -295,7 +351,7 @@ def scattering_features(images: Any, *, n_components: int = SCATTERING_COMPONENT
     return reduced / np.maximum(pca.explained_variance_, 1e-12) ** 0.25
 
 
-def clustering_features(codes: np.ndarray, data: ImageData, features: str = "codes") -> np.ndarray:
+def clustering_features(codes: np.ndarray | None, data: ImageData, features: str = "codes") -> np.ndarray:
     """What :func:`cluster_run` clusters: ``codes`` as they are, or the :func:`balanced_concat` of the
     blocks named in ``features`` (one of :data:`FEATURES`): ``codes``, ``pixels`` (the images
     scaled to [0, 1]) and ``hog`` (9-bin HOG descriptors of the images); or, for
@@ -323,15 +379,17 @@ def clustering_features(codes: np.ndarray, data: ImageData, features: str = "cod
 
 def cluster_run(run_dir: str | Path, *, split: str = "test", scaling: str = "none", reducer: str = "umap",
                 n_components: int = 10, n_neighbors: int = 20, min_dist: float = 0.0, clusterer: str = "gmm",
-                covariance_type: str = "full", n_clusters: int | str = 10, criterion: str = "silhouette",
+                covariance_type: str = "full", n_clusters: int | str | None = None, criterion: str = "silhouette",
                 k_range: tuple[int, int] | list[int] = (2, 15), max_points: int | None = None, tag: str = "best",
                 random_state: int | None = None, data_dir: str | None = None, device: str | torch.device = "auto",
                 model: Any = None, splits: Any = None, figures: bool = True, update_run: bool = True,
                 features: str = "codes", clusterer_options: dict[str, Any] | None = None) -> dict[str, Any]:
     """Encode a run's ``split`` with checkpoint ``tag``, cluster it, and write ``RUN_DIR/clustering/``.
 
-    ``features`` is one of :data:`FEATURES` (see :func:`clustering_features`). Every
-    other clustering option is that of :class:`EmbeddingClusterer`; ``random_state``
+    ``features`` is one of :data:`FEATURES` (see :func:`clustering_features`).
+    ``n_clusters=None`` is the number of classes of the split's labels (else 10; see
+    :func:`resolve_n_clusters`). Every other clustering option is that of
+    :class:`EmbeddingClusterer`; ``random_state``
     defaults to the run's seed. ``max_points`` clusters a seeded random subset. ``model``
     and ``splits`` (a :class:`reprlab.runs.Splits`) avoid reloading them. With
     ``update_run``, ``cluster/*`` keys are merged into the run's ``metrics.json`` and an
@@ -358,20 +416,31 @@ def cluster_run(run_dir: str | Path, *, split: str = "test", scaling: str = "non
     check_choice("split", split, SPLITS)
     check_choice("features", features, FEATURES)
     dev = _device(device)
-    if model is None:
+    uses_model = features not in MODEL_FREE_FEATURES
+    if model is None and uses_model:
         model = load_model(run.model_path(tag), map_location=dev)
     if splits is None:
         splits = prepare_data(cfg)
-    data, indices = _subsample(select_split(splits, split), max_points, seed + 17)
+    selected = select_split(splits, split)
+    options["n_clusters"] = resolve_n_clusters(n_clusters, selected.labels, f"{split} images")
+    data, indices = _subsample(selected, max_points, seed + 17)
+    what = FEATURE_NAMES[features]
+    logger.info("clustering %s %s images on %s%s: %s", f"{len(data):,}", split, what,
+                "" if uses_model else " (the trained model is not used)", _method(options))
     cpu0, wall0 = time.process_time(), time.perf_counter()
-    codes = encode_dataset(model, data, batch_size=cfg.eval.batch_size, device=dev)
+    code_size = None
+    codes = None
+    if uses_model:
+        codes = _encode(model, data, cfg.eval.batch_size, dev, f"encoding {split} images with checkpoint {tag}")
+        code_size = int(codes.shape[1])
     encode_cpu = time.process_time() - cpu0
-    code_size = int(codes.shape[1])
     codes = clustering_features(codes, data, features)
+    logger.info("fitting the clusterer on %s-D features (%s)", codes.shape[1], what)
     labels = None if data.labels is None else data.labels.numpy()
     est, metrics = cluster_codes(codes, labels, **options)
     pred = est.labels_
-    metrics.update({"split": split, "n_points": int(codes.shape[0]), "code_size": code_size, "features": features,
+    metrics.update({"split": split, "n_points": int(codes.shape[0]), "features": features, "features_text": what,
+                    "feature_size": int(codes.shape[1]), **({} if code_size is None else {"code_size": code_size}),
                     "checkpoint": tag, "options": {k: (list(v) if isinstance(v, tuple) else v) for k, v in options.items()},
                     "encode_cpu_seconds": round(encode_cpu, 2), "total_cpu_seconds": round(time.process_time() - cpu0, 2),
                     "total_wall_seconds": round(time.perf_counter() - wall0, 2), "timings": est.timings_})
@@ -400,7 +469,7 @@ def cluster_run(run_dir: str | Path, *, split: str = "test", scaling: str = "non
         xy, axis = _scatter_coords(est.embedding_[keep], seed)
         plot_cluster_scatter(xy, pred[keep], out / "scatter.png", labels=None if labels is None else labels[keep],
                              class_names=names, axis_name=axis,
-                             title=f"{_reducer_name(options)} embedding of the {split} codes")
+                             title=f"{_reducer_name(options)} embedding of the {split} {_FEATURE_SHORT[features]}")
         items.append({"key": "clustering:scatter", "kind": "clustering", "title": "Clustering: embedding",
                       "caption": f"{len(keep):,} of {pred.shape[0]:,} {split} points; "
                                  + ("" if est.embedding_.shape[1] <= 2 else "first two principal components of the "
@@ -417,11 +486,20 @@ def cluster_run(run_dir: str | Path, *, split: str = "test", scaling: str = "non
     items.append({"key": "clustering:metrics", "kind": "clustering-metrics", "title": "Clustering: metrics",
                   "caption": summary, "files": ["metrics.json", "assignments.csv"]})
     _update_index(out, items)
-    logger.info("clustering of %d %s codes: %s", codes.shape[0], split, summary)
+    logger.info("clustering of %d %s images (%s): %s", codes.shape[0], split, what, summary)
     if update_run:
         _merge_run_metrics(run.path, flat_metrics(metrics))
         _refresh_report(run.path)
     return metrics
+
+
+_FEATURE_SHORT = {"codes": "codes", "codes+hog": "codes + HOG", "pixels+hog": "pixels + HOG",
+                  "codes+pixels+hog": "codes + pixels + HOG", "scattering": "scattering coefficients"}
+
+
+def _method(options: dict[str, Any]) -> str:
+    """``"kmeans on PCA (10 components), k = 3"``: the clustering method in words."""
+    return _summary({"options": options, "n_clusters": options.get("n_clusters")})
 
 
 def _reducer_name(options: dict[str, Any]) -> str:
@@ -438,6 +516,8 @@ def _summary(m: dict[str, Any]) -> str:
              + f" on {_reducer_name(o)}"
              + (f" ({o.get('n_components')} components)" if o.get("reducer", "umap") != "none" else ""),
              f"k = {m.get('n_clusters')}"]
+    if m.get("features"):
+        parts[0] = f"{parts[0]} of {FEATURE_NAMES.get(m['features'], m['features'])}"
     for key, label in (("acc", "accuracy"), ("nmi", f"NMI ({NMI_NORMALISATION})"), ("ari", "ARI"),
                        ("silhouette", "silhouette"), ("bic", "BIC")):
         if key in m and m[key] == m[key]:
@@ -475,7 +555,7 @@ def checkpoint_curve(run_dir: str | Path, *, eval_split: str = "val", train_spli
                      max_train_points: int | None = 10000, max_eval_points: int | None = None,
                      scaling: str = "none", reducer: str = "umap", n_components: int = 10, n_neighbors: int = 20,
                      min_dist: float = 0.0, clusterer: str = "gmm", covariance_type: str = "full",
-                     n_clusters: int = 10, random_state: int | None = None, data_dir: str | None = None,
+                     n_clusters: int | None = None, random_state: int | None = None, data_dir: str | None = None,
                      device: str | torch.device = "auto", splits: Any = None,
                      progress: Callable[[dict[str, Any]], None] | None = None,
                      clusterer_options: dict[str, Any] | None = None) -> list[dict[str, Any]]:
@@ -484,7 +564,7 @@ def checkpoint_curve(run_dir: str | Path, *, eval_split: str = "val", train_spli
     For each checkpoint: the per-pixel MSE of reconstructions of ``train_split`` images
     (a seeded subset of ``max_train_points``), and the accuracy/NMI/ARI of the clustering
     of the ``eval_split`` codes (the same options as :func:`cluster_run`; a fixed
-    ``n_clusters``). ``eval_split="val"`` falls back to ``test`` when the run kept no
+    ``n_clusters``, by default the number of classes). ``eval_split="val"`` falls back to ``test`` when the run kept no
     validation images. Writes ``clustering/checkpoint_curve.csv`` and ``.png`` and returns
     one dict per checkpoint (``epoch``, ``train_mse``, ``val_acc``, ``val_nmi``,
     ``val_ari``, ``val_silhouette``, ``cpu_seconds``). ``progress`` is called with each row.
@@ -521,6 +601,7 @@ def checkpoint_curve(run_dir: str | Path, *, eval_split: str = "val", train_spli
     if evald.labels is None:
         raise DataError(f"the {eval_split} images have no labels, so clustering accuracy cannot be measured",
                         fix="use a dataset with labels (labels are only used to score)")
+    options["n_clusters"] = resolve_n_clusters(n_clusters, evald.labels, f"{eval_split} images")
     dev = _device(device)
     rows: list[dict[str, Any]] = []
     for epoch, tag in ckpts:

@@ -300,6 +300,8 @@ class ScanClusterer(ClusterMixin, BaseEstimator):
         self.nets_: list[_Heads] = []
         losses, used, self.history_ = [], [], []
         for restart in range(int(self.n_restarts)):
+            logger.info("SCAN: training heads, restart %d/%d (%s points, %d epochs)", restart + 1,
+                        int(self.n_restarts), f"{n:,}", int(self.epochs))
             net, head_losses, history = self._train_heads(Xt, self.neighbours_, seed + 7919 * restart,
                                                           hidden=int(self.hidden_dim), init_labels=self.init_labels_)
             self.nets_.append(net)
