@@ -422,10 +422,11 @@ def cluster_run(run_dir: str | Path, *, split: str = "test", scaling: str = "non
     if splits is None:
         splits = prepare_data(cfg)
     selected = select_split(splits, split)
-    options["n_clusters"] = resolve_n_clusters(n_clusters, selected.labels, f"{split} images")
+    in_split = "all splits" if split == "all" else f"the {split} split"
+    options["n_clusters"] = resolve_n_clusters(n_clusters, selected.labels, f"images of {in_split}")
     data, indices = _subsample(selected, max_points, seed + 17)
     what = FEATURE_NAMES[features]
-    logger.info("clustering %s %s images on %s%s: %s", f"{len(data):,}", split, what,
+    logger.info("clustering %s images of %s on %s%s: %s", f"{len(data):,}", in_split, what,
                 "" if uses_model else " (the trained model is not used)", _method(options))
     cpu0, wall0 = time.process_time(), time.perf_counter()
     code_size = None
@@ -469,7 +470,7 @@ def cluster_run(run_dir: str | Path, *, split: str = "test", scaling: str = "non
         xy, axis = _scatter_coords(est.embedding_[keep], seed)
         plot_cluster_scatter(xy, pred[keep], out / "scatter.png", labels=None if labels is None else labels[keep],
                              class_names=names, axis_name=axis,
-                             title=f"{_reducer_name(options)} embedding of the {split} {_FEATURE_SHORT[features]}")
+                             title=f"{_reducer_name(options)} embedding of the {_FEATURE_SHORT[features]} ({in_split})")
         items.append({"key": "clustering:scatter", "kind": "clustering", "title": "Clustering: embedding",
                       "caption": f"{len(keep):,} of {pred.shape[0]:,} {split} points; "
                                  + ("" if est.embedding_.shape[1] <= 2 else "first two principal components of the "
@@ -486,7 +487,7 @@ def cluster_run(run_dir: str | Path, *, split: str = "test", scaling: str = "non
     items.append({"key": "clustering:metrics", "kind": "clustering-metrics", "title": "Clustering: metrics",
                   "caption": summary, "files": ["metrics.json", "assignments.csv"]})
     _update_index(out, items)
-    logger.info("clustering of %d %s images (%s): %s", codes.shape[0], split, what, summary)
+    logger.info("clustering of %d images of %s (%s): %s", codes.shape[0], in_split, what, summary)
     if update_run:
         _merge_run_metrics(run.path, flat_metrics(metrics))
         _refresh_report(run.path)
@@ -601,7 +602,7 @@ def checkpoint_curve(run_dir: str | Path, *, eval_split: str = "val", train_spli
     if evald.labels is None:
         raise DataError(f"the {eval_split} images have no labels, so clustering accuracy cannot be measured",
                         fix="use a dataset with labels (labels are only used to score)")
-    options["n_clusters"] = resolve_n_clusters(n_clusters, evald.labels, f"{eval_split} images")
+    options["n_clusters"] = resolve_n_clusters(n_clusters, evald.labels, f"images of the {eval_split} split")
     dev = _device(device)
     rows: list[dict[str, Any]] = []
     for epoch, tag in ckpts:
