@@ -56,6 +56,20 @@ def key_values(items: list[str], option: str) -> dict | None:
     return apply_overrides({}, items) or None
 
 
+def run_location_overrides(args: argparse.Namespace) -> list[str]:
+    """``args.overrides`` plus the config overrides of ``--data-dir``, ``--name`` and ``--output-dir`` (when given).
+
+    Example:
+        >>> run_location_overrides(argparse.Namespace(overrides=["a.b=1"], data_dir="d", name=None, output_dir="o"))
+        ['a.b=1', 'data.data_dir=d', 'output_dir=o']
+    """
+    overrides = list(getattr(args, "overrides", []) or [])
+    for option, key in (("data_dir", "data.data_dir"), ("name", "name"), ("output_dir", "output_dir")):
+        if getattr(args, option, None):
+            overrides.append(f"{key}={getattr(args, option)}")
+    return overrides
+
+
 def print_json(obj: Any) -> None:
     print(json.dumps(obj, indent=2, sort_keys=True, default=str))
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 
-from reprlab.cli.common import add_data_dir, add_output_dir, print_run_result
+from reprlab.cli.common import add_data_dir, add_output_dir, print_run_result, run_location_overrides
 
 HELP = "train a classifier head on the encoder of a run with a budget of labels; prints the run directory last"
 
@@ -40,14 +40,7 @@ def run(args: argparse.Namespace) -> int:
     labels = args.labels if str(args.labels).lower() == "all" else _int_or_text(args.labels)
     cfg = finetune_config(args.run_dir, labels=labels, freeze=args.freeze, head=args.head, epochs=args.epochs,
                           lr=args.lr, encoder_lr=args.encoder_lr, seed=args.seed, data=args.data)
-    overrides = list(args.overrides)
-    if args.data_dir:
-        overrides.append(f"data.data_dir={args.data_dir}")
-    if args.name:
-        overrides.append(f"name={args.name}")
-    if args.output_dir:
-        overrides.append(f"output_dir={args.output_dir}")
-    print_run_result(train(cfg, overrides=overrides))
+    print_run_result(train(cfg, overrides=run_location_overrides(args)))
     return 0
 
 

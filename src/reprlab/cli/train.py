@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from reprlab.base.errors import ConfigError
-from reprlab.cli.common import add_data_dir, add_output_dir, print_run_result
+from reprlab.cli.common import add_data_dir, add_output_dir, print_run_result, run_location_overrides
 
 HELP = "train a model from a YAML config; prints the run directory last"
 
@@ -36,14 +36,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         if not args.config:
             raise ConfigError("no config given", fix="run `reprlab train configs/conv_ae.yaml` (or --resume RUN_DIR)")
-        overrides = list(args.overrides)
-        if args.data_dir:
-            overrides.append(f"data.data_dir={args.data_dir}")
-        if args.name:
-            overrides.append(f"name={args.name}")
-        if args.output_dir:
-            overrides.append(f"output_dir={args.output_dir}")
-        result = api.train(args.config, overrides=overrides)
+        result = api.train(args.config, overrides=run_location_overrides(args))
     print_run_result(result)
     if args.strict and result.metrics.get("health/verdict") == "suspect":
         return EXIT_SUSPECT

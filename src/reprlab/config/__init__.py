@@ -16,9 +16,9 @@ Example:
 """
 
 from reprlab.config.core import (AugmentConfig, DataConfig, EarlyStoppingConfig, EvalConfig, GroupConfig, RunConfig,
-                                 TrainConfig, apply_overrides, register_section)
+                                 TrainConfig, apply_overrides, read_config_file, register_section)
 from reprlab.config.typed import section
 from reprlab.config.yamlio import dump_yaml, load_yaml
 
 __all__ = ["AugmentConfig", "DataConfig", "EarlyStoppingConfig", "EvalConfig", "GroupConfig", "RunConfig", "TrainConfig",
-           "apply_overrides", "dump_yaml", "load_yaml", "register_section", "section"]
+           "apply_overrides", "dump_yaml", "load_yaml", "read_config_file", "register_section", "section"]

@@ -293,17 +293,7 @@ class RunConfig:
     @classmethod
     def from_yaml(cls, path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> "RunConfig":
         """Load ``path`` and apply ``key=value`` overrides (see :mod:`reprlab.config.yamlio` for how YAML is read)."""
-        path = Path(path)
-        try:
-            raw = load_yaml(path.read_text())
-        except FileNotFoundError:
-            raise ConfigError(f"config file {path} does not exist", fix="pass the path of a YAML config (see configs/)") from None
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"config file {path} is not valid YAML: {str(exc).splitlines()[0]}",
-                              fix="fix the YAML syntax at the reported line") from None
-        if raw is not None and not isinstance(raw, dict):
-            raise ConfigError(f"config file {path} must contain a mapping at top level", fix="see configs/conv_ae.yaml")
-        return cls.from_dict(apply_overrides(raw or {}, overrides))
+        return cls.from_dict(apply_overrides(read_config_file(path), overrides))
 
     def with_overrides(self, overrides: list[str] | tuple[str, ...]) -> "RunConfig":
         """A new config with dotted ``key=value`` overrides applied."""
@@ -488,3 +478,26 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str] | tuple[str, ...])
             node = node[part]
         node[parts[-1]] = value
     return out
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """The mapping in the YAML config file ``path`` (read as :mod:`reprlab.config.yamlio` reads YAML).
+
+    A missing file, invalid YAML or a top level that is not a mapping is one :class:`ConfigError`.
+
+    Example:
+        >>> read_config_file("/nonexistent.yaml")  # doctest: +IGNORE_EXCEPTION_DETAIL
+        Traceback (most recent call last):
+        reprlab.base.errors.ConfigError: config file /nonexistent.yaml does not exist. Fix: ...
+    """
+    path = Path(path)
+    try:
+        raw = load_yaml(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist", fix="pass the path of a YAML config (see configs/)") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {str(exc).splitlines()[0]}",
+                          fix="fix the YAML syntax at the reported line") from None
+    if raw is not None and not isinstance(raw, dict):
+        raise ConfigError(f"config file {path} must contain a mapping at top level", fix="see configs/conv_ae.yaml")
+    return raw or {}

@@ -71,7 +71,7 @@ import yaml
 
 from reprlab.base.errors import ConfigError, ReprlabError, RunDirError, TrainingError
 from reprlab.base.io import read_json, write_json, write_text
-from reprlab.config import RunConfig, apply_overrides
+from reprlab.config import RunConfig, apply_overrides, dump_yaml, read_config_file
 from reprlab.experiments.train import as_config, monitor_of
 from reprlab.runs import RunDir, build_model
 from reprlab.tasks import Task, get_task
@@ -103,16 +103,7 @@ def load_raw(config: RunConfig | dict | str | Path | None, overrides: list[str] 
     if isinstance(config, RunConfig):
         raw = config.to_dict()
     elif isinstance(config, (str, Path)):
-        path = Path(config)
-        try:
-            raw = yaml.safe_load(path.read_text())
-        except FileNotFoundError:
-            raise ConfigError(f"config file {path} does not exist", fix="pass the path of a YAML config (see configs/)") from None
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"config file {path} is not valid YAML: {str(exc).splitlines()[0]}",
-                              fix="fix the YAML syntax at the reported line") from None
-        if raw is not None and not isinstance(raw, dict):
-            raise ConfigError(f"config file {path} must contain a mapping at top level", fix="see configs/search_conv_ae.yaml")
+        raw = read_config_file(config)
     else:
         raw = copy.deepcopy(config or {})
     return apply_overrides(raw or {}, list(overrides))
@@ -1070,7 +1061,7 @@ def write_search_outputs(study: Any, study_dir: Path, raw: dict, spec: SearchSpe
         as_config(best_raw)  # ready for `reprlab train`: it must load
         header = (f"# best trial {best.number} of study {study.study_name}: {spec.objective}={best_value:.6g} ({direction})\n"
                   f"# run it with: reprlab train {study_dir / 'best_config.yaml'}\n")
-        best_path = write_text(study_dir / "best_config.yaml", header + yaml.safe_dump(best_raw, sort_keys=False))
+        best_path = write_text(study_dir / "best_config.yaml", header + dump_yaml(best_raw))
     summary = {"study_name": study.study_name, "storage": redact(storage_url), "direction": direction,
                "objective": spec.objective, "trials": spec.trials, "counts": counts, "best_value": best_value,
                "best_params": best_params, "best_trial": study.best_trial.number if complete else None}
