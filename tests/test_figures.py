@@ -193,6 +193,19 @@ def test_first_categories_get_pairwise_distinct_colours(n) -> None:
     assert min(dists) >= 60, (min(dists), colours)
 
 
+def test_ten_class_embedding_scatter_draws_ten_distinct_colours(tmp_path, monkeypatch) -> None:
+    from reprlab.capabilities.analysis import plots
+
+    figs = _captured_figures(monkeypatch, plots)
+    xy = np.random.default_rng(0).normal(size=(100, 2))
+    names = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+    plots.plot_embedding_panels([(xy, "PCA")], tmp_path / "e.png", labels=np.arange(100) % 10, label_names=names)
+    collections = [c for c in figs[-1].axes[0].collections if c.get_label() in names]
+    colours = {c.get_label(): tuple(np.round(c.get_facecolor()[0][:3] * 255)) for c in collections}
+    assert len(colours) == 10 and len(set(colours.values())) == 10, colours
+    assert colours["T-shirt/top"] != colours["Bag"]
+
+
 def _captured_figures(monkeypatch, module) -> list:
     figs: list = []
     real = module.save_figure
