@@ -16,14 +16,17 @@ from reprlab.data.dataset import ImageData
 from reprlab.base.errors import DataError, ReprlabError
 from reprlab.evaluation import evaluate_reconstruction
 from reprlab.models.base import ModelConfig, ModelOutput, ReprModel
+from reprlab.reporting import figures as figures_module
 from reprlab.reporting.figures import (
+    loss_panels,
     plot_loss_curves,
     plot_reconstructions,
     plot_score_histogram,
     save_reconstruction_figures,
 )
 from conftest import LinearAE
-from reprlab.reporting.style import OKABE_ITO, PAGE_WIDTH, color, new_figure, save_figure, style_context
+from reprlab.reporting.style import (OKABE_ITO, PAGE_WIDTH, category_style, color, new_figure, save_figure,
+                                    style_context)
 
 
 def _check_png(path, *, min_px: int = 100, max_px: int = 3000) -> tuple[int, int]:
@@ -173,3 +176,95 @@ def test_save_reconstruction_figures(tmp_path, output_range: str) -> None:
     assert len(paths2) == 4 and all(p.exists() for p in paths2)
     with pytest.raises(DataError, match="chosen"):
         save_reconstruction_figures(model, data, rep, tmp_path / "f3", chosen=[25])
+
+
+# ----------------------------------------------------------------------------------------
+# what a person sees: distinct colours, no overlapping text, native-size samples, no duplicates
+# ----------------------------------------------------------------------------------------
+def _rgb(hex_colour: str) -> np.ndarray:
+    return np.array(matplotlib.colors.to_rgb(hex_colour)) * 255
+
+
+@pytest.mark.parametrize("n", [10, 12])
+def test_first_categories_get_pairwise_distinct_colours(n) -> None:
+    """Fashion-MNIST's 10 classes (and up to 12 categories) never share a colour (T-shirt vs Bag)."""
+    colours = [category_style(i)[0] for i in range(n)]
+    dists = [float(np.linalg.norm(_rgb(a) - _rgb(b))) for i, a in enumerate(colours) for b in colours[i + 1:]]
+    assert min(dists) >= 60, (min(dists), colours)
+
+
+def test_ten_class_embedding_scatter_draws_ten_distinct_colours(tmp_path, monkeypatch) -> None:
+    from reprlab.capabilities.analysis import plots
+
+    figs = _captured_figures(monkeypatch, plots)
+    xy = np.random.default_rng(0).normal(size=(100, 2))
+    names = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+    plots.plot_embedding_panels([(xy, "PCA")], tmp_path / "e.png", labels=np.arange(100) % 10, label_names=names)
+    collections = [c for c in figs[-1].axes[0].collections if c.get_label() in names]
+    colours = {c.get_label(): tuple(np.round(c.get_facecolor()[0][:3] * 255)) for c in collections}
+    assert len(colours) == 10 and len(set(colours.values())) == 10, colours
+    assert colours["T-shirt/top"] != colours["Bag"]
+
+
+def _captured_figures(monkeypatch, module) -> list:
+    figs: list = []
+    real = module.save_figure
+
+    def capture(fig, path):
+        figs.append(fig)
+        return real(fig, path)
+
+    monkeypatch.setattr(module, "save_figure", capture)
+    return figs
+
+
+def _text_overlaps(fig) -> list[tuple[str, str]]:
+    """Pairs of visible texts whose boxes overlap each other or an image axis (not their own)."""
+    fig.canvas.draw()
+    r = fig.canvas.get_renderer()
+    texts = [t for t in fig.findobj(matplotlib.text.Text) if t.get_visible() and t.get_text().strip()]
+    boxes = [(t.get_text(), t.get_window_extent(r), t.axes) for t in texts]
+    images = [(f"image {i}", ax.get_window_extent(r), ax) for i, ax in enumerate(fig.axes) if ax.get_images()]
+    hits = []
+    for i, (n1, b1, a1) in enumerate(boxes):
+        for n2, b2, a2 in boxes[i + 1:] + [im for im in images if im[2] is not a1]:
+            if b1.overlaps(b2) and min(b1.x1, b2.x1) - max(b1.x0, b2.x0) > 1 and min(b1.y1, b2.y1) - max(b1.y0, b2.y0) > 1:
+                hits.append((n1, n2))
+    return hits
+
+
+@pytest.mark.parametrize("shape", [(112, 92), (20, 12), (12, 20), (28, 28)])
+def test_reconstruction_titles_never_overlap_on_non_square_images(tmp_path, monkeypatch, shape) -> None:
+    figs = _captured_figures(monkeypatch, figures_module)
+    x = torch.rand(8, 1, *shape, generator=torch.Generator().manual_seed(0))
+    plot_reconstructions(x, x.flip(0), tmp_path / "r.png", titles=[f"#{i}\nAnkle boot" for i in range(8)],
+                         suptitle="Best 8 reconstructions (lowest MSE)")
+    assert _text_overlaps(figs[-1]) == []
+
+
+@pytest.mark.parametrize("shape,n", [((1, 112, 92), 16), ((1, 28, 28), 64), ((3, 20, 12), 8)])
+def test_prior_sample_grid_is_drawn_at_least_at_native_size(tmp_path, monkeypatch, shape, n) -> None:
+    from reprlab.capabilities.analysis import plots
+
+    figs = _captured_figures(monkeypatch, plots)
+    plots.plot_image_grid(torch.rand(n, *shape), tmp_path / "samples.png", ncols=8,
+                          title=f"{n} samples from the prior N(0, I)")
+    fig = figs[-1]
+    fig.canvas.draw()
+    ax = fig.axes[0]
+    drawn = ax.get_window_extent(fig.canvas.get_renderer())  # at the saved dpi (savefig.dpi == figure dpi)
+    mosaic_h, mosaic_w = ax.get_images()[0].get_array().shape[:2]
+    assert drawn.width >= mosaic_w - 0.5 and drawn.height >= mosaic_h - 0.5, (drawn, mosaic_w, mosaic_h)
+
+
+def test_loss_and_mse_are_one_panel_for_a_plain_autoencoder(tmp_path) -> None:
+    ae_rows = [{"epoch": e, "train/loss": 1 / (e + 1), "train/mse": 1 / (e + 1), "val/loss": 2 / (e + 1),
+                "val/mse": 2 / (e + 1)} for e in range(3)]
+    panels = loss_panels(ae_rows)
+    assert [p[0] for p in panels] == ["loss"] and panels[0][1] == "Loss (= mean squared error)"
+    _check_png(plot_loss_curves(ae_rows, tmp_path / "ae.png"))
+    # a VAE's loss differs from its MSE: both panels stay
+    assert [p[0] for p in loss_panels(_rows())] == ["loss", "mse", "kl"]
+    # equal on train but not on val: not a duplicate
+    rows = [dict(r, **{"val/mse": 0.5}) for r in ae_rows]
+    assert [p[0] for p in loss_panels(rows)] == ["loss", "mse"]

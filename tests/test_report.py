@@ -12,7 +12,8 @@ import pytest
 
 from conftest import run_cli
 from reprlab.base.errors import ConfigError, RunDirError
-from reprlab.reporting.report import metric_direction, write_comparison, write_report
+from reprlab.reporting.report import (TABLE_COLUMNS, _metric_tables, default_comparison_dir, metric_direction,
+                                     write_comparison, write_report)
 from test_analysis import tiny_runs  # noqa: F401  (session fixture: two tiny trained runs)
 
 _IMG = re.compile(r"<img\b[^>]*\bsrc=\"([^\"]*)\"")
@@ -85,14 +86,28 @@ def test_report_of_a_failed_run_says_why(tiny_runs, tmp_path):
 
 
 def _table(html: str) -> tuple[list[str], list[list[tuple[str, str]]]]:
-    """Header texts and, per body row, (class, text) of every cell of the metrics table."""
-    head = html.split("<thead>", 1)[1].split("</thead>", 1)[0]
-    headers = [re.sub(r"<[^>]+>|[↓↑]", "", h).strip() for h in re.findall(r"<th>(.*?)</th>", head, re.S)]
-    body = html.split("<tbody>", 1)[1].split("</tbody>", 1)[0]
-    rows = []
-    for row in re.findall(r"<tr>(.*?)</tr>", body, re.S):
-        rows.append([(cls or "", re.sub(r"<span.*?</span>|<[^>]+>", "", text).strip())
-                     for cls, text in re.findall(r'<td(?: class="([^"]*)")?>(.*?)</td>', row, re.S)])
+    """Header texts and, per run, (class, text) of every cell of the comparison's tables, joined.
+
+    The comparison splits its columns over several narrow tables (one row per run in each);
+    the ``run`` column repeated by later tables is dropped.
+    """
+    headers: list[str] = []
+    rows: list[list[tuple[str, str]]] = []
+    for t, table in enumerate(re.findall(r"<table\b.*?</table>", html.split('id="metrics"', 1)[1], re.S)):
+        head = table.split("<thead>", 1)[1].split("</thead>", 1)[0]
+        hs = [re.sub(r"<[^>]+>|[↓↑]", "", h).strip() for h in re.findall(r"<th\b[^>]*>(.*?)</th>", head, re.S)]
+        body = table.split("<tbody>", 1)[1].split("</tbody>", 1)[0]
+        body_rows = [[(cls or "", re.sub(r"<span.*?</span>|<[^>]+>", "", text).strip())
+                      for cls, text in re.findall(r'<td(?: class="([^"]*)")?>(.*?)</td>', row, re.S)]
+                     for row in re.findall(r"<tr>(.*?)</tr>", body, re.S)]
+        skip = 0 if t == 0 else 1
+        headers += hs[skip:]
+        if t == 0:
+            rows = body_rows
+        else:
+            assert [r[0] for r in body_rows] == [r[0] for r in rows], "every table has one row per run, same order"
+            for r, extra in zip(rows, body_rows):
+                r += extra[skip:]
     return headers, rows
 
 
@@ -114,7 +129,8 @@ def test_comparison_table_highlights_the_best_and_puts_figures_side_by_side(tiny
         col = headers.index(key)
         best = pick(range(2), key=lambda i: float(csv_rows[i][key]))
         assert "best" in rows[best][col][0] and "best" not in rows[1 - best][col][0], key
-    assert "%" in html.split("<tbody>", 1)[1]  # the second run shows its difference to the first
+    assert "%" in html.split("<tbody>", 2)[2]  # the second run shows its difference to the first
+    assert "test/<wbr>mse" in html  # long metric names may wrap
     assert 'id="robustness"' in html and (out / "robustness_compare.png").exists()
     assert "Figures side by side" in html and "Learning curves" in html and "PCA embedding (test)" in html
 
@@ -157,3 +173,27 @@ def test_metric_directions_and_templates_ship_with_the_package():
     assert metric_direction("epochs") is None
     templates = resources.files("reprlab.reporting") / "templates"
     assert (templates / "report.html.j2").is_file() and (templates / "compare.html.j2").is_file()
+
+
+def test_run_times_have_no_better_direction():
+    for key in ("train_seconds", "train_seconds_this_session", "analysis/time_s", "time_s"):
+        assert metric_direction(key) is None, key
+    assert metric_direction("gen_fd") == "min" and metric_direction("test/loss") == "min"
+
+
+def test_comparison_is_not_written_inside_runs_by_default(tiny_runs, tmp_path):
+    project = tmp_path / "project"
+    ae = Path(shutil.copytree(tiny_runs["ae"], project / "runs" / "ae"))
+    vae = Path(shutil.copytree(tiny_runs["vae"], project / "runs" / "vae"))
+    path = write_comparison([ae, vae])
+    assert path.parent.parent == project / "comparisons" and path.parent.name.startswith("comparison-")
+    assert sorted(p.name for p in (project / "runs").iterdir()) == ["ae", "vae"]
+    assert default_comparison_dir("runs/ae").parent == Path("comparisons")
+
+
+def test_comparison_tables_are_narrow_and_grouped():
+    keys = [f"test/m{i}" for i in range(10)] + ["val/loss", "train_seconds", "best/value"]
+    tables = _metric_tables(keys)
+    assert all(len(t["keys"]) <= TABLE_COLUMNS for t in tables)
+    assert [k for t in tables for k in t["keys"]] == keys  # every column once, in order
+    assert [t["title"] for t in tables] == ["Test set", "Test set (continued)", "Validation set", "Other", "Best"]

@@ -31,6 +31,7 @@ from reprlab.reporting.style import PAGE_WIDTH, bare_axis, category_style, color
 logger = logging.getLogger(__name__)
 
 __all__ = [
+    "loss_panels",
     "plot_loss_curves",
     "plot_reconstructions",
     "plot_score_histogram",
@@ -81,22 +82,43 @@ def _term_label(term: str) -> tuple[str, str]:
     return (term.replace("_", " "), term)
 
 
-def plot_loss_curves(metrics_rows: Sequence[Mapping[str, Any]], path: str | os.PathLike) -> Path:
-    """One panel per loss term with its train and val curves against epoch; saves a PNG.
-
-    ``metrics_rows`` are rows of ``metrics.csv`` (``csv.DictReader`` strings or numbers)
-    with keys such as ``"epoch"``, ``"train/loss"``, ``"val/loss"``, ``"train/mse"``,
-    ``"val/kl"``. Columns ``"<split>/<term>"`` for splits train/val/test are plotted;
-    other columns (``lr``, ``time``...) are ignored. Missing or empty cells are skipped,
-    so runs without validation just show the train curve. Without an ``epoch`` column
-    the row number (from 1) is used. Terms spanning more than two decades, all
-    positive, get a log y-axis.
-
-    Raises :class:`ReprlabError` when there are no rows or no ``split/term`` columns.
+def _duplicates_of_loss(rows: Sequence[Mapping[str, Any]], terms: Sequence[str]) -> dict[str, str]:
+    """Terms whose curves equal the ``loss`` curves in every split (a plain autoencoder's ``mse``).
 
     Example:
-        >>> plot_loss_curves([{"epoch": "1", "train/loss": "0.5"}], "/tmp/c.png").suffix
-        '.png'
+        >>> _duplicates_of_loss([{"train/loss": "0.5", "train/mse": "0.5"}], ["loss", "mse"])
+        {'mse': 'loss'}
+    """
+    if "loss" not in terms:
+        return {}
+    out = {}
+    for term in terms:
+        if term == "loss":
+            continue
+        seen = False
+        for split in _SPLITS:
+            a = np.array([_to_float(r.get(f"{split}/loss")) for r in rows], dtype=float)
+            b = np.array([_to_float(r.get(f"{split}/{term}")) for r in rows], dtype=float)
+            if not np.array_equal(np.isfinite(a), np.isfinite(b)) or not np.allclose(
+                    a[np.isfinite(a)], b[np.isfinite(b)], rtol=1e-6, atol=1e-12):
+                break
+            seen = seen or bool(np.isfinite(a).any())
+        else:
+            if seen:
+                out[term] = "loss"
+    return out
+
+
+def loss_panels(metrics_rows: Sequence[Mapping[str, Any]]) -> list[tuple[str, str, str]]:
+    """The panels :func:`plot_loss_curves` draws: ``(term, title, y label)`` in drawing order.
+
+    Terms are the ``<split>/<term>`` columns (splits train/val/test). A term whose curves
+    equal the ``loss`` curves in every split (``mse`` of a plain autoencoder) gets no panel
+    of its own: the loss panel is titled ``"Loss (= mean squared error)"``.
+
+    Example:
+        >>> loss_panels([{"train/loss": "0.5", "train/mse": "0.5", "train/kl": "0.1"}])
+        [('loss', 'Loss (= mean squared error)', 'MSE (per pixel)'), ('kl', 'KL divergence', 'KL (nats / image)')]
     """
     rows = list(metrics_rows)
     if not rows:
@@ -111,7 +133,39 @@ def plot_loss_curves(metrics_rows: Sequence[Mapping[str, Any]], path: str | os.P
         raise ReprlabError(f"metrics rows have no 'train/...' or 'val/...' columns (columns: "
                            f"{', '.join(map(str, rows[0]))})",
                            fix="pass the rows of a run's metrics.csv")
+    labels = {term: _term_label(term) for term in terms}
+    for term in _duplicates_of_loss(rows, terms):
+        terms.remove(term)
+        title = labels[term][0]
+        labels["loss"] = (f"Loss (= {title[:1].lower() + title[1:]})", labels[term][1])
+    return [(t, *labels[t]) for t in terms]
 
+
+def plot_loss_curves(metrics_rows: Sequence[Mapping[str, Any]], path: str | os.PathLike) -> Path:
+    """One panel per loss term with its train and val curves against epoch; saves a PNG.
+
+    ``metrics_rows`` are rows of ``metrics.csv`` (``csv.DictReader`` strings or numbers)
+    with keys such as ``"epoch"``, ``"train/loss"``, ``"val/loss"``, ``"train/mse"``,
+    ``"val/kl"``. Columns ``"<split>/<term>"`` for splits train/val/test are plotted;
+    other columns (``lr``, ``time``...) are ignored. Missing or empty cells are skipped,
+    so runs without validation just show the train curve. Without an ``epoch`` column
+    the row number (from 1) is used. Terms spanning more than two decades, all
+    positive, get a log y-axis. A term whose curves equal the ``loss`` curves in every
+    split (``mse`` of a plain autoencoder) is not drawn twice: the loss panel is titled
+    ``"Loss (= mean squared error)"`` instead.
+
+    Raises :class:`ReprlabError` when there are no rows or no ``split/term`` columns.
+
+    Example:
+        >>> plot_loss_curves([{"epoch": "1", "train/loss": "0.5"}], "/tmp/c.png").suffix
+        '.png'
+    """
+    rows = list(metrics_rows)
+    if not rows:
+        raise ReprlabError("no metrics rows to plot", fix="train for at least one epoch before plotting curves")
+    panels = loss_panels(rows)
+    terms = [t for t, _, _ in panels]
+    labels = {t: (title, ylabel) for t, title, ylabel in panels}
     epochs = np.array([_to_float(r.get("epoch")) for r in rows], dtype=float)
     if np.isnan(epochs).all():
         epochs = np.arange(1, len(rows) + 1, dtype=float)
@@ -123,7 +177,7 @@ def plot_loss_curves(metrics_rows: Sequence[Mapping[str, Any]], path: str | os.P
         axes = fig.subplots(nrows, ncols, squeeze=False)
         for i, term in enumerate(terms):
             ax = axes[i // ncols][i % ncols]
-            title, ylabel = _term_label(term)
+            title, ylabel = labels[term]
             all_values: list[np.ndarray] = []
             for split in _SPLITS:
                 key = f"{split}/{term}"
@@ -197,11 +251,18 @@ def plot_reconstructions(originals01: Any, reconstructions01: Any, path: str | o
     if titles is not None and len(titles) != k:
         raise DataError(f"{len(titles)} titles for {k} images", fix="pass one title per image")
 
+    # Cells follow the images' aspect ratio (faces are taller than wide), and the
+    # constrained layout reserves room for the column titles, the MSE labels and the
+    # suptitle, so no text overlaps another or an image whatever the image shape.
+    h_px, w_px = orig.shape[1], orig.shape[2]
     cell = min(1.1, (PAGE_WIDTH - 0.4) / k)
-    height = 2 * cell + 0.55 + (0.3 if suptitle else 0.0)
+    cell_h = cell * h_px / w_px
+    title_lines = max((str(t).count("\n") + 1 for t in titles), default=0) if titles is not None else 0
+    height = 2 * cell_h + 0.35 + 0.13 * title_lines + (0.3 if suptitle else 0.0)
     gray = orig.ndim == 3
     with style_context():
         fig = new_figure(width=0.4 + cell * k, height=height)
+        fig.set_layout_engine("constrained", w_pad=0.02, h_pad=0.02, wspace=0.02, hspace=0.02)
         axes = fig.subplots(2, k, squeeze=False)
         for j in range(k):
             for i, img in enumerate((orig[j], rec[j])):
@@ -218,7 +279,6 @@ def plot_reconstructions(originals01: Any, reconstructions01: Any, path: str | o
         axes[1][0].set_ylabel("reconstruction", fontsize=8)
         if suptitle:
             fig.suptitle(suptitle)
-        fig.tight_layout(pad=0.3, w_pad=0.2, h_pad=0.4)
         return save_figure(fig, path)
 
 

@@ -44,7 +44,7 @@ from reprlab.base.io import atomic_write
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["INDEX_ORDER", "index_sections", "metric_direction", "read_index", "write_comparison", "write_report"]
+__all__ = ["INDEX_ORDER", "default_comparison_dir", "index_sections", "metric_direction", "read_index", "write_comparison", "write_report"]
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
@@ -62,8 +62,8 @@ RUN_FIGURES: tuple[tuple[str, str, str], ...] = (
     ("score_histogram.png", "Per-image reconstruction error", "distribution of test-set MSE"),
 )
 
-_LOWER_BETTER = {"mse", "l1", "loss", "nll", "bce", "train_seconds", "train_seconds_this_session", "time_s",
-                 "fd", "kid", "gen_fd", "gen_kid"}  # generation: feature Fréchet / kernel distances
+# Run times (train_seconds, time_s, ...) get no direction: a slower run is not a worse model.
+_LOWER_BETTER = {"mse", "l1", "loss", "nll", "bce", "fd", "kid", "gen_fd", "gen_kid"}  # generation: Fréchet / kernel distances
 _HIGHER_BETTER = {"psnr", "ssim", "elbo", "elbo_nats", "precision", "recall", "gen_precision", "gen_recall"}
 _METRIC_ORDER = ("test/mse", "test/psnr", "test/ssim", "test/l1", "test/elbo_nats", "test/kl")
 
@@ -74,6 +74,8 @@ def metric_direction(key: str) -> str | None:
     Example:
         >>> metric_direction("test/psnr"), metric_direction("val/mse"), metric_direction("test/kl")
         ('max', 'min', None)
+        >>> metric_direction("train_seconds"), metric_direction("analysis/time_s")
+        (None, None)
     """
     leaf = key.rsplit("/", 1)[-1]
     if leaf in _LOWER_BETTER:
@@ -329,6 +331,20 @@ def _labels(runs: list[RunDir]) -> list[str]:
     return [f"{r.path.parent.name}/{r.path.name}" if names.count(r.path.name) > 1 else r.path.name for r in runs]
 
 
+def default_comparison_dir(first_run: str | Path, *, now: _dt.datetime | None = None) -> Path:
+    """Default output folder of a comparison: ``<runs' parent>/comparisons/comparison-<time>``.
+
+    The folder sits beside the folder that holds the runs (e.g. ``comparisons/`` next to
+    ``runs/``), not inside it, so listing ``runs/`` shows only runs.
+
+    Example:
+        >>> default_comparison_dir("proj/runs/ae", now=_dt.datetime(2026, 1, 2, 3, 4, 5)).as_posix()
+        'proj/comparisons/comparison-20260102-030405'
+    """
+    stamp = (now or _dt.datetime.now()).strftime("%Y%m%d-%H%M%S")
+    return Path(first_run).parent.parent / "comparisons" / f"comparison-{stamp}"
+
+
 def write_comparison(run_dirs: Sequence[str | Path], out_dir: str | Path | None = None) -> Path:
     """Write ``OUT_DIR/compare.html`` comparing runs side by side; returns its path.
 
@@ -338,7 +354,9 @@ def write_comparison(run_dirs: Sequence[str | Path], out_dir: str | Path | None 
     Figures (learning curves, reconstructions, best/worst, every analysis) appear in one
     column per run; runs with ``analysis/robustness.json`` also get one joint robustness
     plot (e.g. autoencoder against VAE). ``out_dir`` defaults to
-    ``comparison-<time>`` beside the first run; it also receives ``compare_metrics.csv``.
+    ``comparisons/comparison-<time>`` beside the folder holding the first run (for runs in
+    ``runs/``: ``comparisons/`` next to ``runs/``, never inside it, so ``runs/`` only holds
+    runs); see :func:`default_comparison_dir`. It also receives ``compare_metrics.csv``.
 
     Example:
         >>> write_comparison(["only-one"])  # doctest: +IGNORE_EXCEPTION_DETAIL
@@ -356,8 +374,7 @@ def write_comparison(run_dirs: Sequence[str | Path], out_dir: str | Path | None 
     runs = [RunDir.open(d) for d in dirs]
     labels = _labels(runs)
     summaries = [_run_summary(r) for r in runs]
-    out = Path(out_dir) if out_dir is not None else (
-        runs[0].path.parent / f"comparison-{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}")
+    out = Path(out_dir) if out_dir is not None else default_comparison_dir(runs[0].path)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"{out} exists and is not a directory", fix="choose another --out DIR")
     out.mkdir(parents=True, exist_ok=True)
@@ -391,7 +408,8 @@ def write_comparison(run_dirs: Sequence[str | Path], out_dir: str | Path | None 
                         cell["better"] = (rel < 0) if d == "min" else (rel > 0)
             cells.append(cell)
         rows.append({"label": label, "model": s["model"], "data": s["data"], "latent_dim": s["latent_dim"],
-                     "status": s["status"], "cells": cells, "path": s["path"]})
+                     "status": s["status"], "cells": cells, "path": s["path"],
+                     "by_key": dict(zip(keys, cells))})
     _write_metrics_csv(out / "compare_metrics.csv", labels, summaries, keys)
 
     # figures side by side
@@ -427,11 +445,52 @@ def write_comparison(run_dirs: Sequence[str | Path], out_dir: str | Path | None 
                                           title="Decoder robustness to latent noise, all runs"))
     html = _environment().get_template("compare.html.j2").render(
         title=f"reprlab comparison: {' vs '.join(labels)}", labels=labels, keys=keys, rows=rows,
+        tables=_metric_tables(keys), headers={k: _breakable(k) for k in keys},
         directions={k: metric_direction(k) or "" for k in keys}, figure_rows=figure_rows, joint_robustness=joint,
         generated=_dt.datetime.now().isoformat(timespec="seconds"), version=_version())
     path = write_text(out / "compare.html", html)
     logger.info("comparison of %d runs written to %s (%.1f s)", len(runs), path, time.perf_counter() - started)
     return path
+
+
+#: Metric columns per comparison table: with the run column, a table fits a 1280-px window.
+TABLE_COLUMNS: int = 7
+_GROUP_TITLES = {"test": "Test set", "val": "Validation set", "train": "Training set"}
+
+
+def _metric_tables(keys: Sequence[str], *, per_table: int = TABLE_COLUMNS) -> list[dict[str, Any]]:
+    """Split the comparison's metric columns into narrow tables: one group per split, ``per_table`` columns each.
+
+    Many metrics in one row per run make a table far wider than a window; several narrow
+    tables (test metrics first) keep one row per run and fit 1280 px without scrolling.
+
+    Example:
+        >>> [(t["title"], t["keys"]) for t in _metric_tables(["test/mse", "test/psnr", "val/mse", "epochs"], per_table=1)]
+        [('Test set', ['test/mse']), ('Test set (continued)', ['test/psnr']), ('Validation set', ['val/mse']), ('Other', ['epochs'])]
+    """
+    groups: dict[str, list[str]] = {}
+    for k in keys:
+        prefix = k.split("/", 1)[0] if "/" in k else ""
+        groups.setdefault(_GROUP_TITLES.get(prefix, prefix.replace("_", " ").capitalize() if prefix else "Other"),
+                          []).append(k)
+    tables = []
+    for title, members in groups.items():
+        for start in range(0, len(members), per_table):
+            tables.append({"title": title + (" (continued)" if start else ""),
+                           "keys": members[start:start + per_table]})
+    return tables
+
+
+def _breakable(key: str) -> Any:
+    """HTML of a metric name that may wrap after ``/`` and ``_`` (``<wbr>``), so wide tables fit a window.
+
+    Example:
+        >>> str(_breakable("test/elbo_nats"))
+        'test/<wbr>elbo_<wbr>nats'
+    """
+    from markupsafe import Markup, escape
+
+    return Markup(str(escape(key)).replace("/", "/<wbr>").replace("_", "_<wbr>"))
 
 
 def _write_metrics_csv(path: Path, labels: list[str], summaries: list[dict[str, Any]], keys: list[str]) -> Path:

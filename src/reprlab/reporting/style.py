@@ -55,10 +55,13 @@ OKABE_ITO: dict[str, str] = {
     "black": "#000000",
 }
 
-#: Cycle order: high-contrast colours first, yellow (weak on white) last.
+#: Cycle order: high-contrast colours first, yellow (weak on white) last; then four well-separated
+#: extra colours (brown, grey, dark purple, olive from matplotlib's tab10 / Tol's palettes) so the
+#: 10 classes of Fashion-MNIST / MNIST (and up to 12 categories) all get distinct colours.
 PALETTE: tuple[str, ...] = (
     OKABE_ITO["blue"], OKABE_ITO["orange"], OKABE_ITO["green"], OKABE_ITO["vermillion"],
     OKABE_ITO["sky_blue"], OKABE_ITO["reddish_purple"], OKABE_ITO["black"], OKABE_ITO["yellow"],
+    "#8C564B", "#999999", "#6A3D9A", "#7F7F00",
 )
 
 #: Roles used consistently across figures.

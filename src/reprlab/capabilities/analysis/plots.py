@@ -27,7 +27,7 @@ import torch
 
 from reprlab.base.errors import DataError
 from reprlab.reporting.figures import plot_robustness  # noqa: F401  (moved there; re-exported)
-from reprlab.reporting.style import PAGE_WIDTH, PALETTE, bare_axis, category_style, color, new_figure, save_figure, style_context
+from reprlab.reporting.style import DPI, PAGE_WIDTH, PALETTE, bare_axis, category_style, color, new_figure, save_figure, style_context
 
 logger = logging.getLogger(__name__)
 
@@ -196,10 +196,15 @@ def plot_image_grid(images: Any, path: str | os.PathLike, *, ncols: int | None =
     tile = mosaic(arr, nrows, ncols)
     grid = tile[..., 0] if c == 1 else tile
     label_w = 0.9 if (row_labels or ylabel) else 0.1
-    cell = min(cell, (PAGE_WIDTH - label_w) / ncols)
+    # Inches per mosaic pixel: ``cell`` inches per image, shrunk to fit the page width, but
+    # never below native size (one image pixel >= one figure pixel at DPI), so prior samples
+    # of 112x92 faces are not blurred; such grids may be wider than the page.
+    mh, mw = grid.shape[:2]
+    per_px = max(min(cell * ncols, PAGE_WIDTH - label_w) / mw, 1.0 / DPI)
     with style_context():
-        fig = new_figure(width=label_w + cell * ncols, height=0.35 + cell * nrows + (0.3 if title else 0)
-                         + (0.25 if col_labels or xlabel else 0))
+        fig = new_figure(width=1, height=1)
+        fig.set_size_inches(label_w + 0.15 + mw * per_px, 0.35 + mh * per_px + (0.3 if title else 0)
+                            + (0.25 if col_labels or xlabel else 0))
         ax = fig.add_subplot()
         if c == 1:
             ax.imshow(grid, cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
