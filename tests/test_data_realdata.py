@@ -13,6 +13,8 @@ from reprlab.data import describe_datasets, load_dataset, load_image_folder, loc
 from reprlab.data.embedded import SAMPLE_PATH
 from reprlab.data.usps import read_usps_h5, read_usps_libsvm
 
+from conftest import real_data_required  # noqa: E402
+
 pytestmark = pytest.mark.realdata
 
 
@@ -25,6 +27,9 @@ def _data_root() -> Path | None:
 
 ROOT = _data_root()
 if ROOT is None:
+    if real_data_required():
+        pytest.fail("real datasets not present (REPRLAB_REQUIRE_REAL_DATA is set, so this is a failure, not a skip)",
+                    pytrace=False)
     pytest.skip("real datasets not present (set REPRLAB_DATA or provide ../shared/data)", allow_module_level=True)
 
 MNIST_TRAIN = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
@@ -86,8 +91,7 @@ def test_usps_both_formats():
 
 def test_att_faces_folder():
     folder = ROOT / "att-faces"
-    if not folder.is_dir():
-        pytest.skip("att-faces not present")
+    assert folder.is_dir(), f"att-faces not present in {ROOT}"
     data = load_image_folder(folder)
     assert data.images.shape == (400, 1, 112, 92) and len(data.class_names) == 40
     assert data.labels.bincount().tolist() == [10] * 40
