@@ -128,3 +128,20 @@ def test_list_tasks_includes_the_capability_tasks():
     out = subprocess.run([sys.executable, "-c", "from reprlab.tasks import list_tasks; print(' '.join(list_tasks()))"],
                          capture_output=True, text=True, check=True).stdout.split()
     assert {"reconstruct", "generate", "classify"} <= set(out)
+
+
+def test_a_healthy_default_run_logs_no_warning(tmp_path, caplog):
+    """The default path (training, final evaluation, the quick analysis, the report) is quiet at WARNING."""
+    import logging
+
+    import reprlab
+
+    cfg = {"seed": 0, "output_dir": str(tmp_path / "runs"), "name": "quiet",
+           "data": {"name": "fashion-mnist-sample", "max_train": 800, "max_test": 200},
+           "model": {"name": "fc_ae", "latent_dim": 16, "hidden_sizes": [128]},
+           "train": {"epochs": 4, "batch_size": 32, "lr": 2e-3, "progress": "off", "num_threads": 1}}
+    with caplog.at_level(logging.INFO, logger="reprlab"):
+        result = reprlab.train(cfg)
+    assert (result.run_dir / "report.html").exists() and (result.run_dir / "analysis" / "index.json").exists()
+    assert "analysis 'samples' skipped" in caplog.text  # said, at INFO: an autoencoder has no prior
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []

@@ -119,7 +119,7 @@ class _Writer:
                            "caption": caption, "seconds": round(seconds, 3), **extra})
 
     def skip(self, what: str, reason: str) -> None:
-        logger.warning("analysis '%s' skipped: %s", what, reason)
+        logger.info("analysis '%s' skipped: %s", what, reason)
         self.skipped.append({"what": what, "reason": reason})
 
 
