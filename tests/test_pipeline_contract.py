@@ -373,7 +373,9 @@ DDP_SCRIPT = textwrap.dedent('''
     trainer = Trainer(epochs=2, batch_size=4, lr=1e-2, dist=info).fit(model, data)
     moved = all(not torch.equal(b, p) for b, p in zip(before, model.parameters()))
     print(f"rank {info.rank} ok moved={moved} steps={trainer.global_step}", flush=True)
-    torch.distributed.destroy_process_group()
+    # end as `reprlab train` does: a barrier, then a plain exit (an explicit destroy_process_group can
+    # abort a gloo rank at teardown, "terminate called without an active exception")
+    torch.distributed.barrier()
 ''')
 
 
