@@ -145,3 +145,10 @@ def test_a_healthy_default_run_logs_no_warning(tmp_path, caplog):
     assert (result.run_dir / "report.html").exists() and (result.run_dir / "analysis" / "index.json").exists()
     assert "analysis 'samples' skipped" in caplog.text  # said, at INFO: an autoencoder has no prior
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+
+
+def test_the_facade_offers_search_cv_and_sweep():
+    import reprlab
+    from reprlab.experiments import cv, search, sweep
+
+    assert reprlab.tune is search.tune and reprlab.cross_validate is cv.cross_validate and reprlab.sweep is sweep.sweep

@@ -16,7 +16,8 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "train": "reprlab.api", "resume": "reprlab.api", "evaluate": "reprlab.api", "load_run_model": "reprlab.api",
-    "prepare_data": "reprlab.api", "build_model": "reprlab.api",
+    "prepare_data": "reprlab.api", "build_model": "reprlab.api", "tune": "reprlab.api", "cross_validate": "reprlab.api",
+    "sweep": "reprlab.api",
     "RunConfig": "reprlab.api",
     "create_model": "reprlab.models", "list_models": "reprlab.models", "load_model": "reprlab.models",
     "save_model": "reprlab.models",
