@@ -21,8 +21,9 @@ if ! .venv/bin/python -c 'import torch, sys; sys.exit(torch.__version__.split("+
   echo "bootstrap: installing torch 2.13.0 (CPU build; about a minute)"
   pip_install torch==2.13.0
 fi
+MODE="${1:-}"
 extras=""
-[ "${1:-}" = "test" ] && extras="[test]"
+[ "${MODE}" = "test" ] && extras="[test]"
 stamp=".venv/.reprlab-installed${extras}"
 digest="$(cat pyproject.toml constraints.txt | sha256sum | cut -c1-16)"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$digest" ]; then
@@ -32,23 +33,18 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$digest" ]; then
   echo "$digest" > "$stamp"
 fi
 echo "bootstrap: .venv is ready"
-# The report's browser test needs Debian's chromium (tests/test_report_browser.py).
-if [ "${1:-}" = "test" ] && [ ! -x /usr/bin/chromium ]; then
+# Services and programs the tests need, from Debian's packages (installed as root; otherwise say how).
+#   apt_need PACKAGE CHECK-COMMAND WHAT-NEEDS-IT
+apt_need() {
+  [ "${MODE}" = "test" ] || return 0
+  if bash -c "$2" >/dev/null 2>&1; then return 0; fi
   if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
-    echo "bootstrap: installing Debian's chromium for the report's browser test"
-    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
-      || echo "bootstrap: could not install chromium; the browser test will fail until it is installed" >&2
+    echo "bootstrap: installing Debian's $1 for $3"
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$1" >/dev/null) \
+      || echo "bootstrap: could not install $1; $3 will fail until it is installed" >&2
   else
-    echo "bootstrap: /usr/bin/chromium is missing; install it (as root: apt-get install chromium) for the report's browser test" >&2
+    echo "bootstrap: $1 is missing; install it (as root: apt-get install $1) for $3" >&2
   fi
-fi
-# The shared-study test starts a throwaway PostgreSQL server (tests/test_search_postgres.py): Debian's postgresql.
-if [ "${1:-}" = "test" ] && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
-  if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
-    echo "bootstrap: installing Debian's postgresql for the shared-study test"
-    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null) \
-      || echo "bootstrap: could not install postgresql; the PostgreSQL search test will fail until it is installed" >&2
-  else
-    echo "bootstrap: PostgreSQL (initdb, pg_ctl) is missing; install it (as root: apt-get install postgresql) for the PostgreSQL search test" >&2
-  fi
-fi
+}
+apt_need chromium "test -x /usr/bin/chromium" "the report's browser test (tests/test_report_browser.py)"
+apt_need postgresql "ls /usr/lib/postgresql/*/bin/initdb" "the shared-study test (tests/test_search_postgres.py)"

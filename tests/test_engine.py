@@ -8,8 +8,9 @@ import pytest
 import torch
 from torch import nn
 
-from reprlab.data.dataset import ImageData
+from conftest import LinearAE
 from reprlab.base.errors import TrainingError
+from reprlab.data.dataset import ImageData
 from reprlab.models import create_model
 from reprlab.models.base import ModelConfig, ModelOutput, ReprModel, images_of
 from reprlab.training.callbacks import Callback, EarlyStopping
@@ -145,27 +146,14 @@ def test_schedulers_change_lr(name):
     assert lrs[-1] < lrs[0]
 
 
-class ScriptedValModel(ReprModel):
+class ScriptedValModel(LinearAE):
     """A linear autoencoder whose validation loss is scripted per epoch (the training loss keeps falling)."""
 
     registry_name = "scripted_val_test"
 
     def __init__(self, val_losses):
         super().__init__(ModelConfig(input_shape=(1, 8, 8), latent_dim=2))
-        self.enc, self.dec = nn.Linear(64, 2), nn.Linear(2, 64)
         self.val_losses, self.epoch = list(val_losses), 0
-
-    def encode(self, x):
-        return self.enc(x.flatten(1))
-
-    def decode(self, z):
-        return torch.sigmoid(self.dec(z)).view(-1, 1, 8, 8)
-
-    def forward(self, x):
-        z = self.encode(x)
-        r = self.decode(z)
-        loss = ((r - x) ** 2).mean()
-        return ModelOutput(loss, {"loss": loss}, r, z)
 
     def on_epoch_start(self, epoch):
         self.epoch = epoch

@@ -31,7 +31,6 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import logging
 import math
 import statistics
@@ -46,7 +45,8 @@ from reprlab.base.errors import ConfigError
 from reprlab.base.io import read_json, write_json, write_text
 from reprlab.base.validation import check_choice, check_int
 from reprlab.config import RunConfig
-from reprlab.experiments.search import (html_page, html_table, load_raw, split_sections, with_params, write_table)
+from reprlab.experiments.search import (html_page, html_table, load_raw, section_mapping, split_sections, with_params,
+                                        write_table)
 from reprlab.experiments.train import as_config, train
 from reprlab.runs import RunDir, Splits, resolve_device
 from reprlab.tasks import Task, get_task
@@ -67,13 +67,7 @@ class CVSpec:
 
 def parse_cv(raw: dict | None, **cli: Any) -> CVSpec:
     """The :class:`CVSpec` of a ``cv:`` mapping; ``cli`` values (not None) override it."""
-    raw = {**dict(raw or {}), **{k: v for k, v in cli.items() if v is not None}}
-    known = {f.name for f in dataclasses.fields(CVSpec)}
-    unknown = sorted(set(raw) - known)
-    if unknown:
-        close = difflib.get_close_matches(unknown[0], sorted(known), n=1)
-        hint = f"did you mean cv.{close[0]}? " if close else ""
-        raise ConfigError(f"unknown config key cv.{unknown[0]}", fix=f"{hint}valid keys: {', '.join('cv.' + k for k in sorted(known))}")
+    raw = section_mapping("cv", raw, cli, {f.name for f in dataclasses.fields(CVSpec)})
     spec = CVSpec(**raw)
     check_int("cv.folds", spec.folds, minimum=2)
     check_choice("cv.stratify", spec.stratify, ("auto", True, False))

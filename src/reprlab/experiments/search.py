@@ -409,16 +409,27 @@ class SearchSpec:
 _SPEC_FIELDS = {f.name for f in dataclasses.fields(SearchSpec)}
 
 
+def section_mapping(section: str, raw: dict | None, cli: dict[str, Any], known: set[str] | frozenset[str]) -> dict:
+    """The ``section:`` mapping of an experiment with the ``cli`` values (not None) on top; an unknown key is
+    one :class:`ConfigError` with a "did you mean" hint (shared by ``search:``, ``cv:`` and ``sweep:``).
+
+    Example:
+        >>> section_mapping("cv", {"folds": 5}, {"seed": None}, {"folds", "seed"})
+        {'folds': 5}
+    """
+    out = {**dict(raw or {}), **{k: v for k, v in cli.items() if v is not None}}
+    unknown = sorted(set(out) - set(known))
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], sorted(known), n=1)
+        hint = f"did you mean {section}.{close[0]}? " if close else ""
+        raise ConfigError(f"unknown config key {section}.{unknown[0]}",
+                          fix=f"{hint}valid keys: {', '.join(f'{section}.{k}' for k in sorted(known))}")
+    return out
+
+
 def parse_search(raw: dict | None, **cli: Any) -> SearchSpec:
     """The :class:`SearchSpec` of a ``search:`` mapping; ``cli`` values (not None) override it."""
-    raw = dict(raw or {})
-    raw.update({k: v for k, v in cli.items() if v is not None})
-    unknown = sorted(set(raw) - _SPEC_FIELDS)
-    if unknown:
-        close = difflib.get_close_matches(unknown[0], sorted(_SPEC_FIELDS), n=1)
-        hint = f"did you mean search.{close[0]}? " if close else ""
-        raise ConfigError(f"unknown config key search.{unknown[0]}",
-                          fix=f"{hint}valid keys: {', '.join('search.' + k for k in sorted(_SPEC_FIELDS))}")
+    raw = section_mapping("search", raw, cli, _SPEC_FIELDS)
     space = raw.pop("space", None)
     if not isinstance(space, dict) or not space:
         raise ConfigError("the search space is empty (search.space has no keys)",

@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import base64
 import dataclasses
-import difflib
 import itertools
 import logging
 import math
@@ -55,7 +54,8 @@ from reprlab.config import RunConfig
 from reprlab.experiments.search import (_optuna, check_key, check_value, decode_choice, default_study_name,
                                         encode_choice, fmt, html_page, html_table, infer_direction,
                                         load_raw, prepare_study, recover_interrupted, redact, run_workers,
-                                        split_sections, start_trial, with_params, write_csv, write_markdown)
+                                        section_mapping, split_sections, start_trial, with_params, write_csv,
+                                        write_markdown)
 from reprlab.experiments.train import as_config
 from reprlab.tasks import get_task
 
@@ -107,13 +107,7 @@ def _float_text(value: Any) -> Any:
 
 def parse_sweep(raw: dict | None, *, axes: list[str] | tuple[str, ...] = (), **cli: Any) -> SweepSpec:
     """The :class:`SweepSpec` of a ``sweep:`` mapping plus ``axes`` (``key=v1,v2``) and ``cli`` values."""
-    raw = {**dict(raw or {}), **{k: v for k, v in cli.items() if v is not None}}
-    known = {f.name for f in dataclasses.fields(SweepSpec)}
-    unknown = sorted(set(raw) - known)
-    if unknown:
-        close = difflib.get_close_matches(unknown[0], sorted(known), n=1)
-        hint = f"did you mean sweep.{close[0]}? " if close else ""
-        raise ConfigError(f"unknown config key sweep.{unknown[0]}", fix=f"{hint}valid keys: {', '.join('sweep.' + k for k in sorted(known))}")
+    raw = section_mapping("sweep", raw, cli, {f.name for f in dataclasses.fields(SweepSpec)})
     spec = SweepSpec(**raw)
     if not isinstance(spec.grid, dict):
         raise ConfigError(f"sweep.grid must map config keys to lists of values, got {spec.grid!r}",
