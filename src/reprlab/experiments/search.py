@@ -61,7 +61,6 @@ import os
 import socket
 import subprocess
 import sys
-import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,7 +68,7 @@ from typing import Any, Callable
 
 import yaml
 
-from reprlab.base.errors import ConfigError, ReprlabError, RunDirError, TrainingError
+from reprlab.base.errors import ConfigError, ReprlabError, TrainingError
 from reprlab.base.io import read_json, write_json, write_text
 from reprlab.config import RunConfig, apply_overrides, dump_yaml, read_config_file
 from reprlab.experiments.train import as_config, monitor_of

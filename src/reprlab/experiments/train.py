@@ -35,12 +35,11 @@ from reprlab.base.plugins import load_plugins
 from reprlab.config import RunConfig
 from reprlab.data import Augmenter
 from reprlab.data.dataset import ImageData
-from reprlab.evaluation import evaluate_reconstruction
 from reprlab.models import load_model
 from reprlab.models.io import load_weights
 from reprlab.reporting.report import write_report
 from reprlab.runs import (PostRunContext, RunDir, RunLock, Splits, build_model, default_run_name, environment_info,
-                          load_run_model, load_split, prepare_data, resolve_device, run_post_run_hooks)
+                          load_run_model, load_split, resolve_device, run_post_run_hooks)
 from reprlab.tasks import Task, get_task
 from reprlab.tasks.health import health_lines
 from reprlab.training.callbacks import (Callback, Checkpointer, EarlyStopping, MetricsCSV, ProgressBar,

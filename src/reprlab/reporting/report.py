@@ -35,7 +35,7 @@ from typing import Any
 
 import yaml
 
-from reprlab.base.errors import ConfigError, ReprlabError
+from reprlab.base.errors import ConfigError
 from reprlab.runs import RunDir
 from reprlab.base.io import read_json, write_text
 from reprlab.reporting.figures import plot_robustness

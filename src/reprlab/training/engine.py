@@ -31,7 +31,6 @@ import torch
 from torch import nn
 
 from reprlab.base.errors import TrainingError
-from reprlab.data.batch import Batch
 from reprlab.data.dataset import ImageData
 from reprlab.training.callbacks import Callback, Checkpointer
 from reprlab.training.distributed import DistInfo, all_reduce_sum

@@ -27,7 +27,7 @@ import torch
 
 from reprlab.base.errors import DataError
 from reprlab.reporting.figures import plot_robustness  # noqa: F401  (moved there; re-exported)
-from reprlab.reporting.style import DPI, PAGE_WIDTH, PALETTE, bare_axis, category_style, color, new_figure, save_figure, style_context
+from reprlab.reporting.style import DPI, PAGE_WIDTH, bare_axis, category_style, color, new_figure, save_figure, style_context
 
 logger = logging.getLogger(__name__)
 

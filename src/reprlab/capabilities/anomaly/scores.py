@@ -33,7 +33,6 @@ Example:
 from __future__ import annotations
 
 import logging
-import math
 from typing import Any
 
 import numpy as np
@@ -41,10 +40,10 @@ import torch
 from torch import nn
 
 from reprlab.base.errors import ConfigError, DataError, ModelError
-from reprlab.base.validation import check_choice, check_float, check_int
-from reprlab.data.dataset import ImageData
+from reprlab.base.validation import check_choice, check_int
 from reprlab.evaluation.reconstruction import per_image_metrics, reconstruct01, to_model_range
-from reprlab.features.descriptors import (as_images01, gaussian_blur, gradient_histograms, image_descriptors,
+# the descriptors moved to reprlab.features.descriptors; re-exported here, where users imported them
+from reprlab.features.descriptors import (as_images01, gaussian_blur, gradient_histograms, image_descriptors,  # noqa: F401
                                           scattering_coefficients)
 from reprlab.features.neighbors import knn_search
 
@@ -62,6 +61,7 @@ __all__ = [
     "latent_codes",
     "negative_elbo",
     "reconstruction_error",
+    "scattering_coefficients",
     "transformation_nll",
     "transformation_nll_and_codes",
 ]

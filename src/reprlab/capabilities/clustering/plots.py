@@ -28,7 +28,7 @@ import numpy as np
 from matplotlib.ticker import FormatStrFormatter, MaxNLocator
 
 from reprlab.base.errors import DataError
-from reprlab.reporting.style import PAGE_WIDTH, PALETTE, category_style, color, new_figure, save_figure, style_context
+from reprlab.reporting.style import PAGE_WIDTH, category_style, color, new_figure, save_figure, style_context
 
 logger = logging.getLogger(__name__)
 
