@@ -61,8 +61,8 @@ class Task:
         return {}
 
     def score(self, cfg: Any, model: Any, test: Any, device: Any, *, max_images: int | None = None) -> dict[str, float]:
-        """The task's ``test/*`` metrics of ``model`` on ``test`` (what ``reprlab evaluate`` prints)."""
-        raise NotImplementedError
+        """The task's ``test/*`` metrics of ``model`` on ``test`` (what ``reprlab evaluate`` prints); every task defines it."""
+        raise NotImplementedError(f"task {self.name!r} defines no score(): a Task subclass must implement it")
 
     def evaluate(self, ctx: PostRunContext, history: list[dict[str, float]]) -> dict[str, float]:
         """The final evaluation of a run on ``ctx.splits.test`` (metrics, per-image files, figures).
