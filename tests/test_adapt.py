@@ -1,0 +1,239 @@
+"""The ``adapt`` task: data protocol, label-free selection vs oracle, bad input, CLI, report items.
+
+A toy two-domain classifier (pixels -> tanh features -> logits, a domain head behind gradient
+reversal weighted by ``adapt_weight``) is registered as ``toy_adapt`` and allowed for
+``adapt.method=dann``; the source is :func:`conftest.write_tiny_npz` (120 12x12 images, 3 classes),
+the target the same kind of images inverted (a second domain), written by the tests.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from torch import nn
+from torch.nn import functional as F
+
+import reprlab
+from reprlab.base.errors import ConfigError, DataError, ModelError
+from reprlab.capabilities.adaptation import (allow_model, dev_from_weights, holdout_split, prediction_entropy,
+                                             soft_neighbourhood_density)
+from reprlab.capabilities.adaptation.config import METHOD_MODELS
+from reprlab.capabilities.adaptation.selection import deep_embedded_validation, density_ratio
+from reprlab.cli.main import main as cli_main
+from reprlab.data.dataset import ImageData
+from reprlab.models import registry as model_registry
+from reprlab.models.base import ModelConfig, ModelOutput, ReprModel
+from reprlab.runs import load_run_model
+from reprlab.tasks import get_task
+
+from conftest import write_tiny_npz
+
+pytestmark = pytest.mark.usefixtures("single_thread", "restore_logging")
+
+
+# -- the toy two-domain model ------------------------------------------------------------------
+@dataclass
+class ToyAdaptConfig(ModelConfig):
+    num_classes: int = 3
+    hidden: int = 8
+    adapt_weight: float = 1.0
+    domain_in: int | None = None
+class _Reverse(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, weight):
+        ctx.weight = weight
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return -ctx.weight * grad, None
+
+
+class ToyAdaptModel(ReprModel):
+    seen_targets: list[bool] = []
+
+    def __init__(self, config: ToyAdaptConfig) -> None:
+        super().__init__(config)
+        if config.domain_in is not None and config.domain_in != config.hidden:
+            raise ModelError(f"the domain classifier takes {config.domain_in} features but the feature extractor "
+                             f"gives {config.hidden}", fix="drop model.domain_in (it follows the features)")
+        n = 1
+        for s in config.input_shape:
+            n *= s
+        self.body = nn.Linear(n, config.hidden)
+        self.head = nn.Linear(config.hidden, config.num_classes)
+        self.domain = nn.Linear(config.hidden, 1)
+
+    def features(self, x):
+        return torch.tanh(self.body(x.flatten(1)))
+
+    def logits(self, x):
+        return self.head(self.features(x))
+
+    def forward(self, x):
+        logits = self.logits(x)
+        loss = logits.pow(2).mean()
+        return ModelOutput(loss, {"loss": loss}, latent=logits)
+
+    def check_input(self, input_shape=None) -> None:
+        self(torch.zeros(2, *(input_shape or self.config.input_shape)))
+
+    def training_step(self, batch, ctx):
+        f = self.features(batch.images)
+        loss = F.cross_entropy(self.head(f), batch.labels)
+        ToyAdaptModel.seen_targets.append(batch.target is not None)
+        if batch.target is not None and self.config.adapt_weight > 0:
+            ft = self.features(batch.target.images)
+            d = self.domain(_Reverse.apply(torch.cat([f, ft]), self.config.adapt_weight)).squeeze(1)
+            y = torch.cat([torch.zeros(len(f)), torch.ones(len(ft))])
+            loss = loss + F.binary_cross_entropy_with_logits(d, y)
+        ctx.step("main", loss)
+        return {"loss": loss.detach()}
+
+    @torch.no_grad()
+    def validation_step(self, batch):
+        logits = self.logits(batch.images)
+        return {"loss": F.cross_entropy(logits, batch.labels), "acc": (logits.argmax(1) == batch.labels).float().mean()}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _toy_model():
+    model_registry.register_model("toy_adapt", config=ToyAdaptConfig)(ToyAdaptModel)
+    allow_model("dann", "toy_adapt")
+    yield
+    model_registry._MODELS.pop("toy_adapt", None)
+    METHOD_MODELS["dann"].remove("toy_adapt")
+
+
+def _write_target(path: Path, source: Path, *, invert: bool = True) -> Path:
+    z = np.load(source)
+    x = 255 - z["x"] if invert else z["x"]
+    np.savez_compressed(path, x=x, y=z["y"])
+    return path
+
+
+def _cfg(tmp_path: Path, **adapt) -> dict:
+    src = write_tiny_npz(tmp_path / "source.npz")
+    tgt = _write_target(tmp_path / "target.npz", src)
+    return {"seed": 0, "task": "adapt", "output_dir": str(tmp_path / "runs"), "name": "run",
+            "data": {"name": "arrays", "path": str(src), "val_fraction": 0.25, "test_fraction": 0.2},
+            "model": {"name": "toy_adapt"},
+            "train": {"epochs": 4, "batch_size": 16, "lr": 0.01, "progress": "off", "num_threads": 1},
+            "eval": {"figures": False, "report": False},
+            "adapt": {"target": "arrays", "target_path": str(tgt), "method": "dann", "preprocess": "data",
+                      "eval_fraction": 0.3, **adapt}}
+
+
+def _rows(path: Path) -> list[dict[str, float]]:
+    with open(path) as f:
+        return [{k: float(v) for k, v in r.items() if v not in ("", None)} for r in csv.DictReader(f)]
+
+
+def _acc(model, data: ImageData) -> float:
+    from reprlab.evaluation.classification import predict
+
+    logits, labels = predict(model, data)
+    return float((logits.argmax(1) == labels).mean())
+
+
+def _prepare(tmp_path: Path, **adapt):
+    from reprlab.experiments.train import as_config
+
+    cfg = as_config(_cfg(tmp_path, **adapt))
+    return cfg, get_task("adapt").prepare_data(cfg)
+
+
+def _hashes(data: ImageData) -> set[bytes]:
+    return {row.numpy().tobytes() for row in data.images.reshape(len(data), -1)}
+
+
+# -- data protocol ------------------------------------------------------------------------------
+def test_holdout_protocol_is_disjoint_seeded_and_drops_the_adaptation_labels(tmp_path):
+    cfg, s = _prepare(tmp_path)
+    p = s.protocol
+    assert p["protocol"] == "holdout" and p["split_seed"] == 0 and p["eval_fraction"] == 0.3
+    assert (p["adaptation_images"], p["evaluation_images"]) == (84, 36) == (len(s.target), len(s.test))
+    assert s.target.labels is None and s.adaptation.labels is None  # labels dropped on the adaptation side
+    assert s.test.labels is not None and s.train.labels is not None
+    assert not (_hashes(s.target) & _hashes(s.test))  # the evaluation images are never adapted on
+    assert float(s.test.float01().mean()) > 0.5 > float(s.train.float01().mean())  # target = inverted domain
+    assert s.test.labels.bincount().tolist() == [12, 12, 12] or len(set(s.test.labels.tolist())) == 3  # stratified
+    _, again = _prepare(tmp_path)
+    assert torch.equal(again.test.images, s.test.images)  # seeded
+    _, other = _prepare(tmp_path, split_seed=5)
+    assert not torch.equal(other.test.images, s.test.images)
+
+
+def test_splits_protocol_uses_separate_evaluation_images(tmp_path):
+    src = write_tiny_npz(tmp_path / "source.npz")
+    z = np.load(src)
+    np.savez_compressed(tmp_path / "t_adapt.npz", x=255 - z["x"][:80], y=z["y"][:80])
+    np.savez_compressed(tmp_path / "t_eval.npz", x=255 - z["x"][80:], y=z["y"][80:])
+    cfg, s = _prepare(tmp_path, target_path=str(tmp_path / "t_adapt.npz"), target_test_path=str(tmp_path / "t_eval.npz"))
+    assert s.protocol["protocol"] == "splits" and (len(s.target), len(s.test)) == (80, 40)
+    assert s.target.labels is None and s.protocol["eval_fraction"] is None
+
+
+def test_bounds_train_without_target_batches_and_target_only_uses_target_labels(tmp_path):
+    cfg, s = _prepare(tmp_path, method="source_only")
+    assert s.target is None and s.adaptation is not None and cfg.model["adapt_weight"] == 0.0
+    assert float(s.train.float01().mean()) < 0.5  # the source
+    cfg, s = _prepare(tmp_path, method="target_only")
+    assert s.target is None and s.train.labels is not None and float(s.train.float01().mean()) > 0.5
+    assert len(s.train) + len(s.val) == s.protocol["adaptation_images"] == 84
+    assert not (_hashes(s.train) & _hashes(s.test))
+
+
+def test_digits_preprocessing_applies_to_both_domains(tmp_path):
+    cfg, s = _prepare(tmp_path, preprocess="digits")
+    assert s.train.shape == s.test.shape == s.target.shape == (3, 32, 32)
+    assert cfg.data.scale == "-1_1" and cfg.data.resize == [32, 32]
+
+
+# -- selection criteria against their definitions -----------------------------------------------
+def test_entropy_matches_its_definition():
+    logits = np.array([[2.0, 0.0, -1.0], [0.0, 0.0, 0.0], [10.0, -10.0, 0.0]])
+    p = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    expected = np.mean([-sum(q * np.log(q)) for q in p])
+    assert prediction_entropy(logits) == pytest.approx(expected)
+    assert prediction_entropy(np.zeros((5, 4))) == pytest.approx(np.log(4))
+
+
+def test_snd_matches_its_definition():
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(7, 4)) * 3
+    p = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    n = p / np.linalg.norm(p, axis=1, keepdims=True)
+    ents = []
+    for i in range(7):  # Saito et al.: similarities / 0.05, self set to -1/0.05, softmax, entropy
+        s = np.array([(n[i] @ n[j]) / 0.05 if j != i else -1 / 0.05 for j in range(7)])
+        q = np.exp(s - s.max()) / np.exp(s - s.max()).sum()
+        ents.append(-(q * np.log(q)).sum())
+    assert soft_neighbourhood_density(logits) == pytest.approx(np.mean(ents))
+    tight = np.repeat(np.eye(3) * 9, 4, axis=0)  # three tight clusters of 4: each point has 3 close neighbours
+    assert soft_neighbourhood_density(tight) == pytest.approx(np.log(3), abs=1e-3)
+
+
+def test_dev_matches_its_definition_and_the_density_ratio_points_to_the_target():
+    w = np.array([0.5, 1.0, 2.0, 1.5])
+    loss = np.array([1.0, 0.5, 2.0, 0.1])
+    L = w * loss
+    eta = -np.cov(L, w, ddof=1)[0, 1] / np.var(w, ddof=1)
+    assert dev_from_weights(w, loss) == pytest.approx(L.mean() + eta * w.mean() - eta)
+    assert dev_from_weights(np.ones(4), loss) == pytest.approx(loss.mean())
+    rng = np.random.default_rng(0)
+    s, t = rng.normal(0, 1, (300, 3)), rng.normal(1.5, 1, (300, 3))
+    q = np.array([[-2.0] * 3, [0.75] * 3, [3.0] * 3])
+    r = density_ratio(s, t, q)
+    assert r[0] < 0.2 and 0.3 < r[1] < 3 and r[2] > 5
+    # validation losses high where the target lives: DEV sees a higher risk than the plain mean
+    v = rng.normal(0, 1, (200, 3))
+    losses = (v.mean(1) > 0.5).astype(float)
+    assert deep_embedded_validation(s, t, v, losses) > losses.mean()
