@@ -3,7 +3,7 @@
 A toy two-domain classifier (pixels -> tanh features -> logits, a domain head behind gradient
 reversal weighted by ``adapt_weight``) is registered as ``toy_adapt`` and allowed for
 ``adapt.method=dann``; the source is :func:`conftest.write_tiny_npz` (120 12x12 images, 3 classes),
-the target the same kind of images inverted (a second domain), written by the tests.
+the target the same kind of images on a grey background with less contrast (a second domain), written by the tests.
 """
 
 from __future__ import annotations
@@ -71,6 +71,10 @@ class ToyAdaptModel(ReprModel):
         self.head = nn.Linear(config.hidden, config.num_classes)
         self.domain = nn.Linear(config.hidden, 1)
 
+    @property
+    def decode(self):  # a classifier: hasattr(model, "decode") is false (the quick latent analysis skips it)
+        raise AttributeError("toy_adapt has no decoder")
+
     def features(self, x):
         return torch.tanh(self.body(x.flatten(1)))
 
@@ -78,8 +82,9 @@ class ToyAdaptModel(ReprModel):
         return self.head(self.features(x))
 
     def forward(self, x):
-        logits = self.logits(x)
-        loss = logits.pow(2).mean()
+        f = self.features(x)
+        logits = self.head(f)
+        loss = logits.pow(2).mean() + self.domain(f).pow(2).mean()
         return ModelOutput(loss, {"loss": loss}, latent=logits)
 
     def check_input(self, input_shape=None) -> None:
@@ -114,7 +119,7 @@ def _toy_model():
 
 def _write_target(path: Path, source: Path, *, invert: bool = True) -> Path:
     z = np.load(source)
-    x = 255 - z["x"] if invert else z["x"]
+    x = (z["x"].astype(np.float32) * 0.6 + 90).astype(np.uint8) if invert else z["x"]  # dimmer, grey background
     np.savez_compressed(path, x=x, y=z["y"])
     return path
 
@@ -163,7 +168,7 @@ def test_holdout_protocol_is_disjoint_seeded_and_drops_the_adaptation_labels(tmp
     assert s.target.labels is None and s.adaptation.labels is None  # labels dropped on the adaptation side
     assert s.test.labels is not None and s.train.labels is not None
     assert not (_hashes(s.target) & _hashes(s.test))  # the evaluation images are never adapted on
-    assert float(s.test.float01().mean()) > 0.5 > float(s.train.float01().mean())  # target = inverted domain
+    assert float(s.test.float01().mean()) > 0.35 > float(s.train.float01().mean())  # the target: grey background
     assert s.test.labels.bincount().tolist() == [12, 12, 12] or len(set(s.test.labels.tolist())) == 3  # stratified
     _, again = _prepare(tmp_path)
     assert torch.equal(again.test.images, s.test.images)  # seeded
@@ -184,9 +189,9 @@ def test_splits_protocol_uses_separate_evaluation_images(tmp_path):
 def test_bounds_train_without_target_batches_and_target_only_uses_target_labels(tmp_path):
     cfg, s = _prepare(tmp_path, method="source_only")
     assert s.target is None and s.adaptation is not None and cfg.model["adapt_weight"] == 0.0
-    assert float(s.train.float01().mean()) < 0.5  # the source
+    assert float(s.train.float01().mean()) < 0.35  # the source
     cfg, s = _prepare(tmp_path, method="target_only")
-    assert s.target is None and s.train.labels is not None and float(s.train.float01().mean()) > 0.5
+    assert s.target is None and s.train.labels is not None and float(s.train.float01().mean()) > 0.35
     assert len(s.train) + len(s.val) == s.protocol["adaptation_images"] == 84
     assert not (_hashes(s.train) & _hashes(s.test))
 
@@ -237,3 +242,163 @@ def test_dev_matches_its_definition_and_the_density_ratio_points_to_the_target()
     v = rng.normal(0, 1, (200, 3))
     losses = (v.mean(1) > 0.5).astype(float)
     assert deep_embedded_validation(s, t, v, losses) > losses.mean()
+
+
+# -- a run: label-free best checkpoint vs oracle checkpoint --------------------------------------
+def test_best_follows_the_label_free_criterion_and_oracle_follows_target_accuracy(tmp_path):
+    cfg = _cfg(tmp_path, selection="entropy")
+    cfg["train"]["epochs"] = 6
+    result = reprlab.train(cfg)
+    run = result.run_dir
+    rows = _rows(run / "metrics.csv")
+    ent = [r["select/target_entropy"] for r in rows]
+    acc = [r["oracle/target_acc"] for r in rows]
+    assert len(set(ent)) > 1 and len(set(acc)) > 1
+    m = json.loads((run / "metrics.json").read_text())
+    assert m["best/monitor"] == "select/target_entropy"
+    assert m["best/epoch"] == m["select/epoch"] == int(np.argmin(ent)) + 1
+    assert m["oracle/epoch"] == int(np.argmax(acc)) + 1
+    assert m["oracle/acc"] == pytest.approx(max(acc))
+    assert m["best/epoch"] != m["oracle/epoch"]  # in this seeded toy run the two selections disagree
+    # the default test metric is the target accuracy of the label-free epoch, not the oracle's
+    assert m["test/acc"] == pytest.approx(acc[m["best/epoch"] - 1])
+    assert m["last/acc"] == pytest.approx(acc[-1])
+    # each checkpoint reproduces its own recorded value
+    from reprlab.experiments.train import as_config
+
+    splits = get_task("adapt").prepare_data(as_config(run / "config.yaml"))
+    from reprlab.evaluation.classification import predict_logits
+
+    best = load_run_model(run, "best")
+    assert prediction_entropy(predict_logits(best, splits.adaptation)) == pytest.approx(min(ent), rel=1e-5)
+    assert _acc(load_run_model(run, "oracle"), splits.test) == pytest.approx(max(acc))
+    assert m["adapt/protocol"] == "holdout" and m["adapt/adaptation_images"] == 84 and m["adapt/evaluation_images"] == 36
+    status = json.loads((run / "status.json").read_text())
+    assert status["state"] == "finished" and status["adapt"]["protocol"] == "holdout"
+    table = list(csv.DictReader(open(run / "adaptation" / "selection.csv")))
+    assert [r["selection"] for r in table] == ["label-free (default)", "oracle (uses target labels)", "last epoch"]
+    assert {r["protocol"] for r in table} == {"holdout"}
+    assert float(table[1]["target_acc"]) == pytest.approx(max(acc), abs=1e-6)
+    assert any(ToyAdaptModel.seen_targets)  # dann paired the target batches
+
+
+def test_source_val_selection_is_the_default_and_dev_is_recorded(tmp_path):
+    cfg = _cfg(tmp_path, selection="dev")
+    cfg["train"]["epochs"] = 2
+    run = reprlab.train(cfg).run_dir
+    rows = _rows(run / "metrics.csv")
+    assert all(np.isfinite(r["select/dev"]) for r in rows)
+    m = json.loads((run / "metrics.json").read_text())
+    assert m["best/monitor"] == "select/dev" and m["best/epoch"] == int(np.argmin([r["select/dev"] for r in rows])) + 1
+    from reprlab.experiments.train import as_config
+
+    assert get_task("adapt").monitor_for(as_config(_cfg(tmp_path))) == ("val/acc", "max")
+
+
+# -- bad input: one clear error before any run directory exists ----------------------------------
+def _refused(tmp_path: Path, cfg: dict, error: type, *words: str) -> None:
+    with pytest.raises(error) as info:
+        reprlab.train(cfg)
+    text = str(info.value)
+    for w in words:
+        assert w in text, text
+    assert "Fix:" in text
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+def test_refuses_different_numbers_of_classes(tmp_path):
+    cfg = _cfg(tmp_path)
+    z = np.load(cfg["adapt"]["target_path"])
+    y = z["y"].copy()
+    y[:10] = 3
+    np.savez_compressed(cfg["adapt"]["target_path"], x=z["x"], y=y)
+    _refused(tmp_path, cfg, ConfigError, "3 classes", "4")
+
+
+def test_refuses_evaluation_images_that_overlap_the_adaptation_images(tmp_path):
+    cfg = _cfg(tmp_path, target_test_path=None)
+    cfg["adapt"]["target_test_path"] = cfg["adapt"]["target_path"]
+    _refused(tmp_path, cfg, ConfigError, "target_test_path", "same file")
+    copy = tmp_path / "copy.npz"
+    copy.write_bytes(Path(cfg["adapt"]["target_path"]).read_bytes())
+    cfg["adapt"]["target_test_path"] = str(copy)
+    _refused(tmp_path, cfg, DataError, "identical to evaluation images")
+
+
+def test_refuses_labels_for_the_unlabelled_side(tmp_path):
+    cfg = _cfg(tmp_path)
+    z = np.load(cfg["adapt"]["target_path"])
+    np.save(tmp_path / "labels.npy", z["y"])
+    np.savez_compressed(tmp_path / "eval.npz", x=255 - z["x"][:5] // 2, y=z["y"][:5])
+    cfg["adapt"].update(target_labels_path=str(tmp_path / "labels.npy"), target_test_path=str(tmp_path / "eval.npz"))
+    _refused(tmp_path, cfg, ConfigError, "adapt.target_labels_path", "unlabelled side", "target_only")
+
+
+def test_refuses_a_domain_classifier_that_does_not_fit_the_features(tmp_path):
+    cfg = _cfg(tmp_path)
+    cfg["model"]["domain_in"] = 5
+    _refused(tmp_path, cfg, ModelError, "domain classifier takes 5 features")
+
+
+@pytest.mark.parametrize("adapt, words", [
+    ({"method": "coral"}, ("adapt.method", "coral")),
+    ({"selection": "oracle"}, ("adapt.selection", "oracle")),
+    ({"method": "pixelda"}, ("model.name=pixelda",)),
+    ({"target": None}, ("adapt.target",)),
+])
+def test_refuses_unknown_or_mismatched_settings(tmp_path, adapt, words):
+    _refused(tmp_path, _cfg(tmp_path, **adapt), ConfigError, *words)
+
+
+def test_refuses_a_missing_target_dataset(tmp_path):
+    cfg = _cfg(tmp_path, target_path=str(tmp_path / "nothing.npz"))
+    _refused(tmp_path, cfg, DataError, "nothing.npz")
+    cfg = _cfg(tmp_path, target="usps", target_path=None)
+    cfg["data"].update(data_dir=str(tmp_path / "empty"), download=False)
+    (tmp_path / "empty").mkdir()
+    _refused(tmp_path, cfg, DataError, "usps")
+
+
+# -- the CLI end to end, and the report items ------------------------------------------------------
+def test_cli_adapt_end_to_end_with_report_items_and_before_after_embeddings(tmp_path, capsys):
+    cfg = _cfg(tmp_path, tsne_points=20)
+    for key in ("name", "output_dir", "task"):
+        cfg.pop(key)
+    cfg["train"]["epochs"] = 5
+    (tmp_path / "adapt.yaml").write_text(yaml.safe_dump(cfg))
+    base = ["--config", str(tmp_path / "adapt.yaml"), "--output-dir", str(tmp_path / "runs")]
+    assert cli_main(["adapt", "--source", "arrays", "--target", "arrays", "--method", "source_only", "--epochs", "2",
+                     "--name", "before", *base]) == 0
+    before = Path(capsys.readouterr().out.strip().splitlines()[-1])
+    assert before.name == "before" and (before / "metrics.json").exists()
+    assert cli_main(["adapt", "--source", "arrays", "--target", "arrays", "--epochs", "2", "--selection", "snd",
+                     "--name", "after", *base, f"adapt.compare_with={before}", "eval.figures=true",
+                     "eval.report=true"]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    after = Path(out[-1])
+    assert any("oracle/acc=" in line for line in out)
+    m = json.loads((after / "metrics.json").read_text())
+    assert m["best/monitor"] == "select/snd" and m["adapt/method"] == "dann"
+    index = json.loads((after / "adaptation" / "index.json").read_text())
+    keys = [item["key"] for item in index["items"]]
+    assert keys[:2] == ["adaptation/selection", "adaptation/tables"]
+    assert {"adaptation/confusion", "adaptation/tsne"} <= set(keys)
+    for item in index["items"]:
+        for f in item["files"]:
+            assert (after / "adaptation" / f).stat().st_size > 0
+    assert "oracle" in index["items"][0]["title"] and "label-free" in index["items"][0]["title"]
+    assert "protocol holdout" in index["items"][0]["caption"]
+    assert json.loads((before / "metrics.json").read_text())["adapt/method"] == "source_only"
+    assert json.loads((before / "metrics.json").read_text())["epochs"] == 2  # --epochs beats the config
+    html = (after / "report.html").read_text()
+    assert "label-free selection" in html and "tsne" in html.lower()
+
+
+def test_cli_refuses_bad_input_with_exit_2_and_no_run_dir(tmp_path, capsys):
+    cfg = _cfg(tmp_path)
+    (tmp_path / "adapt.yaml").write_text(yaml.safe_dump(cfg))
+    code = cli_main(["adapt", "--source", "arrays", "--target", "arrays", "--method", "pixelda",
+                     "--config", str(tmp_path / "adapt.yaml"), "--output-dir", str(tmp_path / "runs")])
+    assert code == 2
+    assert "error: adapt.method=pixelda needs model.name=pixelda" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()

@@ -80,6 +80,9 @@ def build_config(args: argparse.Namespace) -> tuple[dict, list[str]]:
 def run(args: argparse.Namespace) -> int:
     from reprlab.experiments.train import train
 
+    from reprlab.config import apply_overrides
+
     cfg, overrides = build_config(args)
-    print_run_result(train(cfg, overrides=overrides))
+    # overrides go into the raw dict: the defaults alone may not validate (e.g. arrays without a path yet)
+    print_run_result(train(apply_overrides(cfg, overrides)))
     return 0
