@@ -10,9 +10,12 @@ checkout, or under the working directory) when present, else the built-in defaul
 from __future__ import annotations
 
 import argparse
+import logging
 from pathlib import Path
 
 from reprlab.cli.common import add_data_dir, add_device, add_output_dir, print_run_result, run_location_overrides
+
+logger = logging.getLogger(__name__)
 
 HELP = ("domain adaptation: train on a labelled source and an unlabelled target (source_only, dann, pixelda, "
         "target_only); prints the run directory last")
@@ -37,34 +40,44 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_output_dir(p, default=None)
 
 
-def config_path(source: str, target: str) -> Path | None:
-    """``configs/adapt_<source>_<target>.yaml`` (dashes dropped: ``mnist-m`` -> ``mnistm``) beside the
-    checkout or under the working directory, when present.
+def config_path(source: str, target: str, method: str | None = None) -> Path | None:
+    """``configs/adapt_<source>_<target>_<method>.yaml``, else ``configs/adapt_<source>_<target>.yaml``
+    (dashes dropped: ``mnist-m`` -> ``mnistm``), under the working directory or beside the checkout.
 
     Example:
         >>> config_path("nosuch", "data") is None
         True
     """
-    name = f"adapt_{source.replace('-', '')}_{target.replace('-', '')}.yaml"
-    for root in (Path.cwd(), Path(__file__).resolve().parents[3]):
-        if (root / "configs" / name).is_file():
-            return root / "configs" / name
+    stem = f"adapt_{source.replace('-', '')}_{target.replace('-', '')}"
+    names = ([f"{stem}_{method}.yaml"] if method else []) + [f"{stem}.yaml"]
+    for name in names:
+        for root in (Path.cwd(), Path(__file__).resolve().parents[3]):
+            if (root / "configs" / name).is_file():
+                return root / "configs" / name
     return None
 
 
 def build_config(args: argparse.Namespace) -> tuple[dict, list[str]]:
     """The config dict and the overrides of ``args`` (options first, then the trailing ``key=value``)."""
-    from reprlab.capabilities.adaptation.config import adapt_config
+    from reprlab.capabilities.adaptation.config import METHOD_MODELS, adapt_config
     from reprlab.config.core import read_config_file
 
-    path = Path(args.config) if args.config else config_path(args.source, args.target)
+    path = Path(args.config) if args.config else config_path(args.source, args.target, args.method)
+    defaults = adapt_config(args.source, args.target, args.method or "dann")
     if path is not None:
         cfg = read_config_file(path)
         cfg.setdefault("task", "adapt")
         cfg.setdefault("data", {})["name"] = args.source
         cfg.setdefault("adapt", {})["target"] = args.target
+        model = (cfg.get("model") or {}).get("name")
+        needed = METHOD_MODELS.get(args.method or "", [])
+        if (needed and model not in needed) or (args.method in ("source_only", "target_only") and model == "pixelda"):
+            # e.g. --method pixelda with a DANN config: that method's default network and optimiser
+            logger.info("%s: model %s does not train --method %s; using the defaults' model and optimiser",
+                        path, model, args.method)
+            cfg["model"], cfg["train"] = defaults["model"], {**cfg.get("train", {}), **defaults["train"]}
     else:
-        cfg = adapt_config(args.source, args.target, args.method or "dann")
+        cfg = defaults
     options = []
     for value, key in ((args.method, "adapt.method"), (args.selection, "adapt.selection"),
                        (args.protocol, "adapt.protocol"), (args.seed, "seed"), (args.epochs, "train.epochs"),
