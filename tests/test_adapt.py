@@ -295,6 +295,34 @@ def test_source_val_selection_is_the_default_and_dev_is_recorded(tmp_path):
     assert get_task("adapt").monitor_for(as_config(_cfg(tmp_path))) == ("val/acc", "max")
 
 
+def test_oracle_checkpoint_keeps_the_epoch_of_the_best_target_accuracy(tmp_path):
+    from types import SimpleNamespace
+
+    from reprlab.capabilities.adaptation.selection import SelectionCallback
+
+    evaluation = ImageData(torch.rand(6, 1, 4, 4), torch.tensor([0, 0, 0, 1, 1, 2]))
+    adaptation = ImageData(torch.rand(5, 1, 4, 4))
+    model = ToyAdaptModel(ToyAdaptConfig(input_shape=(1, 4, 4)))
+    cb = SelectionCallback(adaptation=adaptation, evaluation=evaluation, source_train=None, source_val=None,
+                           checkpoints=tmp_path / "ckpt")
+    trainer = SimpleNamespace(model=model)
+    rows = []
+    for epoch, favoured in enumerate([1, 0, 2]):  # target accuracy 2/6, then 3/6 (the oracle), then 1/6
+        with torch.no_grad():
+            model.head.weight.zero_()
+            model.head.bias.copy_(torch.nn.functional.one_hot(torch.tensor(favoured), 3).float())
+        row = {}
+        cb.on_epoch_end(trainer, epoch, row)
+        rows.append(row)
+    assert [r["oracle/target_acc"] for r in rows] == pytest.approx([2 / 6, 3 / 6, 1 / 6])
+    assert cb.oracle_epoch == 1 and cb.state_dict() == {"best_oracle": 0.5, "oracle_epoch": 1}
+    from reprlab.models import load_model
+
+    oracle = load_model(tmp_path / "ckpt" / "oracle" / "model")
+    assert _acc(oracle, evaluation) == pytest.approx(0.5)
+    assert rows[0]["select/target_entropy"] == pytest.approx(prediction_entropy(np.tile([0.0, 1.0, 0.0], (5, 1))))
+
+
 # -- bad input: one clear error before any run directory exists ----------------------------------
 def _refused(tmp_path: Path, cfg: dict, error: type, *words: str) -> None:
     with pytest.raises(error) as info:
