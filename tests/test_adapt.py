@@ -425,8 +425,11 @@ def test_cli_adapt_end_to_end_with_report_items_and_before_after_embeddings(tmp_
 def test_cli_refuses_bad_input_with_exit_2_and_no_run_dir(tmp_path, capsys):
     cfg = _cfg(tmp_path)
     (tmp_path / "adapt.yaml").write_text(yaml.safe_dump(cfg))
-    code = cli_main(["adapt", "--source", "arrays", "--target", "arrays", "--method", "pixelda",
+    code = cli_main(["adapt", "--source", "arrays", "--target", "arrays", "--selection", "oracle",
                      "--config", str(tmp_path / "adapt.yaml"), "--output-dir", str(tmp_path / "runs")])
     assert code == 2
-    assert "error: adapt.method=pixelda needs model.name=pixelda" in capsys.readouterr().err
+    assert "error: adapt.selection must be one of" in capsys.readouterr().err
+    code = cli_main(["train", str(tmp_path / "adapt.yaml"), "adapt.method=pixelda"])  # the model stays toy_adapt
+    assert code == 2
+    assert "error: adapt.method=pixelda needs model.name=pixelda but model.name=toy_adapt" in capsys.readouterr().err
     assert not (tmp_path / "runs").exists()
