@@ -99,6 +99,12 @@ def holdout_split(data: ImageData, *, eval_fraction: float, seed: int) -> tuple[
         >>> len(a), len(e), e.labels.bincount().tolist()
         (14, 6, [3, 3])
     """
+    try:  # the data layer's protocol helper (seeded, stratified, disjoint), where this version has it
+        from reprlab.data.protocols import split_for_adaptation
+    except ImportError:
+        split_for_adaptation = None
+    if split_for_adaptation is not None:
+        return split_for_adaptation(data, eval_fraction=eval_fraction, seed=seed)
     from sklearn.model_selection import train_test_split
 
     if data.labels is None:
@@ -161,14 +167,15 @@ def load_target(cfg: Any) -> tuple[ImageData, ImageData, dict[str, Any]]:
         return adaptation, evaluation, {"protocol": "holdout", "adaptation_from": str(a.target_path),
                                         "evaluation_from": str(a.target_path)}
     train = None
-    if a.protocol in ("auto", "splits"):
-        try:
+    if a.protocol == "splits":
+        train = load_split(cfg, "train", name=a.target)
+    elif a.protocol == "auto":
+        # a train split present here -> splits; absent but the test split present (MNIST-M's usual copy) ->
+        # holdout; neither present -> both loaded as data.download allows (splits)
+        if _present(cfg, a.target, "train") or not _present(cfg, a.target, "test"):
             train = load_split(cfg, "train", name=a.target)
-        except DataError as exc:
-            if a.protocol == "splits":
-                raise
-            logger.info("adapt.target=%s has no train split here (%s): protocol holdout on its test split",
-                        a.target, exc.problem if hasattr(exc, "problem") else exc)
+        else:
+            logger.info("adapt.target=%s has no train split here: protocol holdout on its test split", a.target)
     test = load_split(cfg, "test", name=a.target)
     if train is not None:
         return train, test, {"protocol": "splits", "adaptation_from": f"{a.target} train split (labels dropped)",
@@ -177,6 +184,17 @@ def load_target(cfg: Any) -> tuple[ImageData, ImageData, dict[str, Any]]:
     return adaptation, evaluation, {"protocol": "holdout",
                                     "adaptation_from": f"{a.target} test split, {1 - a.eval_fraction:.0%} (labels dropped)",
                                     "evaluation_from": f"{a.target} test split, held-out {a.eval_fraction:.0%}"}
+
+
+def _present(cfg: Any, name: str, split: str) -> bool:
+    """Whether split ``split`` of dataset ``name`` is on disk (nothing is downloaded to find out)."""
+    from reprlab.data.sources import locate
+
+    try:
+        locate(name, split, data_dir=cfg.data.data_dir, download=False)
+    except DataError:
+        return False
+    return True
 
 
 def prepare_adaptation(cfg: Any) -> AdaptSplits:
