@@ -106,9 +106,16 @@ class AdaptConfig:
         check_int("adapt.tsne_points", self.tsne_points, minimum=10)
 
     def check_run(self, cfg: Any) -> None:
-        """Rules involving other sections (only for ``task: adapt``): a target, the method's model, the labels rule."""
+        """Rules involving other sections (only for ``task: adapt``): a target, the method's model, the labels
+        rule; and ``preprocess=digits`` written into ``data`` (resize / channels where unset, scale -1_1)."""
         if cfg.task != "adapt":
             return
+        if self.preprocess == "digits":  # applied when the config is built, so the model checks see it
+            if cfg.data.resize is None:
+                cfg.data.resize = [32, 32]
+            if cfg.data.channels is None:
+                cfg.data.channels = 3
+            cfg.data.scale = "-1_1"
         if not self.target:
             raise ConfigError("task adapt needs a target dataset but adapt.target is not set",
                               fix="set adapt.target=mnist-m (or usps, mnist, svhn; arrays/folder with adapt.target_path)")
