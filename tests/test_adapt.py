@@ -420,6 +420,10 @@ def test_cli_adapt_end_to_end_with_report_items_and_before_after_embeddings(tmp_
     assert json.loads((before / "metrics.json").read_text())["epochs"] == 2  # --epochs beats the config
     html = (after / "report.html").read_text()
     assert "label-free selection" in html and "tsne" in html.lower()
+    from reprlab.capabilities.adaptation.report import compare_run_embeddings  # what bench/adaptation.py --tsne uses
+
+    fig = compare_run_embeddings([before, after], tmp_path / "side_by_side.png", n=20)
+    assert fig.stat().st_size > 0
 
 
 def test_cli_refuses_bad_input_with_exit_2_and_no_run_dir(tmp_path, capsys):
