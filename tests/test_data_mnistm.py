@@ -1,0 +1,214 @@
+"""MNIST-M: the PNG-folder reader, its registry entry (no download), prepare_data, the adaptation split."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from reprlab.base.errors import DataError
+from reprlab.config import RunConfig
+from reprlab.data import ImageData, describe_datasets, list_datasets, load_dataset, sources
+from reprlab.data.mnistm import read_mnistm
+from reprlab.data.protocols import split_for_adaptation
+from reprlab.runs.data import prepare_data
+
+
+def write_mnistm(root: Path, split: str = "test", n: int = 12, *, size: int = 32, seed: int = 0,
+                 labels: list[int] | None = None) -> np.ndarray:
+    """Write ``n`` random RGB PNGs and their labels file in the mnist_m layout under ``root``; return
+    the images (N, H, W, 3) in labels-file order."""
+    rng = np.random.default_rng(seed)
+    folder = root / f"mnist_m_{split}"
+    folder.mkdir(parents=True, exist_ok=True)
+    images = rng.integers(0, 256, (n, size, size, 3), dtype=np.uint8)
+    labels = list(labels) if labels is not None else [i % 10 for i in range(n)]
+    lines = []
+    for i in range(n):
+        name = f"{i:08d}.png"
+        Image.fromarray(images[i]).save(folder / name)
+        lines.append(f"{name} {labels[i]}")
+    (root / f"mnist_m_{split}_labels.txt").write_text("\n".join(lines) + "\n")
+    return images
+
+
+@pytest.fixture(autouse=True)
+def isolated(tmp_path, monkeypatch):
+    """No REPRLAB_DATA, a private cache, no system folder, and no network."""
+    monkeypatch.delenv("REPRLAB_DATA", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr(sources, "SYSTEM_DIR", tmp_path / "system")
+
+    def no_network(url: str, dest: Path) -> None:
+        raise AssertionError(f"unexpected download of {url}")
+
+    monkeypatch.setattr(sources, "_fetch", no_network)
+
+
+def test_read_pixels_labels_and_order(tmp_path):
+    root = tmp_path / "mnist_m"
+    images = write_mnistm(root, "test", 12, labels=[3, 1, 4, 1, 5, 9, 2, 6, 5, 3, 5, 8])
+    (root / "mnist_m_test" / "unlisted.png").write_bytes(b"ignored: not in the labels file")
+    data = read_mnistm(root, "test")
+    assert data.images.dtype == torch.uint8 and tuple(data.images.shape) == (12, 3, 32, 32)
+    assert torch.equal(data.images, torch.from_numpy(images).permute(0, 3, 1, 2))
+    assert data.labels.dtype == torch.int64 and data.labels.tolist() == [3, 1, 4, 1, 5, 9, 2, 6, 5, 3, 5, 8]
+    assert data.class_names == [str(d) for d in range(10)]
+    # the parent of mnist_m/ (where mnist_m.tar.gz was extracted) works too
+    assert torch.equal(read_mnistm(tmp_path, "test").images, data.images)
+    # grayscale PNGs become RGB
+    Image.fromarray(images[0, :, :, 0]).save(root / "mnist_m_test" / "00000000.png")
+    assert torch.equal(read_mnistm(root, "test").images[0], torch.from_numpy(images[0, :, :, 0]).expand(3, 32, 32))
+
+
+def test_missing_labels_file(tmp_path):
+    write_mnistm(tmp_path, "test", 3)
+    (tmp_path / "mnist_m_test_labels.txt").unlink()
+    with pytest.raises(DataError, match="mnist_m_test_labels.txt does not exist") as info:
+        read_mnistm(tmp_path, "test")
+    assert "FILENAME LABEL" in info.value.fix
+
+
+def test_listed_file_absent(tmp_path):
+    write_mnistm(tmp_path, "test", 5)
+    (tmp_path / "mnist_m_test" / "00000003.png").unlink()
+    with pytest.raises(DataError, match=r"lists 1 file\(s\) absent .* e\.g\. 00000003\.png") as info:
+        read_mnistm(tmp_path, "test")
+    assert "mnist_m_test" in info.value.fix
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage"])
+def test_corrupt_png_names_the_file(tmp_path, damage):
+    write_mnistm(tmp_path, "test", 4)
+    bad = tmp_path / "mnist_m_test" / "00000002.png"
+    raw = bad.read_bytes()
+    bad.write_bytes(raw[: len(raw) // 2] if damage == "truncated" else b"not a png at all" * 8)
+    with pytest.raises(DataError, match=r"00000002\.png is truncated or corrupt") as info:
+        read_mnistm(tmp_path, "test")
+    assert "mnist_m.tar.gz" in info.value.fix
+
+
+@pytest.mark.parametrize("line, match", [("00000001.png 10", "label '10' of 00000001.png is not a digit 0..9"),
+                                         ("00000001.png -1", "label '-1'"),
+                                         ("00000001.png seven", "label 'seven'"),
+                                         ("00000001.png", "expected 'FILENAME LABEL'"),
+                                         ("00000001.png 1 extra", "expected 'FILENAME LABEL'")])
+def test_bad_label_lines(tmp_path, line, match):
+    write_mnistm(tmp_path, "test", 3)
+    labels = tmp_path / "mnist_m_test_labels.txt"
+    lines = labels.read_text().splitlines()
+    lines[1] = line
+    labels.write_text("\n".join(lines))
+    with pytest.raises(DataError, match=match) as info:
+        read_mnistm(tmp_path, "test")
+    assert "line 2" in info.value.problem
+
+
+def test_empty_files_and_folders(tmp_path):
+    write_mnistm(tmp_path, "test", 3)
+    for png in (tmp_path / "mnist_m_test").iterdir():
+        png.unlink()
+    with pytest.raises(DataError, match="mnist_m_test is empty but .* lists 3 images"):
+        read_mnistm(tmp_path, "test")
+    (tmp_path / "mnist_m_test").rmdir()
+    with pytest.raises(DataError, match="images folder .*mnist_m_test does not exist"):
+        read_mnistm(tmp_path, "test")
+    (tmp_path / "mnist_m_test_labels.txt").write_text("\n\n")
+    with pytest.raises(DataError, match="lists no images"):
+        read_mnistm(tmp_path, "test")
+
+
+def test_mixed_sizes_and_unknown_split(tmp_path):
+    write_mnistm(tmp_path, "test", 3)
+    Image.fromarray(np.zeros((28, 28, 3), np.uint8)).save(tmp_path / "mnist_m_test" / "00000001.png")
+    with pytest.raises(DataError, match=r"00000001\.png is 28x28 but 00000000\.png is 32x32"):
+        read_mnistm(tmp_path, "test")
+    with pytest.raises(DataError, match="no split 'valid'"):
+        read_mnistm(tmp_path, "valid")
+
+
+def test_registry_layouts_and_no_download(tmp_path):
+    assert "mnist-m" in list_datasets() and "svhn" in list_datasets()
+    images = write_mnistm(tmp_path / "a" / "mnist-m" / "mnist_m", "test", 4)  # pytorch-adapt layout
+    data = load_dataset("mnist-m", "test", data_dir=tmp_path / "a")
+    assert torch.equal(data.images, torch.from_numpy(images).permute(0, 3, 1, 2))
+    assert data.name == "mnist-m" and data.meta["split"] == "test"
+    write_mnistm(tmp_path / "b" / "mnist_m", "test", 2)  # mnist_m.tar.gz extracted in data_dir
+    assert len(load_dataset("mnist-m", "test", data_dir=tmp_path / "b")) == 2
+    write_mnistm(tmp_path / "c" / "mnist-m", "test", 3)  # files directly in data_dir/mnist-m
+    assert len(load_dataset("mnist-m", "test", data_dir=tmp_path / "c")) == 3
+    # nothing anywhere: no download is attempted (the autouse fixture forbids it), the fix says to place the files
+    with pytest.raises(DataError, match="no automatic download") as info:
+        load_dataset("mnist-m", "test", data_dir=tmp_path / "empty", download=True)
+    assert info.value.fix.startswith("no download: place the files")
+    assert "mnist_m_test_labels.txt" in info.value.fix and "mnist_m.tar.gz" in info.value.fix
+    rows = {r["name"]: r for r in describe_datasets(tmp_path / "a")}
+    assert rows["mnist-m"]["status"] == "partial" and rows["mnist-m"]["splits"]["train"] == "not found"
+
+
+def test_train_split_missing_points_at_the_protocol(tmp_path):
+    write_mnistm(tmp_path / "mnist_m", "test", 20)
+    with pytest.raises(DataError, match="mnist-m train split not found: only the test split is present") as info:
+        load_dataset("mnist-m", "train", data_dir=tmp_path)
+    assert "adaptation protocol" in info.value.fix and "split_for_adaptation" in info.value.fix
+    cfg = RunConfig.from_dict({"data": {"name": "mnist-m", "data_dir": str(tmp_path)}})
+    with pytest.raises(DataError, match="only the test split is present"):
+        prepare_data(cfg)
+    # with the train split too, prepare_data loads both
+    write_mnistm(tmp_path / "mnist_m", "train", 30, seed=1)
+    splits = prepare_data(cfg)
+    assert len(splits.train) + len(splits.val) == 30 and len(splits.test) == 20
+    assert splits.train.shape == (3, 32, 32)
+
+
+def _digits(n: int, seed: int = 0) -> ImageData:
+    rng = np.random.default_rng(seed)
+    images = torch.from_numpy(rng.integers(0, 256, (n, 3, 4, 4), dtype=np.uint8))
+    images[:, 0, 0, 0] = torch.arange(n) % 256  # with [0, 1, 0]: every image is unique
+    images[:, 0, 0, 1] = torch.arange(n) // 256
+    return ImageData(images, torch.from_numpy(rng.permutation(np.arange(n) % 10)), name="digits")
+
+
+def _ids(data: ImageData) -> set[int]:
+    return set((data.images[:, 0, 0, 0].long() + 256 * data.images[:, 0, 0, 1].long()).tolist())
+
+
+def test_split_for_adaptation_is_disjoint_stratified_and_seeded():
+    data = _digits(500)
+    adapt, held_out = split_for_adaptation(data, eval_fraction=0.2, seed=3)
+    assert len(adapt) == 400 and len(held_out) == 100
+    assert _ids(adapt).isdisjoint(_ids(held_out)) and _ids(adapt) | _ids(held_out) == set(range(500))
+    assert held_out.labels.bincount(minlength=10).tolist() == [10] * 10  # stratified: 50 per class -> 10 each
+    assert adapt.labels.bincount(minlength=10).tolist() == [40] * 10
+    assert adapt.meta["protocol_part"] == "adapt" and held_out.meta["protocol_part"] == "eval"
+    again, _ = split_for_adaptation(data, eval_fraction=0.2, seed=3)
+    other, _ = split_for_adaptation(data, eval_fraction=0.2, seed=4)
+    assert torch.equal(again.images, adapt.images) and _ids(other) != _ids(adapt)
+
+
+def test_split_for_adaptation_errors():
+    data = _digits(30)
+    for bad in (0, 1, 1.5, -0.1, True, "0.2"):
+        with pytest.raises(DataError, match="eval_fraction must be a number strictly between 0 and 1"):
+            split_for_adaptation(data, eval_fraction=bad, seed=0)
+    with pytest.raises(DataError, match="no labels"):
+        split_for_adaptation(ImageData(data.images), eval_fraction=0.2, seed=0)
+    with pytest.raises(DataError, match="smallest class: 3"):  # 3 images per class cannot give 10 classes 1% each
+        split_for_adaptation(data, eval_fraction=0.01, seed=0)
+
+
+def test_real_mnistm_test_split(real_data_dir):
+    data = load_dataset("mnist-m", "test", data_dir=real_data_dir)
+    assert len(data) == 9001 and data.shape == (3, 32, 32) and data.images.dtype == torch.uint8
+    # class counts of the staged test split (shared/data/MANIFEST.md)
+    assert data.labels.bincount().tolist() == [878, 1016, 933, 908, 890, 807, 856, 914, 880, 919]
+    # its labels equal the MNIST t10k labels [0:9001] (MANIFEST cross-check)
+    mnist = load_dataset("mnist", "test", data_dir=real_data_dir, download=False)
+    assert torch.equal(data.labels, mnist.labels[:9001])
+    with pytest.raises(DataError, match="only the test split is present"):
+        load_dataset("mnist-m", "train", data_dir=real_data_dir, download=False)
+    adapt, held_out = split_for_adaptation(data, eval_fraction=0.2, seed=0)
+    assert len(adapt) + len(held_out) == 9001 and abs(len(held_out) - 1800) <= 1
