@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import shutil
+import tarfile
+import urllib.error
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +17,7 @@ from PIL import Image
 from reprlab.base.errors import DataError
 from reprlab.config import RunConfig
 from reprlab.data import ImageData, describe_datasets, list_datasets, load_dataset, sources
-from reprlab.data.mnistm import read_mnistm
+from reprlab.data.mnistm import read_mnistm, read_mnistm_archive
 from reprlab.data.protocols import split_for_adaptation
 from reprlab.runs.data import prepare_data
 
@@ -140,28 +145,131 @@ def test_registry_layouts_and_no_download(tmp_path):
     assert len(load_dataset("mnist-m", "test", data_dir=tmp_path / "b")) == 2
     write_mnistm(tmp_path / "c" / "mnist-m", "test", 3)  # files directly in data_dir/mnist-m
     assert len(load_dataset("mnist-m", "test", data_dir=tmp_path / "c")) == 3
-    # nothing anywhere: no download is attempted (the autouse fixture forbids it), the fix says to place the files
-    with pytest.raises(DataError, match="no automatic download") as info:
-        load_dataset("mnist-m", "test", data_dir=tmp_path / "empty", download=True)
-    assert info.value.fix.startswith("no download: place the files")
-    assert "mnist_m_test_labels.txt" in info.value.fix and "mnist_m.tar.gz" in info.value.fix
+    # nothing anywhere and downloading disabled: the fix names the files, the folder layout and the archive
+    with pytest.raises(DataError, match="mnist-m test split not found and downloading is disabled") as info:
+        load_dataset("mnist-m", "test", data_dir=tmp_path / "empty", download=False)
+    assert "mnist_m_test_labels.txt" in info.value.fix and "mnist_m_<split>/" in info.value.fix
+    assert "mnist_m.tar.gz" in info.value.fix
     rows = {r["name"]: r for r in describe_datasets(tmp_path / "a")}
     assert rows["mnist-m"]["status"] == "partial" and rows["mnist-m"]["splits"]["train"] == "not found"
 
 
-def test_train_split_missing_points_at_the_protocol(tmp_path):
+def test_train_split_missing_points_at_the_protocol(tmp_path, monkeypatch):
     write_mnistm(tmp_path / "mnist_m", "test", 20)
     with pytest.raises(DataError, match="mnist-m train split not found: only the test split is present") as info:
-        load_dataset("mnist-m", "train", data_dir=tmp_path)
+        load_dataset("mnist-m", "train", data_dir=tmp_path, download=False)
     assert "adaptation protocol" in info.value.fix and "split_for_adaptation" in info.value.fix
-    cfg = RunConfig.from_dict({"data": {"name": "mnist-m", "data_dir": str(tmp_path)}})
+    cfg = RunConfig.from_dict({"data": {"name": "mnist-m", "data_dir": str(tmp_path), "download": False}})
     with pytest.raises(DataError, match="only the test split is present"):
         prepare_data(cfg)
+    # downloading allowed but offline: the same pointer, with the failed download in the problem
+    monkeypatch.setattr(sources, "_fetch", _offline)
+    with pytest.raises(DataError, match="only the test split is present.*Name or service not known") as info:
+        prepare_data(RunConfig.from_dict({"data": {"name": "mnist-m", "data_dir": str(tmp_path)}}))
+    assert "adaptation protocol" in info.value.fix
     # with the train split too, prepare_data loads both
     write_mnistm(tmp_path / "mnist_m", "train", 30, seed=1)
     splits = prepare_data(cfg)
     assert len(splits.train) + len(splits.val) == 30 and len(splits.test) == 20
     assert splits.train.shape == (3, 32, 32)
+
+
+def _offline(url: str, dest: Path) -> None:
+    raise urllib.error.URLError("Name or service not known")
+
+
+def write_archive(path: Path, splits: dict[str, int], *, prefix: str = "mnist_m") -> dict[str, np.ndarray]:
+    """Write ``mnist_m.tar.gz`` holding ``prefix/mnist_m_<split>/`` and labels files; return the images by split."""
+    staging = path.parent / "staging"
+    images = {split: write_mnistm(staging / "mnist_m", split, n, seed=i) for i, (split, n) in enumerate(splits.items())}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(path, "w:gz") as tar:
+        tar.add(staging / "mnist_m", arcname=prefix)
+    shutil.rmtree(staging)
+    return images
+
+
+def test_read_from_the_archive(tmp_path):
+    images = write_archive(tmp_path / "mnist_m.tar.gz", {"train": 7, "test": 5})
+    for split, n in (("train", 7), ("test", 5)):
+        data = read_mnistm_archive(tmp_path / "mnist_m.tar.gz", split)
+        assert torch.equal(data.images, torch.from_numpy(images[split]).permute(0, 3, 1, 2))
+        assert data.labels.tolist() == [i % 10 for i in range(n)] and data.meta["format"] == "tar.gz"
+    write_archive(tmp_path / "dot" / "mnist_m.tar.gz", {"test": 3}, prefix="./mnist_m")  # "./" member names
+    assert len(read_mnistm_archive(tmp_path / "dot" / "mnist_m.tar.gz", "test")) == 3
+
+
+def test_archive_errors(tmp_path):
+    archive = tmp_path / "mnist_m.tar.gz"
+    write_archive(archive, {"test": 6})
+    with pytest.raises(DataError, match="holds no mnist_m_train_labels.txt"):
+        read_mnistm_archive(archive, "train")
+    raw = archive.read_bytes()
+    (tmp_path / "cut.tar.gz").write_bytes(raw[: len(raw) // 2])
+    with pytest.raises(DataError, match="cut.tar.gz: truncated or not a tar archive") as info:
+        read_mnistm_archive(tmp_path / "cut.tar.gz", "test")
+    assert "download mnist_m.tar.gz again" in info.value.fix
+    with pytest.raises(DataError, match="does not exist"):
+        read_mnistm_archive(tmp_path / "absent.tar.gz", "test")
+    # a listed PNG absent from the archive, and a corrupt PNG inside it (named with the archive)
+    staging = tmp_path / "s" / "mnist_m"
+    write_mnistm(staging, "test", 4)
+    (staging / "mnist_m_test" / "00000001.png").unlink()
+    with tarfile.open(tmp_path / "missing.tar.gz", "w:gz") as tar:
+        tar.add(staging, arcname="mnist_m")
+    with pytest.raises(DataError, match=r"lists 1 file\(s\) absent from mnist_m_test/ in the archive, e\.g\. 00000001"):
+        read_mnistm_archive(tmp_path / "missing.tar.gz", "test")
+    (staging / "mnist_m_test" / "00000001.png").write_bytes(b"\x89PNG broken")
+    with tarfile.open(tmp_path / "corrupt.tar.gz", "w:gz") as tar:
+        tar.add(staging, arcname="mnist_m")
+    with pytest.raises(DataError, match=r"corrupt.tar.gz:mnist_m_test/00000001\.png is truncated or corrupt"):
+        read_mnistm_archive(tmp_path / "corrupt.tar.gz", "test")
+
+
+def test_registry_reads_a_placed_archive(tmp_path):
+    images = write_archive(tmp_path / "d" / "mnist-m" / "mnist_m.tar.gz", {"train": 6, "test": 4})
+    train = load_dataset("mnist-m", "train", data_dir=tmp_path / "d", download=False)
+    assert torch.equal(train.images, torch.from_numpy(images["train"]).permute(0, 3, 1, 2))
+    assert len(load_dataset("mnist-m", "test", data_dir=tmp_path / "d", download=False)) == 4
+    assert describe_datasets(tmp_path / "d")[4]["status"] == "found"
+
+
+def test_archive_download_offline(tmp_path, monkeypatch):
+    """The real spec: both URLs are tried, a file that is not the published archive is rejected and not kept;
+    a toy spec (a tiny archive's md5) is downloaded once into the cache and read from there."""
+    calls: list[str] = []
+
+    def junk(url: str, dest: Path) -> None:
+        calls.append(url)
+        dest.write_bytes(b"<html>not the archive</html>")
+
+    monkeypatch.setattr(sources, "_fetch", junk)
+    with pytest.raises(DataError, match="checksum mismatch") as info:
+        load_dataset("mnist-m", "test", data_dir=tmp_path / "none")
+    assert "drive.google.com" in calls[0] and "0B_tExHiYS-0veklUZHFYT19KYjg" in calls[0]
+    assert calls[1] == "https://cornell.box.com/shared/static/jado7quprg6hzzdubvwzh9umr75damwi" and len(calls) == 2
+    assert "859df31c91afe82e80e5012ba928f279" in info.value.problem
+    cache = tmp_path / "cache" / "reprlab" / "mnist-m"
+    assert not cache.exists() or list(cache.iterdir()) == []
+
+    images = write_archive(tmp_path / "blob" / "mnist_m.tar.gz", {"train": 5, "test": 3})
+    blob = (tmp_path / "blob" / "mnist_m.tar.gz").read_bytes()
+    real = sources.DATASETS["mnist-m"]
+    url = "https://mirror.invalid/mnist_m.tar.gz"
+    toy = dataclasses.replace(real, fallback=dataclasses.replace(real.fallback, md5=hashlib.md5(blob).hexdigest(),
+                                                                 urls=(url,)))
+    monkeypatch.setitem(sources.DATASETS, "mnist-m", toy)
+    calls.clear()
+
+    def fetch(u: str, dest: Path) -> None:
+        calls.append(u)
+        dest.write_bytes(blob)
+
+    monkeypatch.setattr(sources, "_fetch", fetch)
+    test = load_dataset("mnist-m", "test", data_dir=tmp_path / "none")
+    assert torch.equal(test.images, torch.from_numpy(images["test"]).permute(0, 3, 1, 2)) and calls == [url]
+    assert len(load_dataset("mnist-m", "train")) == 5 and calls == [url]  # the cached archive serves both splits
+    assert (cache / "mnist_m.tar.gz").read_bytes() == blob
 
 
 def _digits(n: int, seed: int = 0) -> ImageData:

@@ -1,18 +1,18 @@
 """Reader for MNIST-M (Ganin & Lempitsky's DANN digits: MNIST blended with BSDS500 patches, RGB).
 
-The layout is the one inside the original ``mnist_m.tar.gz`` (and what pytorch-adapt reads):
+The layout is the one inside the original ``mnist_m.tar.gz`` (and what pytorch-adapt reads)::
 
-```
-mnist_m/
-  mnist_m_train/00000000.png ...      (59,001 PNG files)
-  mnist_m_train_labels.txt            lines "00000000.png 5"
-  mnist_m_test/00000000.png ...       (9,001 PNG files)
-  mnist_m_test_labels.txt
-```
+    mnist_m/
+      mnist_m_train/00000000.png ...      (59,001 PNG files)
+      mnist_m_train_labels.txt            lines "00000000.png 5"
+      mnist_m_test/00000000.png ...       (9,001 PNG files)
+      mnist_m_test_labels.txt
 
-The images in that archive are 32x32 RGB. The labels file decides which images belong to a
-split and in what order; PNGs it does not list are ignored. Pillow decodes the PNGs in a plain
-loop (threads gave no gain for 32x32 files; the 9,001 test images take about a second).
+The images in that archive are 32x32 RGB. :func:`read_mnistm` reads the extracted folders;
+:func:`read_mnistm_archive` reads ``mnist_m.tar.gz`` itself, in memory, without extracting it.
+The labels file decides which images belong to a split and in what order; PNGs it does not
+list are ignored. Pillow decodes the PNGs in a plain loop (a thread pool gave no gain for
+these 32x32 files; the 9,001 test images take about a second).
 
 Example:
     >>> from reprlab.data.mnistm import read_mnistm
@@ -23,9 +23,13 @@ Example:
 
 from __future__ import annotations
 
+import io
 import logging
 import os
-from pathlib import Path
+import tarfile
+import zlib
+from pathlib import Path, PurePosixPath
+from typing import Callable
 
 import numpy as np
 import torch
@@ -79,39 +83,67 @@ def read_labels_file(path: str | os.PathLike) -> list[tuple[str, int]]:
                         fix=f"place {path.name} (lines 'FILENAME LABEL') beside the {path.name[:-len('_labels.txt')]}/ "
                             f"folder; {_REPLACE}")
     try:
-        text = path.read_text(encoding="ascii")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path}: not a readable text labels file ({exc})", fix=_REPLACE) from exc
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise DataError(f"{path}: not a readable labels file ({exc})", fix=_REPLACE) from exc
+    return _parse_labels(raw, str(path))
+
+
+def _parse_labels(raw: bytes, where: str) -> list[tuple[str, int]]:
+    try:
+        text = raw.decode("ascii")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{where}: not a text labels file (non-ASCII byte at offset {exc.start})", fix=_REPLACE) from exc
     entries: list[tuple[str, int]] = []
     for lineno, line in enumerate(text.splitlines(), start=1):
         fields = line.split()
         if not fields:
             continue
         if len(fields) != 2:
-            raise DataError(f"{path}, line {lineno}: expected 'FILENAME LABEL', got {line.strip()!r}", fix=_REPLACE)
+            raise DataError(f"{where}, line {lineno}: expected 'FILENAME LABEL', got {line.strip()!r}", fix=_REPLACE)
         fname, label_s = fields
         try:
             label = int(label_s)
         except ValueError:
             label = -1
         if not 0 <= label <= 9 or not label_s.lstrip("+").isdigit():
-            raise DataError(f"{path}, line {lineno}: label {label_s!r} of {fname} is not a digit 0..9",
+            raise DataError(f"{where}, line {lineno}: label {label_s!r} of {fname} is not a digit 0..9",
                             fix=f"MNIST-M labels are the digits 0..9; {_REPLACE}")
         entries.append((fname, label))
     if not entries:
-        raise DataError(f"{path}: lists no images (the file is empty)", fix=_REPLACE)
+        raise DataError(f"{where}: lists no images (the file is empty)", fix=_REPLACE)
     return entries
 
 
-def _decode(path: Path) -> np.ndarray:
-    """One PNG as an ``(H, W, 3)`` uint8 array; :class:`DataError` naming the file when unreadable."""
+def _decode(source: Path | bytes, where: str) -> np.ndarray:
+    """One PNG (a file or its bytes) as an ``(H, W, 3)`` uint8 array; :class:`DataError` naming it when unreadable."""
     try:
-        with Image.open(path, formats=("PNG",)) as im:  # skipping format sniffing halves the time
+        with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source,
+                        formats=("PNG",)) as im:  # skipping format sniffing halves the time
             im.load()
             rgb = im if im.mode == "RGB" else im.convert("RGB")
             return np.asarray(rgb, dtype=np.uint8)
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise DataError(f"MNIST-M image {path} is truncated or corrupt ({exc})", fix=_REPLACE) from exc
+        raise DataError(f"MNIST-M image {where} is truncated or corrupt ({exc})", fix=_REPLACE) from exc
+
+
+def _stack(entries: list[tuple[str, int]], load: Callable[[str], Path | bytes], where: Callable[[str], str],
+           *, name: str, source: str, fmt: str) -> ImageData:
+    """Decode the listed images (in labels-file order) into one :class:`ImageData`."""
+    first = _decode(load(entries[0][0]), where(entries[0][0]))
+    images = np.empty((len(entries), *first.shape), dtype=np.uint8)
+    images[0] = first
+    for i in range(1, len(entries)):
+        fname = entries[i][0]
+        arr = _decode(load(fname), where(fname))
+        if arr.shape != first.shape:
+            raise DataError(f"MNIST-M image {where(fname)} is {arr.shape[1]}x{arr.shape[0]} but "
+                            f"{entries[0][0]} is {first.shape[1]}x{first.shape[0]}",
+                            fix=f"all images of a split must have one size; {_REPLACE}")
+        images[i] = arr
+    labels = torch.tensor([label for _, label in entries], dtype=torch.int64)
+    return ImageData(torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(), labels, name=name,
+                     source=source, class_names=list(MNISTM_CLASSES), meta={"format": fmt})
 
 
 def read_mnistm(root: str | os.PathLike, split: str = "test", *, name: str = "mnist-m") -> ImageData:
@@ -144,20 +176,60 @@ def read_mnistm(root: str | os.PathLike, split: str = "test", *, name: str = "mn
     if missing:
         raise DataError(f"{labels_path} lists {len(missing):,} file(s) absent from {folder}, e.g. {missing[0]}",
                         fix=f"place the missing PNGs in {folder}/ ({_REPLACE})")
-    first = _decode(folder / entries[0][0])
-    images = np.empty((len(entries), *first.shape), dtype=np.uint8)
-    images[0] = first
-    for i in range(1, len(entries)):
-        fname = entries[i][0]
-        arr = _decode(folder / fname)
-        if arr.shape != first.shape:
-            raise DataError(f"MNIST-M image {folder / fname} is {arr.shape[1]}x{arr.shape[0]} but "
-                            f"{entries[0][0]} is {first.shape[1]}x{first.shape[0]}",
-                            fix=f"all images of a split must have one size; {_REPLACE}")
-        images[i] = arr
     unlisted = len(present) - len(entries)
     if unlisted > 0:
         logger.info("%s: %d file(s) not listed in %s are ignored", folder, unlisted, labels_name)
-    labels = torch.tensor([label for _, label in entries], dtype=torch.int64)
-    return ImageData(torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(), labels, name=name,
-                     source=str(base), class_names=list(MNISTM_CLASSES), meta={"format": "png"})
+    return _stack(entries, lambda f: folder / f, lambda f: str(folder / f), name=name, source=str(base), fmt="png")
+
+
+def read_mnistm_archive(path: str | os.PathLike, split: str = "test", *, name: str = "mnist-m") -> ImageData:
+    """Read split ``"train"`` or ``"test"`` of MNIST-M straight from ``mnist_m.tar.gz`` (not extracted).
+
+    Only the split's labels file and the PNGs in its folder are read, from memory (nothing is
+    written to disk, so member paths in the archive are never trusted as file paths). The same
+    checks as :func:`read_mnistm` apply, plus a truncated or corrupt archive.
+
+    Example:
+        >>> test = read_mnistm_archive("~/Downloads/mnist_m.tar.gz", "test")  # doctest: +SKIP
+        >>> len(test)  # doctest: +SKIP
+        9001
+    """
+    folder_name, labels_name = split_names(split)
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise DataError(f"MNIST-M archive {path} does not exist", fix="check the path")
+    labels_raw: bytes | None = None
+    pngs: dict[str, bytes] = {}
+    try:
+        with tarfile.open(path, "r:*") as tar:
+            for member in tar:
+                parts = PurePosixPath(member.name).parts
+                if not member.isfile() or not parts:
+                    continue
+                if parts[-1] == labels_name:
+                    labels_raw = _read_member(tar, member)
+                elif len(parts) >= 2 and parts[-2] == folder_name:
+                    pngs[parts[-1]] = _read_member(tar, member)
+    except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
+        raise DataError(f"{path}: truncated or not a tar archive ({type(exc).__name__}: {exc})",
+                        fix=f"download {ARCHIVE_NAME} again") from exc
+    if labels_raw is None:
+        raise DataError(f"{path}: holds no {labels_name}", fix=f"use the original {ARCHIVE_NAME} (mnist_m/{labels_name} "
+                                                              f"with the PNGs in mnist_m/{folder_name}/)")
+    entries = _parse_labels(labels_raw, f"{path}:{labels_name}")
+    missing = [f for f, _ in entries if f not in pngs]
+    if missing:
+        raise DataError(f"{path}: {labels_name} lists {len(missing):,} file(s) absent from {folder_name}/ in the "
+                        f"archive, e.g. {missing[0]}", fix=f"download {ARCHIVE_NAME} again")
+    return _stack(entries, pngs.__getitem__, lambda f: f"{path}:{folder_name}/{f}", name=name, source=str(path),
+                  fmt="tar.gz")
+
+
+def _read_member(tar: tarfile.TarFile, member: tarfile.TarInfo) -> bytes:
+    fh = tar.extractfile(member)
+    if fh is None:
+        raise tarfile.ReadError(f"cannot read member {member.name}")
+    data = fh.read()
+    if len(data) != member.size:
+        raise EOFError(f"member {member.name} is cut short")
+    return data

@@ -28,7 +28,7 @@ from reprlab.data.dataset import ImageData
 from reprlab.data.embedded import SAMPLE_NAME, load_embedded
 from reprlab.data.folders import load_image_folder
 from reprlab.data.idx import load_idx_split
-from reprlab.data.mnistm import read_mnistm
+from reprlab.data.mnistm import read_mnistm, read_mnistm_archive
 from reprlab.data.svhn import read_svhn_mat
 from reprlab.data.transforms import convert_channels, resize as resize_images
 from reprlab.data.usps import read_usps_h5, read_usps_libsvm
@@ -57,6 +57,8 @@ def _read_svhn(files: dict[str, Path], split: str, name: str) -> ImageData:
 
 
 def _read_mnistm(files: dict[str, Path], split: str, name: str) -> ImageData:
+    if "archive" in files:
+        return read_mnistm_archive(files["archive"], split, name=name)
     return read_mnistm(files["labels"].parent, split, name=name)
 
 
@@ -150,7 +152,7 @@ def _load_canonical(name: str, split: str, data_dir: str | os.PathLike | None, d
     try:
         files = sources.locate(name, split, data_dir=data_dir, download=download)
     except DataError as exc:
-        hint = _only_other_split(name, split, data_dir)
+        hint = _only_other_split(name, split, data_dir, exc)
         if hint is None:
             raise
         raise hint from exc
@@ -159,7 +161,7 @@ def _load_canonical(name: str, split: str, data_dir: str | os.PathLike | None, d
     return data
 
 
-def _only_other_split(name: str, split: str, data_dir: str | os.PathLike | None) -> DataError | None:
+def _only_other_split(name: str, split: str, data_dir: str | os.PathLike | None, exc: DataError) -> DataError | None:
     """For MNIST-M's train split (rarely distributed) when its test split is present: an error
     pointing at the adaptation protocol, which splits the test images; else ``None``."""
     if name != "mnist-m" or split != "train":
@@ -168,9 +170,11 @@ def _only_other_split(name: str, split: str, data_dir: str | os.PathLike | None)
         test = sources.locate(name, "test", data_dir=data_dir, download=False)
     except DataError:
         return None
+    if "labels" not in test:
+        return None
     folder = test["labels"].parent
-    return DataError(f"{name} train split not found: only the test split is present, in {folder}",
+    return DataError(f"{name} train split not found: only the test split is present, in {folder} ({exc.problem})",
                      fix=f"domain adaptation with MNIST-M as the target uses the available test images: the adaptation "
                          f"protocol (the 'adapt' task, reprlab.data.protocols.split_for_adaptation) splits them into an "
-                         f"adaptation part and a held-out evaluation part; or place mnist_m_train/ and "
-                         f"mnist_m_train_labels.txt in {folder}/ to use the train split")
+                         f"adaptation part and a held-out evaluation part; or, to use the train split, place "
+                         f"mnist_m_train/ and mnist_m_train_labels.txt in {folder}/ (or mnist_m.tar.gz beside them)")

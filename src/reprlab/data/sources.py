@@ -12,8 +12,8 @@ accepted, and IDX files may be gzipped or not. Found files are trusted and verif
 parsing when loaded (``verify=True`` also checks checksums; a recompressed ``.gz``, such
 as Debian's, passes when its decompressed payload matches). Missing files are downloaded
 into the user cache when allowed, checked against their md5 and written atomically, so a
-failed or mismatching download leaves nothing behind. MNIST-M has no automatic download
-(its files must be placed by hand).
+failed or mismatching download leaves nothing behind. MNIST-M is downloaded as its one
+archive ``mnist_m.tar.gz``, which is read without extracting it.
 
 Example:
     >>> from reprlab.data.sources import locate
@@ -201,6 +201,12 @@ DATASETS: dict[str, DatasetFiles] = {
             "train": {"labels": RemoteFile("mnist_m_train_labels.txt")},
             "test": {"labels": RemoteFile("mnist_m_test_labels.txt")},
         },
+        # the authors' archive (the Google Drive id cited by DANN repos) and pytorch-adapt's mirror; md5 published by
+        # pytorch-adapt (MNISTM.md5) and DeepMind's dataset handler for the same Google Drive id
+        fallback=RemoteFile("mnist_m.tar.gz", md5="859df31c91afe82e80e5012ba928f279",
+                            urls=("https://drive.google.com/uc?export=download&id=0B_tExHiYS-0veklUZHFYT19KYjg&confirm=t",
+                                  "https://cornell.box.com/shared/static/jado7quprg6hzzdubvwzh9umr75damwi")),
+        fallback_role="archive",
         class_names=DIGIT_CLASSES,
         homepage="http://yaroslav.ganin.net/ (Ganin & Lempitsky, DANN)",
         license="not stated by the distributors (derived from MNIST and BSDS500)",
@@ -398,16 +404,22 @@ def _not_found(spec: DatasetFiles, split: str, dirs: list[Path], data_dir: str |
     listing = ", ".join(f"{f.name} ({f.urls[0]})" if f.urls else f.name for f in files.values())
     alt = (f" (or {spec.fallback.name}, which holds every split)" if spec.fallback is not None else "")
     note = f" ({spec.note})" if spec.note else ""
-    manual = "" if _downloadable(spec, split) else "no download: place the files: "
+    manual = "" if _download_plan(spec, split) else "no download: place the files: "
     searched = ", ".join(str(d) for d in dirs)
     return DataError(f"{spec.name} {split} split not found{reason}; searched: {searched}",
                      fix=f"{manual}put {listing}{alt} into {target}/{note}, or pass --data-dir DIR / set "
                          f"{ENV_VAR}=DIR where DIR/{spec.name}/ holds those files")
 
 
-def _downloadable(spec: DatasetFiles, split: str) -> bool:
-    """Whether every file of ``split`` has a download URL."""
-    return all(f.urls for f in spec.files(split).values())
+def _download_plan(spec: DatasetFiles, split: str) -> dict[str, RemoteFile] | None:
+    """The files to download for ``split`` by role: its own files when each has a URL, else the
+    all-splits ``fallback`` when it has one; ``None`` when nothing can be downloaded."""
+    files = spec.files(split)
+    if all(f.urls for f in files.values()):
+        return files
+    if spec.fallback is not None and spec.fallback.urls:
+        return {spec.fallback_role: spec.fallback}
+    return None
 
 
 def locate(name: str, split: str, data_dir: str | os.PathLike | None = None, download: bool = True, *,
@@ -415,7 +427,8 @@ def locate(name: str, split: str, data_dir: str | os.PathLike | None = None, dow
     """Paths of the files of ``split`` of a canonical dataset, keyed by role.
 
     Roles are ``images``/``labels`` (IDX datasets), ``libsvm`` or ``h5`` (USPS), ``mat`` (SVHN),
-    ``labels`` (MNIST-M: the labels file beside the folder of PNGs). When not
+    ``labels`` (MNIST-M: the labels file beside the folder of PNGs) or ``archive`` (MNIST-M's
+    ``mnist_m.tar.gz``, read without extracting). When not
     found anywhere, the files are downloaded into :func:`cache_dir` if ``download``; otherwise
     (or if the download fails) a :class:`DataError` says which files to put where. With
     ``verify=True`` found files are checked with :func:`verify_file`.
@@ -441,12 +454,13 @@ def locate(name: str, split: str, data_dir: str | os.PathLike | None = None, dow
             return found
     if not download:
         raise _not_found(spec, split, dirs, data_dir, " and downloading is disabled")
-    if not _downloadable(spec, split):
+    plan = _download_plan(spec, split)
+    if plan is None:
         raise _not_found(spec, split, dirs, data_dir, f" and {name} has no automatic download")
     target = cache_dir(name)
     result: dict[str, Path] = {}
     try:
-        for role, file in spec.files(split).items():
+        for role, file in plan.items():
             existing = _find_file(target, file)
             result[role] = existing if existing is not None else download_file(file, target)
     except DataError as exc:
