@@ -14,7 +14,9 @@ import pytest
 import torch
 from PIL import Image
 
+from conftest import REPO
 from reprlab.base.errors import DataError
+from reprlab.cli.main import main as cli_main
 from reprlab.config import RunConfig
 from reprlab.data import ImageData, describe_datasets, list_datasets, load_dataset, sources
 from reprlab.data.mnistm import read_mnistm, read_mnistm_archive
@@ -320,3 +322,15 @@ def test_real_mnistm_test_split(real_data_dir):
         load_dataset("mnist-m", "train", data_dir=real_data_dir, download=False)
     adapt, held_out = split_for_adaptation(data, eval_fraction=0.2, seed=0)
     assert len(adapt) + len(held_out) == 9001 and abs(len(held_out) - 1800) <= 1
+
+
+def test_cli_train_on_mnistm_without_train_split(tmp_path, capsys):
+    """The CLI prints the error and its fix, exits 2, and creates no run directory."""
+    write_mnistm(tmp_path / "data" / "mnist_m", "test", 4)
+    code = cli_main(["train", str(REPO / "configs" / "conv_ae.yaml"), "data.name=mnist-m",
+                     f"data.data_dir={tmp_path / 'data'}", "data.download=false", "--output-dir", str(tmp_path / "runs")])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert "error: mnist-m train split not found: only the test split is present" in err
+    assert "Fix: domain adaptation with MNIST-M" in err and "Traceback" not in err
+    assert not (tmp_path / "runs").exists()

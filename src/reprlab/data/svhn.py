@@ -21,8 +21,6 @@ import zlib
 from pathlib import Path
 
 import numpy as np
-import scipy.io
-from scipy.io.matlab import MatReadError
 import torch
 
 from reprlab.base.errors import DataError
@@ -50,6 +48,9 @@ def read_svhn_mat(path: str | os.PathLike, *, name: str = "svhn") -> ImageData:
         >>> data.shape, data.labels.tolist()
         ((3, 32, 32), [0, 3])
     """
+    import scipy.io  # here, not at module level: importing scipy.io costs most of a second
+    from scipy.io.matlab import MatReadError
+
     path = Path(path).expanduser()
     if not path.is_file():
         raise DataError(f"SVHN file {path} does not exist",
