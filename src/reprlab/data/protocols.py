@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from sklearn.model_selection import train_test_split
 
-from reprlab.base.errors import DataError
+from reprlab.base.errors import ConfigError, DataError
 from reprlab.data.dataset import ImageData
 
 
@@ -30,8 +30,8 @@ def split_for_adaptation(data: ImageData, *, eval_fraction: float, seed: int) ->
     The split is stratified by label (each class keeps its share in both parts), seeded by
     ``seed`` (same seed, same split), and the parts are disjoint and together hold every image.
     ``meta["protocol_part"]`` is ``"adapt"`` or ``"eval"``; images keep their order. Raises
-    :class:`DataError` when ``data`` has no labels,
-    ``eval_fraction`` is not in (0, 1), or a part would not hold at least one image per class.
+    :class:`ConfigError` when ``eval_fraction`` is not in (0, 1), :class:`DataError` when ``data``
+    has no labels or a part would not hold at least one image per class.
 
     Example:
         >>> adapt, held_out = split_for_adaptation(mnistm_test, eval_fraction=0.2, seed=0)  # doctest: +SKIP
@@ -40,7 +40,7 @@ def split_for_adaptation(data: ImageData, *, eval_fraction: float, seed: int) ->
     """
     if isinstance(eval_fraction, bool) or not isinstance(eval_fraction, (int, float)) \
             or not 0.0 < float(eval_fraction) < 1.0:
-        raise DataError(f"eval_fraction must be a number strictly between 0 and 1, got {eval_fraction!r}",
+        raise ConfigError(f"eval_fraction must be a number strictly between 0 and 1, got {eval_fraction!r}",
                         fix="e.g. eval_fraction=0.2 keeps 20% of the images for evaluation")
     if data.labels is None:
         raise DataError(f"{data.name}: the adaptation split is stratified by class but the images have no labels",
