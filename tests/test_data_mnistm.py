@@ -1,4 +1,4 @@
-"""MNIST-M: the PNG-folder reader, its registry entry (no download), prepare_data, the adaptation split."""
+"""MNIST-M: the PNG-folder and archive readers, the registry entry and its download, prepare_data, the adaptation split."""
 
 from __future__ import annotations
 
@@ -137,7 +137,7 @@ def test_mixed_sizes_and_unknown_split(tmp_path):
         read_mnistm(tmp_path, "valid")
 
 
-def test_registry_layouts_and_no_download(tmp_path):
+def test_registry_layouts_and_not_found(tmp_path):
     assert "mnist-m" in list_datasets() and "svhn" in list_datasets()
     images = write_mnistm(tmp_path / "a" / "mnist-m" / "mnist_m", "test", 4)  # pytorch-adapt layout
     data = load_dataset("mnist-m", "test", data_dir=tmp_path / "a")
@@ -272,6 +272,14 @@ def test_archive_download_offline(tmp_path, monkeypatch):
     assert torch.equal(test.images, torch.from_numpy(images["test"]).permute(0, 3, 1, 2)) and calls == [url]
     assert len(load_dataset("mnist-m", "train")) == 5 and calls == [url]  # the cached archive serves both splits
     assert (cache / "mnist_m.tar.gz").read_bytes() == blob
+
+
+def test_no_download_source_says_place_the_files(tmp_path, monkeypatch):
+    """A spec with no URL at all (MNIST-M without its archive) never downloads and says so."""
+    monkeypatch.setitem(sources.DATASETS, "mnist-m", dataclasses.replace(sources.DATASETS["mnist-m"], fallback=None))
+    with pytest.raises(DataError, match="mnist-m test split not found and mnist-m has no automatic download") as info:
+        load_dataset("mnist-m", "test", data_dir=tmp_path, download=True)  # the autouse fixture forbids fetching
+    assert info.value.fix.startswith("no download: place the files: put mnist_m_test_labels.txt")
 
 
 def _digits(n: int, seed: int = 0) -> ImageData:
