@@ -228,8 +228,8 @@ class DANNConfig(ModelConfig):
     input_shape: tuple[int, int, int] = (3, 32, 32)
     num_classes: int = 10
     preset: str = "mnist"
-    label_hidden: Any = None
-    domain_hidden: Any = None
+    label_hidden: list[int] | None = None
+    domain_hidden: list[int] | None = None
     dropout: float | None = None
     adapt_weight: float = 1.0
     lambda_schedule: str = "ganin"
