@@ -249,7 +249,7 @@ def test_set_lr_factor_is_not_cumulative_and_survives_resume():
 
 
 def test_set_lr_factor_refuses_an_epoch_scheduler_on_the_group():
-    trainer, ctx = _engine(tiny("dann"), scheduler="cosine")
+    _, ctx = _engine(tiny("dann"), scheduler="cosine")
     with pytest.raises(ConfigError, match="train.scheduler=cosine"):
         ctx.set_lr_factor("main", 0.5)
 

@@ -383,7 +383,7 @@ class DANN(ClassifierMixin, ReprModel):
             out = ctx.forward(xs, labels)
             ctx.step("main", out.loss)
             return {"loss": out.loss.detach(), "class_loss": out.loss.detach(), "acc": out.terms["acc"].detach(),
-                    "lambda": torch.zeros(())}
+                    "lambda": torch.zeros((), device=out.loss.device)}
         target = getattr(batch, "target", None)
         if target is None:
             raise needs_target_error("dann", f"with adapt_weight={self.config.adapt_weight}")
@@ -396,7 +396,7 @@ class DANN(ClassifierMixin, ReprModel):
         ctx.step("main", loss)
         return {"loss": loss.detach(), "class_loss": cls["loss"].detach(), "acc": cls["acc"].detach(),
                 "domain_loss": dom["domain_loss"].detach(), "domain_acc": dom["domain_acc"].detach(),
-                "lambda": torch.tensor(lam)}
+                "lambda": torch.tensor(lam, device=loss.device)}
 
     @torch.no_grad()
     def validation_step(self, batch: Any) -> dict[str, torch.Tensor]:

@@ -63,7 +63,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from reprlab.base.errors import ConfigError, ModelError, TrainingError
-from reprlab.models.base import ModelConfig, ModelOutput, ReprModel, check_choice, check_float, check_int, images_of
+from reprlab.models.base import ModelConfig, ReprModel, check_choice, check_float, check_int, images_of
 from reprlab.models.dann import PRESET_SPECS, PRESETS, DeclaredGroup, feature_extractor, mlp, needs_target_error
 from reprlab.models.registry import register_model
 from reprlab.models.resnet18 import ClassifierMixin, classification_terms
@@ -249,8 +249,12 @@ class PixelDA(ClassifierMixin, ReprModel):
 
     # -- interface -------------------------------------------------------------------------
     def noise(self, n: int, *, device: Any = None, generator: torch.Generator | None = None) -> torch.Tensor:
-        """``n`` noise vectors ``U(-1, 1)`` of ``noise_dim`` entries."""
-        dev = device if device is not None else next(self.parameters()).device
+        """``n`` noise vectors ``U(-1, 1)`` of ``noise_dim`` entries (on ``generator``'s device when given)."""
+        check_int("n", n, minimum=1)
+        if generator is not None:
+            dev = generator.device
+        else:
+            dev = device if device is not None else next(self.parameters()).device
         return torch.rand(int(n), int(self.config.noise_dim), generator=generator, device=dev) * 2 - 1
 
     def translate(self, x: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
@@ -259,7 +263,7 @@ class PixelDA(ClassifierMixin, ReprModel):
         if tuple(z.shape) != (x.shape[0], int(self.config.noise_dim)):
             raise ModelError(f"pixelda.translate: noise of shape {tuple(z.shape)} for {x.shape[0]} images",
                              fix=f"pass noise of shape ({x.shape[0]}, {self.config.noise_dim}) or none")
-        return self.generator(x, z)
+        return self.generator(x, z.to(x.device))
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """The task classifier's penultimate layer ``(N, D)``."""
