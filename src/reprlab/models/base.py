@@ -77,6 +77,13 @@ class StepContext(Protocol):
     def step(self, name: str, loss: torch.Tensor) -> None:
         """zero_grad, backward, (all-reduce), clip and step optimiser ``name``."""
 
+    @property
+    def fraction(self) -> float:
+        """Training progress in ``[0, 1]`` (``progress / epochs``)."""
+
+    def set_lr_factor(self, name: str, factor: float) -> None:
+        """Set optimiser ``name``'s learning rate to its base rate times ``factor`` (not cumulative)."""
+
 
 @dataclass
 class ModelConfig:
