@@ -21,7 +21,6 @@ seed-0 runs of each task (``_<task>_tsne.png``: one row per method, by domain an
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import math
 import resource

@@ -22,7 +22,7 @@ from torch.nn import functional as F
 
 import reprlab
 from reprlab.base.errors import ConfigError, DataError, ModelError
-from reprlab.capabilities.adaptation import (allow_model, dev_from_weights, holdout_split, prediction_entropy,
+from reprlab.capabilities.adaptation import (allow_model, dev_from_weights, prediction_entropy,
                                              soft_neighbourhood_density)
 from reprlab.capabilities.adaptation.config import METHOD_MODELS
 from reprlab.capabilities.adaptation.selection import deep_embedded_validation, density_ratio

@@ -43,10 +43,10 @@ import numpy as np
 import torch
 
 from reprlab.base.errors import ConfigError, DataError
-from reprlab.base.io import write_json
 from reprlab.capabilities.adaptation.config import OWN_DATA, SELECTIONS
-from reprlab.capabilities.adaptation.selection import ORACLE_KEY, SelectionCallback
+from reprlab.capabilities.adaptation.selection import SelectionCallback
 from reprlab.data.dataset import ImageData
+from reprlab.data.protocols import split_for_adaptation
 from reprlab.evaluation.classification import classification_metrics, num_classes_of, predict
 from reprlab.runs import PostRunContext, Splits, load_split, prepare_data
 from reprlab.tasks.registry import Task, register_task
@@ -91,7 +91,8 @@ def _cap(data: ImageData, n: int | None, seed: int) -> ImageData:
 
 
 def holdout_split(data: ImageData, *, eval_fraction: float, seed: int) -> tuple[ImageData, ImageData]:
-    """``(adaptation, evaluation)``: a seeded split of ``data``, stratified by class (scikit-learn).
+    """``(adaptation, evaluation)``: a seeded split of ``data``, stratified by class
+    (:func:`reprlab.data.protocols.split_for_adaptation`).
 
     Example:
         >>> d = ImageData(torch.zeros(20, 1, 4, 4), torch.arange(20) % 2)
@@ -99,27 +100,10 @@ def holdout_split(data: ImageData, *, eval_fraction: float, seed: int) -> tuple[
         >>> len(a), len(e), e.labels.bincount().tolist()
         (14, 6, [3, 3])
     """
-    try:  # the data layer's protocol helper (seeded, stratified, disjoint), where this version has it
-        from reprlab.data.protocols import split_for_adaptation
-    except ImportError:
-        split_for_adaptation = None
-    if split_for_adaptation is not None:
-        return split_for_adaptation(data, eval_fraction=eval_fraction, seed=seed)
-    from sklearn.model_selection import train_test_split
-
     if data.labels is None:
         raise DataError(f"the target images ({data.name}) have no labels, so no evaluation part can be held out",
                         fix="give the target's labels (adapt.target_labels_path, or a labelled dataset)")
-    n_eval = int(round(len(data) * eval_fraction))
-    if n_eval < 1 or n_eval >= len(data):
-        raise ConfigError(f"adapt.eval_fraction={eval_fraction} of {len(data)} target images leaves an empty part",
-                          fix="use more target images or another adapt.eval_fraction")
-    idx = np.arange(len(data))
-    labels = data.labels.numpy()
-    counts = np.bincount(labels)
-    stratify = labels if counts[counts > 0].min() >= 2 and n_eval >= len(counts[counts > 0]) else None
-    a, e = train_test_split(idx, test_size=n_eval, random_state=seed, stratify=stratify)
-    return data.subset(torch.as_tensor(np.sort(a))), data.subset(torch.as_tensor(np.sort(e)))
+    return split_for_adaptation(data, eval_fraction=eval_fraction, seed=seed)
 
 
 def image_hashes(data: ImageData) -> list[str]:
