@@ -103,12 +103,13 @@ def summarise(rows: list[dict]) -> list[dict]:
         ok = [r for r in rows if (r["task"], r["method"]) == key and "error" not in r]
         failed = [r for r in rows if (r["task"], r["method"]) == key and "error" in r]
         p = ok[0]["protocol"] if ok else {}
+        split_seeds = ",".join(str(s) for s in dict.fromkeys(r["protocol"].get("split_seed") for r in ok))
         out.append({"task": key[0], "method": key[1], "label_free": _mean_std([r["label_free_acc"] for r in ok]),
                     "oracle": _mean_std([r["oracle_acc"] for r in ok]), "last": _mean_std([r["last_acc"] for r in ok]),
                     "seeds": len(ok), "failed": len(failed),
                     "cpu_s": round(float(np.mean([r["cpu_s"] for r in ok])), 1) if ok else math.nan,
                     "protocol": (f"{p.get('protocol')}: {p.get('adaptation_images')} adapt / "
-                                 f"{p.get('evaluation_images')} eval, split seed {p.get('split_seed')}") if p else
+                                 f"{p.get('evaluation_images')} eval, split seed(s) {split_seeds}") if p else
                                 (failed[0]["error"][:80] if failed else "")})
     return out
 
@@ -153,6 +154,7 @@ def main(argv: list[str] | None = None) -> int:
         args.max_target = args.max_target or 500
         args.max_eval = args.max_eval or 500
     args.tag = args.tag or ("adaptation_quick" if args.quick else "adaptation_" + "_".join(args.task))
+    args.output_dir = args.output_dir / f"{args.tag}-{time.strftime('%Y%m%d-%H%M%S')}"  # run names never collide
     rows = []
     for task in args.task:
         source, target = TASKS[task]

@@ -378,6 +378,12 @@ def test_refuses_unknown_or_mismatched_settings(tmp_path, adapt, words):
     _refused(tmp_path, _cfg(tmp_path, **adapt), ConfigError, *words)
 
 
+def test_refuses_a_compare_with_that_is_not_a_run(tmp_path):
+    from reprlab.base.errors import RunDirError
+
+    _refused(tmp_path, _cfg(tmp_path, compare_with=str(tmp_path / "no_run")), RunDirError, "no_run")
+
+
 def test_refuses_a_missing_target_dataset(tmp_path):
     cfg = _cfg(tmp_path, target_path=str(tmp_path / "nothing.npz"))
     _refused(tmp_path, cfg, DataError, "nothing.npz")

@@ -68,7 +68,7 @@ def plot_domain_embeddings(panels: Sequence[tuple[str, np.ndarray, np.ndarray, n
                 colour, marker = category_style(d)
                 ax.scatter(coords[m, 0], coords[m, 1], s=4, color=colour, marker=marker, alpha=0.6, label=dname,
                            linewidths=0)
-            ax.set_title(f"{name}: by domain")
+            ax.set_title(f"{name}: by domain", fontsize=8)
             ax.legend(loc="best", fontsize=6, markerscale=3)
             ax = axes[r][1]
             for i, c in enumerate(sorted(set(label.tolist()) - {-1})):
@@ -77,7 +77,7 @@ def plot_domain_embeddings(panels: Sequence[tuple[str, np.ndarray, np.ndarray, n
                     colour, _ = category_style(i)
                     ax.scatter(coords[m, 0], coords[m, 1], s=4, color=colour, marker="o" if d == 0 else "x",
                                alpha=0.6, linewidths=0.5 if d else 0, label=str(c) if d == 0 else None)
-            ax.set_title(f"{name}: by class (o source, x target)")
+            ax.set_title(f"{name}: by class (o source, x target)", fontsize=8)
             ax.legend(loc="best", fontsize=5, markerscale=2, ncol=2)
             for ax in axes[r]:
                 bare_axis(ax)

@@ -149,16 +149,18 @@ def _figures(ctx: PostRunContext, out: Path, cm: np.ndarray, names: list[str], l
               "files": ["confusion.png"]}]
     models = []
     if cfg.adapt.compare_with:
+        from reprlab.config import RunConfig
         from reprlab.runs import load_run_model
 
-        models.append((f"before: {Path(cfg.adapt.compare_with).name}", load_run_model(cfg.adapt.compare_with)))
+        other = RunConfig.from_yaml(Path(cfg.adapt.compare_with) / "config.yaml").adapt.method
+        models.append((f"before: {other}", load_run_model(cfg.adapt.compare_with)))
     models.append((f"after: {cfg.adapt.method}" if models else cfg.adapt.method, ctx.model))
     train_name = "target (labelled)" if cfg.adapt.method == "target_only" else f"source ({cfg.data.name})"
-    embedding_figure(models, splits.val if splits.val is not None else splits.train, splits.test, out / "tsne.png",
+    embedding_figure(models, splits.train, splits.test, out / "tsne.png",
                      n=cfg.adapt.tsne_points, seed=cfg.seed, device=ctx.device,
                      domain_names=(train_name, f"target ({cfg.adapt.target}, evaluation)"))
     items.append({"key": "adaptation/tsne", "kind": "figure", "title": "Source and target features (t-SNE)",
-                  "caption": "model features of source validation images and target evaluation images, coloured by "
+                  "caption": "model features of (up to adapt.tsne_points) training images and target evaluation images, coloured by "
                              "domain (left) and by class (right)" + ("; top row: the compared run (before), bottom: "
                                                                     "this run (after)" if cfg.adapt.compare_with else ""),
                   "files": ["tsne.png"]})
@@ -178,7 +180,7 @@ def _figures(ctx: PostRunContext, out: Path, cm: np.ndarray, names: list[str], l
 def compare_run_embeddings(run_dirs: Sequence[str | Path], path: str | Path, *, n: int = 500, seed: int = 0,
                            device: Any = "cpu") -> Path:
     """The t-SNE figure of several finished ``adapt`` runs (e.g. source-only, DANN, PixelDA), one row each,
-    on the data of the LAST run (its source validation and target evaluation images)."""
+    on the data of the LAST run (its source training and target evaluation images); rows named by method."""
     from reprlab.capabilities.adaptation.plots import embedding_figure
     from reprlab.config import RunConfig
     from reprlab.runs import RunDir, load_run_model
@@ -187,8 +189,11 @@ def compare_run_embeddings(run_dirs: Sequence[str | Path], path: str | Path, *, 
     last = RunDir.open(run_dirs[-1])
     cfg = RunConfig.from_yaml(last.path / "config.yaml")
     splits = get_task("adapt").prepare_data(cfg)
-    models = [(Path(r).name, load_run_model(r)) for r in run_dirs]
-    return embedding_figure(models, splits.val if splits.val is not None else splits.train, splits.test, path,
+    models = []
+    for r in run_dirs:
+        method = RunConfig.from_yaml(Path(r) / "config.yaml").adapt.method
+        models.append((f"{method} ({Path(r).name})" if len(Path(r).name) <= 20 else method, load_run_model(r)))
+    return embedding_figure(models, splits.train, splits.test, path,
                             n=n, seed=seed, device=device,
                             domain_names=(f"source ({cfg.data.name})", f"target ({cfg.adapt.target})"))
 

@@ -293,6 +293,16 @@ class AdaptTask(Task):
             raise ConfigError(f"model.num_classes={have} but the data has {n_classes} classes",
                               fix=f"set model.num_classes={n_classes} (or drop it: it follows the data)")
 
+        if cfg.adapt.compare_with:  # drawn after training: refuse a wrong run now, not after the epochs
+            from reprlab.runs import load_run_model
+
+            other = load_run_model(cfg.adapt.compare_with)
+            if tuple(other.config.input_shape) != tuple(model.config.input_shape) or not hasattr(other, "features"):
+                raise ConfigError(f"adapt.compare_with={cfg.adapt.compare_with} holds a model for images "
+                                  f"{tuple(other.config.input_shape)} (features: {hasattr(other, 'features')}), but "
+                                  f"this run's are {tuple(model.config.input_shape)}",
+                                  fix="compare with a source-only adapt run of the same source and preprocessing")
+
     def callbacks(self, cfg: Any, splits: Splits, run: Any, device: Any) -> list:
         criteria = ("entropy", "snd") + (("dev",) if cfg.adapt.selection == "dev" else ())
         return [SelectionCallback(adaptation=getattr(splits, "adaptation", splits.target), evaluation=splits.test,
