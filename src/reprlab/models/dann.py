@@ -69,7 +69,7 @@ Example:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -77,7 +77,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from reprlab.base.errors import ConfigError, ModelError
-from reprlab.models.base import ModelConfig, ModelOutput, ReprModel, check_choice, check_float, check_int, images_of
+from reprlab.models.base import (ModelConfig, ModelOutput, ParamGroup, ReprModel, check_choice, check_float, check_int,
+                                 images_of)
 from reprlab.models.registry import register_model
 from reprlab.models.resnet18 import ClassifierMixin, classification_terms
 
@@ -86,15 +87,6 @@ LAMBDA_SCHEDULES: tuple[str, ...] = ("ganin", "constant")
 
 #: The optimiser DANN declares for its one group (Ganin et al. 2016: SGD, momentum 0.9, lr 0.01).
 DANN_OPTIMIZER: dict[str, Any] = {"optimizer": "sgd", "lr": 0.01, "momentum": 0.9}
-
-
-@dataclass
-class DeclaredGroup:
-    """A parameter group and the optimiser settings the model declares for it (read like
-    :class:`reprlab.training.optim.ParamGroup`; the model layer cannot import the training layer)."""
-
-    params: list[nn.Parameter]
-    settings: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -357,7 +349,7 @@ class DANN(ClassifierMixin, ReprModel):
 
     def optimizer_groups(self) -> dict[str, Any]:  # type: ignore[override]
         """One group ``main``, declared as SGD lr 0.01 momentum 0.9 (Ganin et al.)."""
-        return {"main": DeclaredGroup([p for p in self.parameters() if p.requires_grad], dict(DANN_OPTIMIZER))}
+        return {"main": ParamGroup([p for p in self.parameters() if p.requires_grad], dict(DANN_OPTIMIZER))}
 
     # -- training --------------------------------------------------------------------------
     def domain_terms(self, domain_logits: torch.Tensor, n_source: int) -> dict[str, torch.Tensor]:

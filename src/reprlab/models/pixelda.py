@@ -63,8 +63,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from reprlab.base.errors import ConfigError, ModelError, TrainingError
-from reprlab.models.base import ModelConfig, ReprModel, check_choice, check_float, check_int, images_of
-from reprlab.models.dann import PRESET_SPECS, PRESETS, DeclaredGroup, feature_extractor, mlp, needs_target_error
+from reprlab.models.base import ModelConfig, ParamGroup, ReprModel, check_choice, check_float, check_int, images_of
+from reprlab.models.dann import PRESET_SPECS, PRESETS, feature_extractor, mlp, needs_target_error
 from reprlab.models.registry import register_model
 from reprlab.models.resnet18 import ClassifierMixin, classification_terms
 
@@ -300,8 +300,8 @@ class PixelDA(ClassifierMixin, ReprModel):
     def optimizer_groups(self) -> dict[str, Any]:  # type: ignore[override]
         """``generator`` (generator + task classifier) and ``discriminator``, each Adam 2e-4, betas (0.5, 0.999)."""
         gen = list(self.generator.parameters()) + list(self.classifier.parameters())
-        return {"generator": DeclaredGroup(gen, dict(PIXELDA_OPTIMIZER)),
-                "discriminator": DeclaredGroup(list(self.discriminator.parameters()), dict(PIXELDA_OPTIMIZER))}
+        return {"generator": ParamGroup(gen, dict(PIXELDA_OPTIMIZER)),
+                "discriminator": ParamGroup(list(self.discriminator.parameters()), dict(PIXELDA_OPTIMIZER))}
 
     # -- objective -------------------------------------------------------------------------
     def adversarial(self, scores: torch.Tensor, real: bool) -> torch.Tensor:

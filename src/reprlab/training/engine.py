@@ -182,7 +182,7 @@ class Trainer:
         check_group_options(groups, self.group_options)
         self.param_groups, self.group_settings = {}, {}
         for name, group in groups.items():
-            grouped = isinstance(group, ParamGroup) or hasattr(group, "settings")  # ParamGroup-like (models layer)
+            grouped = isinstance(group, ParamGroup)
             declared = group.settings if grouped else {}
             self.param_groups[name] = list(group.params if grouped else group)
             self.group_settings[name] = resolve_group_settings(name, base, declared, self.group_options)
