@@ -31,7 +31,7 @@ protocol: 3 epochs, 3,000 source and 3,000 target adaptation images, the whole U
 
 (In 3 epochs accuracy still rises every epoch, so the label-free, oracle and last checkpoints coincide.)
 ``--quick`` (1 epoch, 500 / 500 / 500 images, seeds 0 1, all four methods incl. pixelda) ran end to end
-in about 4 minutes; its accuracies are at chance (8 SGD steps) and only check the plumbing.
+in about 4.5 minutes of wall time; its accuracies are at chance (8 SGD steps) and only check the plumbing.
 """
 
 from __future__ import annotations
