@@ -55,7 +55,38 @@ on 2,000 test images; validation labels = the budget)::
 (pretraining: 85 CPU s, shared by the ae_* rows.) The autoencoder buys +1.3 points at 100
 labels and +0.6 at 1,000 over the same network from scratch, within one std: far from the
 issue's goals (+3 points, 80% / 87%). The issue's next step, an augmentation-invariant
-(SimCLR-style) encoder, is not built yet.
+(SimCLR-style) encoder, is measured below.
+
+The contrastive encoder (``simclr``: [16, 32, 64] + 128-d code, batch 256, temperature 0.5,
+crop scale [0.4, 1], 4 epochs on the 54,000 training images: 477 CPU s at 1 thread), then
+the same protocol on the **whole** test split (10,000), 1 thread, measured 2026-12-02::
+
+    python bench/fewlabel.py --pretrain-model simclr --channels 16 32 64 --latent-dim 128 --pretrain-images 60000 \
+        --pretrain-epochs 4 --pretrain-batch-size 256 --pretrain-lr 2e-3 --pretrain-option "crop_scale=[0.4,1]" \
+        --labels 100 1000 --methods baselines --max-test 2000 --threads 1 --out /tmp/simclr-bench/full \
+        --tag simclr-pretrain-check
+    python bench/fewlabel.py --pretrain-run /tmp/simclr-bench/full/pretrain_simclr --labels 100 1000 \
+        --seeds 0 1 2 --epochs 10 --min-steps 200 --threads 1 --out /tmp/simclr-bench/cls --tag fewlabel-simclr-3seeds
+
+    | method | labels | accuracy (%) | seeds | CPU s |
+    |---|---|---|---|---|
+    | simclr_probe | 100 | 71.4 ± 1.1 | 3 | 7.1 |
+    | simclr_probe | 1000 | 78.8 ± 0.4 | 3 | 8.4 |
+    | simclr_finetune | 100 | 72.7 ± 0.9 | 3 | 9.6 |
+    | simclr_finetune | 1000 | 83.0 ± 0.5 | 3 | 15.3 |
+    | scratch_simclr | 100 | 58.7 ± 1.6 | 3 | 10.1 |
+    | scratch_simclr | 1000 | 79.8 ± 1.4 | 3 | 15.6 |
+    | simclr_logreg | 100 | 72.3 ± 1.1 | 3 | 3.7 |
+    | simclr_logreg | 1000 | 80.2 ± 0.3 | 3 | 16.8 |
+    | simclr_knn | 100 | 69.3 ± 1.1 | 3 | 2.7 |
+    | simclr_knn | 1000 | 75.7 ± 0.1 | 3 | 2.2 |
+    | pixels_logreg | 100 | 69.3 ± 0.6 | 3 | 2.5 |
+    | pixels_logreg | 1000 | 78.6 ± 0.3 | 3 | 6.6 |
+
+Fine-tuned, the contrastive encoder beats the same network from scratch by +14.0 points at
+100 labels and +3.2 at 1,000, and the conv_ae fine-tuning of the table above by +1.9 / +2.0
+(that table's test set is 2,000 images); the issue's absolute goals (80% / 87%) are not
+reached with 8 CPU-minutes of pretraining.
 """
 
 from __future__ import annotations
