@@ -79,8 +79,11 @@ def test_augmentations_keep_shape_and_range_differ_between_views_and_replay_unde
     flipped = augment_views(x, generator=torch.Generator().manual_seed(0), crop_scale=(1.0, 1.0),
                             crop_ratio=(1.0, 1.0), flip=1.0, translate=0.0, brightness=0.0, contrast=0.0)
     assert torch.allclose(flipped, x.flip(-1), atol=1e-5)
-    # a model's views come from its generator; eval mode uses fixed views (a comparable validation loss)
+    # a model's two views differ, image by image, and come from its generator; eval mode uses fixed views
     m = tiny().eval()
+    v1, v2 = m.views(x, torch.Generator().manual_seed(5))
+    assert all(float((v1[i] - v2[i]).abs().max()) > 1e-3 for i in range(6))
+    assert torch.equal(m.views(x, torch.Generator().manual_seed(5))[1], v2)
     with torch.no_grad():
         assert torch.equal(m(x).loss, m(x).loss)
 
