@@ -5,6 +5,9 @@ training split, class-balanced, chosen by :func:`reprlab.capabilities.classifica
 
 1. pretrain a ``conv_ae`` (``--channels``, ``--latent-dim``) without labels on
    ``--pretrain-images`` training images for ``--pretrain-epochs`` epochs (one run, reused);
+   ``--pretrain-model simclr`` pretrains the contrastive encoder instead (its options with
+   ``--pretrain-option KEY=VALUE``; the rows are then named ``simclr_*`` and ``scratch_simclr``,
+   the simclr network from a random start); ``--pretrain-run RUN_DIR`` reuses a finished one;
 2. per budget and seed, through ``reprlab.train`` with ``task: classify``:
 
    * ``ae_probe``: the frozen encoder, BatchNorm on the codes, linear head (``freeze=encoder``);
@@ -52,7 +55,51 @@ on 2,000 test images; validation labels = the budget)::
 (pretraining: 85 CPU s, shared by the ae_* rows.) The autoencoder buys +1.3 points at 100
 labels and +0.6 at 1,000 over the same network from scratch, within one std: far from the
 issue's goals (+3 points, 80% / 87%). The issue's next step, an augmentation-invariant
-(SimCLR-style) encoder, is not built yet.
+(SimCLR-style) encoder, is measured below.
+
+The contrastive encoder (``simclr``: [16, 32, 64] + 128-d code, batch 256, temperature 0.5,
+crop scale [0.4, 1], 4 epochs on the 54,000 training images: 477 CPU s at 1 thread), then
+the same protocol on the **whole** test split (10,000), 1 thread, measured 2026-12-02::
+
+    python bench/fewlabel.py --pretrain-model simclr --channels 16 32 64 --latent-dim 128 --pretrain-images 60000 \
+        --pretrain-epochs 4 --pretrain-batch-size 256 --pretrain-lr 2e-3 --pretrain-option "crop_scale=[0.4,1]" \
+        --labels 100 1000 --methods baselines --max-test 2000 --threads 1 --out /tmp/simclr-bench/full \
+        --tag simclr-pretrain-check
+    python bench/fewlabel.py --pretrain-run /tmp/simclr-bench/full/pretrain_simclr --labels 100 1000 \
+        --seeds 0 1 2 --epochs 10 --min-steps 200 --threads 1 --out /tmp/simclr-bench/cls --tag fewlabel-simclr-3seeds
+
+    | method | labels | accuracy (%) | seeds | CPU s |
+    |---|---|---|---|---|
+    | simclr_probe | 100 | 71.4 ± 1.1 | 3 | 7.1 |
+    | simclr_probe | 1000 | 78.8 ± 0.4 | 3 | 8.4 |
+    | simclr_finetune | 100 | 72.7 ± 0.9 | 3 | 9.6 |
+    | simclr_finetune | 1000 | 83.0 ± 0.5 | 3 | 15.3 |
+    | scratch_simclr | 100 | 58.7 ± 1.6 | 3 | 10.1 |
+    | scratch_simclr | 1000 | 79.8 ± 1.4 | 3 | 15.6 |
+    | simclr_logreg | 100 | 72.3 ± 1.1 | 3 | 3.7 |
+    | simclr_logreg | 1000 | 80.2 ± 0.3 | 3 | 16.8 |
+    | simclr_knn | 100 | 69.3 ± 1.1 | 3 | 2.7 |
+    | simclr_knn | 1000 | 75.7 ± 0.1 | 3 | 2.2 |
+    | pixels_logreg | 100 | 69.3 ± 0.6 | 3 | 2.5 |
+    | pixels_logreg | 1000 | 78.6 ± 0.3 | 3 | 6.6 |
+
+The conv_ae path on the same 10,000 test images (1 thread, the small version's settings)::
+
+    python bench/fewlabel.py --labels 100 1000 --seeds 0 1 2 --pretrain-images 10000 --pretrain-epochs 2 \
+        --epochs 10 --min-steps 200 --methods ae_finetune scratch --threads 1 --out /tmp/simclr-bench/ae \
+        --tag fewlabel-ae-fulltest
+
+    | ae_finetune | 100 | 71.1 ± 2.4 | 3 | 3.8 |
+    | ae_finetune | 1000 | 81.0 ± 0.5 | 3 | 4.8 |
+    | scratch | 100 | 69.1 ± 1.9 | 3 | 3.9 |
+    | scratch | 1000 | 80.6 ± 0.2 | 3 | 4.6 |
+
+Fine-tuned, the contrastive encoder beats the conv_ae network from scratch by +3.6 points at
+100 labels and +2.4 at 1,000 (the same simclr network from scratch: +14.0 / +3.2; its global
+average pooling learns slowly from 100 labels), and the conv_ae fine-tuning by +1.6 / +2.0.
+``--pretrain-option temperature=0.2`` (544 CPU s of pretraining) gives the same within a std:
+simclr_finetune 72.8 ± 1.8 / 83.3 ± 0.6, simclr_logreg 71.2 ± 0.3 / 80.6 ± 0.4. The issue's
+absolute goals (80% / 87%) are not reached with 8-9 CPU-minutes of pretraining.
 """
 
 from __future__ import annotations
@@ -65,6 +112,7 @@ import time
 from pathlib import Path
 
 import torch
+import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import RESULTS, data_dir, machine, save  # noqa: E402
@@ -85,12 +133,25 @@ def base_config(args, root: Path) -> dict:
             "eval": {"report": False, "figures": False}}
 
 
+def parse_options(items: list[str]) -> dict:
+    """``["temperature=0.2", "crop_scale=[0.2,1]"]`` -> ``{"temperature": 0.2, "crop_scale": [0.2, 1]}`` (YAML values)."""
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"error: --pretrain-option {item!r} is not KEY=VALUE")
+        out[key.strip()] = yaml.safe_load(value)
+    return out
+
+
 def pretrain(args, root: Path) -> tuple[Path, float]:
     cfg = base_config(args, root)
     cfg["data"]["max_train"] = args.pretrain_images
-    cfg.update(seed=0, name="pretrain_conv_ae",
-               model={"name": "conv_ae", "latent_dim": args.latent_dim, "channels": args.channels})
-    cfg["train"].update(epochs=args.pretrain_epochs, batch_size=128, lr=2e-3, scheduler="cosine")
+    model = {"name": args.pretrain_model, "latent_dim": args.latent_dim, "channels": args.channels,
+             **parse_options(args.pretrain_option)}
+    cfg.update(seed=0, name=f"pretrain_{args.pretrain_model}", model=model)
+    cfg["train"].update(epochs=args.pretrain_epochs, batch_size=args.pretrain_batch_size, lr=args.pretrain_lr,
+                        scheduler="cosine")
     started = time.process_time()
     result = train(cfg)
     return result.run_dir, time.process_time() - started
@@ -115,14 +176,14 @@ def classify(args, root: Path, name: str, model: dict, labels: int, seed: int, *
             "seconds": seconds, "epochs": epochs, "best_epoch": m.get("best/epoch"), "run_dir": str(result.run_dir)}
 
 
-def baselines(args, encoder, labels: int, seed: int) -> list[dict]:
+def baselines(args, encoder, labels: int, seed: int, prefix: str = "ae") -> list[dict]:
     cfg = RunConfig.from_dict({"seed": seed, "task": "classify", **{k: v for k, v in base_config(args, Path(".")).items()
                                                                      if k == "data"},
                                "classify": {"labels": labels}})
     splits = budget_splits(cfg, prepare_data(cfg))[0]
     rows = []
     for name, res in frozen_code_baselines(encoder, splits.train, splits.test, seed=seed).items():
-        rows.append({"method": f"ae_{name}", "labels": labels, "seed": seed, **res})
+        rows.append({"method": f"{prefix}_{name}", "labels": labels, "seed": seed, **res})
     started = time.process_time()
     px = code_baselines(splits.train.float01().flatten(1).numpy(), splits.train.labels.numpy(),
                         splits.test.float01().flatten(1).numpy(), splits.test.labels.numpy(), which=("logreg",),
@@ -138,6 +199,13 @@ def main() -> None:
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
     p.add_argument("--pretrain-images", type=int, default=20000)
     p.add_argument("--pretrain-epochs", type=int, default=3)
+    p.add_argument("--pretrain-model", default="conv_ae", choices=["conv_ae", "simclr"],
+                   help="the unsupervised encoder: an autoencoder or a contrastive (SimCLR) encoder")
+    p.add_argument("--pretrain-option", nargs="*", default=[], metavar="KEY=VALUE",
+                   help="more options of the pretrained model, e.g. temperature=0.2 crop_scale=[0.2,1]")
+    p.add_argument("--pretrain-run", help="reuse this finished pretraining run directory instead of pretraining")
+    p.add_argument("--pretrain-batch-size", type=int, default=128)
+    p.add_argument("--pretrain-lr", type=float, default=2e-3)
     p.add_argument("--channels", type=int, nargs="+", default=[32, 64])
     p.add_argument("--latent-dim", type=int, default=64)
     p.add_argument("--epochs", type=int, default=30, help="at least this many epochs per classify run")
@@ -145,7 +213,9 @@ def main() -> None:
     p.add_argument("--weight-decay", type=float, default=1e-4)
     p.add_argument("--val-labels", type=int, default=None, help="validation labels (default: the budget)")
     p.add_argument("--max-test", type=int, default=None)
-    p.add_argument("--methods", nargs="+", default=["ae_probe", "ae_finetune", "scratch", "baselines"])
+    p.add_argument("--methods", nargs="+", default=["ae_probe", "ae_finetune", "scratch", "baselines"],
+                   help="ae_probe, ae_finetune, scratch, baselines (with --pretrain-model simclr the rows are "
+                        "named simclr_probe, simclr_finetune, scratch_simclr, simclr_logreg, simclr_knn)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--data-dir")
     p.add_argument("--out", default="/tmp/reprlab-bench-fewlabel", help="parent folder of the run directories")
@@ -154,28 +224,36 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     torch.set_num_threads(args.threads)
     root = Path(args.out)
-    ae_run, pretrain_s = pretrain(args, root)
+    if args.pretrain_run:
+        ae_run = Path(args.pretrain_run)
+        pretrain_s = float("nan")  # measured by the command that made it
+        args.pretrain_model = json.loads((ae_run / "checkpoints" / "best" / "model.json").read_text())["model"]
+    else:
+        ae_run, pretrain_s = pretrain(args, root)
     print(f"pretrained {ae_run} in {pretrain_s:.0f} CPU s", flush=True)
     encoder = load_run_model(ae_run)
     ae_model = json.loads((ae_run / "checkpoints" / "best" / "model.json").read_text())["config"]
     scratch_encoder = {k: v for k, v in ae_model.items() if k not in ("input_shape", "output_range")}
+    prefix = "ae" if args.pretrain_model == "conv_ae" else args.pretrain_model
+    renamed = {"ae_probe": f"{prefix}_probe", "ae_finetune": f"{prefix}_finetune",
+               "scratch": "scratch" if prefix == "ae" else f"scratch_{prefix}"}
     rows: list[dict] = []
     for labels in args.labels:
         for seed in args.seeds:
             todo = {
-                "ae_probe": lambda: classify(args, root, "ae_probe", {"name": "classifier", "pretrained": str(ae_run),
+                "ae_probe": lambda: classify(args, root, renamed["ae_probe"], {"name": "classifier", "pretrained": str(ae_run),
                                                                       "freeze": "encoder", "feature_norm": True},
                                              labels, seed, lr=1e-2),
-                "ae_finetune": lambda: classify(args, root, "ae_finetune",
+                "ae_finetune": lambda: classify(args, root, renamed["ae_finetune"],
                                                 {"name": "classifier", "pretrained": str(ae_run), "freeze": "none",
                                                  "feature_norm": True}, labels, seed,
                                                 groups={"encoder": {"lr": 3e-4}, "head": {"lr": 3e-3}}),
-                "scratch": lambda: classify(args, root, "scratch", {"name": "classifier", "encoder": "conv_ae",
+                "scratch": lambda: classify(args, root, renamed["scratch"], {"name": "classifier", "encoder": args.pretrain_model,
                                                                     "encoder_options": scratch_encoder,
                                                                     "feature_norm": True}, labels, seed, lr=3e-3),
             }
             for method in args.methods:
-                new = baselines(args, encoder, labels, seed) if method == "baselines" else [todo[method]()]
+                new = baselines(args, encoder, labels, seed, prefix) if method == "baselines" else [todo[method]()]
                 for row in new:
                     print(json.dumps({k: row[k] for k in ("method", "labels", "seed", "acc", "seconds")}), flush=True)
                 rows += new
