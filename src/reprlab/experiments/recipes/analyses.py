@@ -60,6 +60,10 @@ def _split(splits: Any, name: str) -> Any:
     return data
 
 
+def _file(ref: str) -> str:
+    return ref.replace(":", "-")
+
+
 def _limit(data: Any, n: int | None, seed: int = 0) -> Any:
     if n is None or len(data) <= n:
         return data
@@ -67,17 +71,34 @@ def _limit(data: Any, n: int | None, seed: int = 0) -> Any:
     return data.subset(idx)
 
 
+def run_dir_of(ctx: StepContext, ref: str) -> str:
+    """The run directory named by ``STEP`` (a train step) or ``STEP:VARIANT`` (a variant of a variants step)."""
+    step, _, variant = ref.partition(":")
+    out = ctx.outputs[step]
+    key = variant or "run_dir"
+    if key not in out:
+        raise ConfigError(f"{ref!r} names no run of step {step!r}", fix=f"use one of {sorted(k for k in out if k != 'step_dir')}")
+    return out[key]
+
+
 class _RunsAnalysis(StepKind):
-    ref_keys = ("runs",)
-    base_options = frozenset({"runs"})
+    """An analysis of the runs named in ``runs``: train steps, or ``STEP:VARIANT`` of a variants step."""
+
+    def refs(self, spec: StepSpec) -> list[str]:
+        return list(dict.fromkeys(r.partition(":")[0] for r in _runs(spec)))
 
     def check(self, spec: StepSpec, recipe: Recipe) -> set[str] | None:
         self.check_options(spec)
         runs = _runs(spec)
         for r in runs:
-            if r in recipe.steps and recipe.steps[r].kind != "train":
-                raise ConfigError(f"steps.{spec.name}.runs: step {r!r} is a {recipe.steps[r].kind!r} step, not train",
-                                  fix="name train steps (their run directories are analysed)")
+            step, _, variant = r.partition(":")
+            want = "variants" if variant else "train"
+            if step in recipe.steps and recipe.steps[step].kind != want:
+                raise ConfigError(f"steps.{spec.name}.runs: step {step!r} is a {recipe.steps[step].kind!r} step, not {want}",
+                                  fix="name train steps, or STEP:VARIANT of a variants step")
+            if variant and step in recipe.steps and variant not in (recipe.steps[step].options.get("variants") or {}):
+                raise ConfigError(f"steps.{spec.name}.runs: step {step!r} has no variant {variant!r}",
+                                  fix=f"use one of {list(recipe.steps[step].options.get('variants') or {})}")
         return {f"{r}/{m}" for r in runs for m in self.metric_names(spec)}
 
     def metric_names(self, spec: StepSpec) -> list[str]:
@@ -115,7 +136,7 @@ class AnomalyStep(_RunsAnalysis):
         out = StepOutput()
         names = {0: "normal", 1: "anomaly"}
         for i, r in enumerate(_runs(spec)):
-            cfg, splits, model = run_parts(ctx.outputs[r]["run_dir"])
+            cfg, splits, model = run_parts(run_dir_of(ctx, r))
             test = _limit(splits.test, spec.options.get("max_test"), cfg.seed)
             y = (test.labels != normal).numpy().astype(int)
             train = splits.train.subset(torch.nonzero(splits.train.labels == normal).flatten())
@@ -128,24 +149,24 @@ class AnomalyStep(_RunsAnalysis):
             for n in spec.options.get("pca", [2, 3]):
                 n = min(int(n), z_train.shape[1])
                 out.metrics[f"{r}/auroc_pca{n}"] = auroc(y, PCAScorer(n_components=n, random_state=cfg.seed).fit(z_train).score(z_test))
-            plot_score_histograms(mse, y, ctx.step_dir / f"{r}_histogram.png", title=f"{r}: reconstruction MSE",
+            plot_score_histograms(mse, y, ctx.step_dir / f"{_file(r)}_histogram.png", title=f"{r}: reconstruction MSE",
                                   score_label="reconstruction MSE")
             order = np.argsort(mse)
             chosen = np.concatenate([order[:2], order[-2:]])
             with torch.no_grad():
                 rec = model(x[chosen]).reconstruction
             rec01 = (rec + 1) / 2 if cfg.data.scale == "-1_1" else rec
-            plot_extremes(x[chosen], [float(mse[j]) for j in chosen], ctx.step_dir / f"{r}_extremes.png",
+            plot_extremes(x[chosen], [float(mse[j]) for j in chosen], ctx.step_dir / f"{_file(r)}_extremes.png",
                           reconstructions01=rec01.clamp(0, 1), titles=["best", "2nd best", "2nd worst", "worst"],
                           suptitle=f"{r}: best and worst reconstructions (MSE)")
-            plot_embedding(reduce(z_test, "pca", 2), ctx.step_dir / f"{r}_codes_pca.png", labels=y, label_names=names,
+            plot_embedding(reduce(z_test, "pca", 2), ctx.step_dir / f"{_file(r)}_codes_pca.png", labels=y, label_names=names,
                            title=f"{r}: codes of the test images (PCA)", axis_name="PC")
             if i == 0:
                 plot_embedding(reduce(x.flatten(1).numpy(), "pca", 2), ctx.step_dir / "images_pca.png", labels=y,
                                label_names=names, title="test images (PCA of the pixels)", axis_name="PC")
                 out.figures.append(("test images, PCA", "images_pca.png"))
-            out.figures += [(f"{r}: score histogram", f"{r}_histogram.png"), (f"{r}: best / worst", f"{r}_extremes.png"),
-                            (f"{r}: codes, PCA", f"{r}_codes_pca.png")]
+            out.figures += [(f"{r}: score histogram", f"{_file(r)}_histogram.png"), (f"{r}: best / worst", f"{_file(r)}_extremes.png"),
+                            (f"{r}: codes, PCA", f"{_file(r)}_codes_pca.png")]
         return out
 
 
@@ -187,7 +208,7 @@ class EmbedClusterStep(_RunsAnalysis):
 
         out = StepOutput()
         for r in _runs(spec):
-            cfg, splits, model = run_parts(ctx.outputs[r]["run_dir"])
+            cfg, splits, model = run_parts(run_dir_of(ctx, r))
             data = _limit(_split(splits, spec.options.get("split", "val")), spec.options.get("max_points"), cfg.seed)
             X = encode_dataset(model, data)
             for method, n in self._chain(spec):
@@ -200,9 +221,9 @@ class EmbedClusterStep(_RunsAnalysis):
             mse01 = float(reconstruction_error(model, data.float01()).mean())
             out.metrics[f"{r}/mse_pm1"] = 4.0 * mse01  # (2a-1 - (2b-1))^2 = 4 (a-b)^2
             out.metrics[f"{r}/mse"] = out.metrics[f"{r}/mse_pm1"] if cfg.data.scale == "-1_1" else mse01
-            plot_embedding(X[:, :2], ctx.step_dir / f"{r}_embedding.png", labels=labels,
+            plot_embedding(X[:, :2], ctx.step_dir / f"{_file(r)}_embedding.png", labels=labels,
                            label_names=data.class_names, title=f"{r}: " + " → ".join(m for m, _ in self._chain(spec)))
-            out.figures.append((f"{r}: 2-D embedding by label", f"{r}_embedding.png"))
+            out.figures.append((f"{r}: 2-D embedding by label", f"{_file(r)}_embedding.png"))
         return out
 
 
@@ -222,7 +243,7 @@ class ReconPairsStep(_RunsAnalysis):
 
         out = StepOutput()
         for r in _runs(spec):
-            cfg, splits, model = run_parts(ctx.outputs[r]["run_dir"])
+            cfg, splits, model = run_parts(run_dir_of(ctx, r))
             data = _split(splits, spec.options.get("split", "train"))
             idx = [int(i) for i in spec.options.get("indices", [1, 2, 3, 6, 7, 9]) if int(i) < len(data)]
             x = data.float01(torch.as_tensor(idx))
@@ -231,10 +252,10 @@ class ReconPairsStep(_RunsAnalysis):
                 rec = model(x).reconstruction
             rec = ((rec + 1) / 2 if cfg.data.scale == "-1_1" else rec).clamp(0, 1)
             out.metrics[f"{r}/mse"] = float(mse.mean())
-            plot_image_grid(torch.cat([x, rec]), ctx.step_dir / f"{r}_pairs.png", ncols=len(idx),
+            plot_image_grid(torch.cat([x, rec]), ctx.step_dir / f"{_file(r)}_pairs.png", ncols=len(idx),
                             row_labels=["original", "reconstruction"], col_labels=[f"#{i}\n{m:.4f}" for i, m in zip(idx, mse)],
                             title=f"{r}: {spec.options.get('split', 'train')} images")
-            out.figures.append((f"{r}: originals over reconstructions", f"{r}_pairs.png"))
+            out.figures.append((f"{r}: originals over reconstructions", f"{_file(r)}_pairs.png"))
         return out
 
 
@@ -255,14 +276,14 @@ class LatentNoiseStep(_RunsAnalysis):
         out = StepOutput()
         scales = [float(s) for s in spec.options.get("scales", [0.0, 0.5, 1.0, 2.0])]
         for r in _runs(spec):
-            cfg, splits, model = run_parts(ctx.outputs[r]["run_dir"])
+            cfg, splits, model = run_parts(run_dir_of(ctx, r))
             x = splits.test.float01(slice(0, min(len(splits.test), 200)))
             res = latent_noise_robustness(model, x, scales=scales, k=int(spec.options.get("n_images", 6)),
                                           generator=torch.Generator().manual_seed(cfg.seed))
             for s, m in zip(scales, res.mse):
                 out.metrics[f"{r}/noise_mse_{s:g}"] = float(m)
-            plot_robustness_examples(res, ctx.step_dir / f"{r}_latent_noise.png", title=f"{r}: noise on the codes")
-            out.figures.append((f"{r}: Gaussian noise on the codes", f"{r}_latent_noise.png"))
+            plot_robustness_examples(res, ctx.step_dir / f"{_file(r)}_latent_noise.png", title=f"{r}: noise on the codes")
+            out.figures.append((f"{r}: Gaussian noise on the codes", f"{_file(r)}_latent_noise.png"))
         return out
 
 

@@ -139,9 +139,23 @@ def run_raw(spec: StepSpec, recipe: Recipe, outputs: dict[str, dict[str, Any]] |
         raw["data"]["data_dir"] = recipe.data["data_dir"]
     overrides = [str(o) for o in (spec.options.get("overrides") or [])] + list(recipe.run_overrides)
     raw = apply_overrides(raw, overrides) if overrides else raw
+    _resolve_data_paths(raw["data"])
     if outputs is None:
         outputs = {name: _PLACEHOLDERS for name in step_refs(raw)}
     return substitute(raw, outputs)
+
+
+def _resolve_data_paths(data: dict[str, Any]) -> None:
+    """A relative ``path`` / ``test_path`` / ``labels_path`` that does not exist as given is looked up under
+    ``data_dir`` (or ``$REPRLAB_DATA``): ``data: {name: folder, path: att-faces}`` finds the shared faces."""
+    import os
+
+    base = data.get("data_dir") or os.environ.get("REPRLAB_DATA")
+    for key in ("path", "test_path", "labels_path", "test_labels_path"):
+        value = data.get(key)
+        if isinstance(value, str) and base and not Path(value).is_absolute() and not Path(value).exists() \
+                and (Path(base).expanduser() / value).exists():
+            data[key] = str(Path(base).expanduser() / value)
 
 
 class _Placeholder(dict):
@@ -368,6 +382,56 @@ class SweepStep(StepKind):
         figures = [(f"sweep: {p.stem}", str(p.relative_to(ctx.step_dir))) for p in sorted((ctx.step_dir / "sweep").glob("*.png"))]
         return StepOutput(metrics=metrics, outputs={"sweep_dir": str(res.sweep_dir)}, figures=figures,
                           tables=[{"title": f"{spec.name}: sweep", "columns": ["setting", "status", *res.metrics], "rows": rows}])
+
+
+@register_step("variants")
+class VariantsStep(StepKind):
+    """Named variants of one run config, each a :func:`train` run in ``STEP_DIR/VARIANT`` (``variants: {NAME:
+    [key=value, ...]}``): settings that go together, such as (kernel, stride, padding) triples, which a grid
+    sweep would multiply out. Metrics ``VARIANT/M`` for every metric of each run; the table of ``columns``
+    (default: the task's headline test metrics) goes into the report. Outputs ``VARIANT`` -> its run directory."""
+
+    options = frozenset({"config", "overrides", "variants", "columns"})
+
+    def _variants(self, spec: StepSpec) -> dict[str, list[str]]:
+        v = spec.options.get("variants")
+        if not isinstance(v, dict) or not v:
+            raise ConfigError(f"steps.{spec.name}.variants must map names to lists of key=value",
+                              fix="e.g. variants: {k3: [model.kernel_size=3], k5: [model.kernel_size=5]}")
+        return {str(k): [str(o) for o in (x or [])] for k, x in v.items()}
+
+    def _spec_for(self, spec: StepSpec, extra: list[str]) -> StepSpec:
+        opts = {k: v for k, v in spec.options.items() if k in ("config", "overrides")}
+        opts["overrides"] = [*(opts.get("overrides") or []), *extra]
+        return StepSpec(spec.name, "train", opts)
+
+    def check(self, spec: StepSpec, recipe: Recipe) -> set[str] | None:
+        self.check_options(spec)
+        names: set[str] = set()
+        for variant, extra in self._variants(spec).items():
+            reported = _check_run_config(spec, recipe, run_raw(self._spec_for(spec, extra), recipe))
+            names |= {f"{variant}/*"} if reported is None else {f"{variant}/{m}" for m in reported}
+        return names
+
+    def fingerprint(self, spec: StepSpec, recipe: Recipe) -> Any:
+        return {v: run_raw(self._spec_for(spec, extra), recipe) for v, extra in self._variants(spec).items()}
+
+    def run(self, spec: StepSpec, ctx: StepContext) -> StepOutput:
+        from reprlab.experiments.train import train
+        from reprlab.tasks import get_task
+
+        out = StepOutput()
+        rows = []
+        columns = spec.options.get("columns")
+        for variant, extra in self._variants(spec).items():
+            raw = run_raw(self._spec_for(spec, extra), ctx.recipe, ctx.outputs)
+            result = train(raw, run_dir=ctx.step_dir / variant)
+            out.metrics.update({f"{variant}/{k}": v for k, v in _numbers(result.metrics).items()})
+            out.outputs[variant] = str(result.run_dir.resolve())
+            cols = columns or [m for m in get_task(raw.get("task", "reconstruct")).headline if m.startswith("test/")]
+            rows.append({"variant": variant, "settings": " ".join(extra), **{c: result.metrics.get(c) for c in cols}})
+        out.tables.append({"title": f"{spec.name}: variants", "columns": ["variant", "settings", *cols], "rows": rows})
+        return out
 
 
 @register_step("analyze")
