@@ -29,7 +29,7 @@ import torch
 from reprlab.base.errors import ConfigError
 from reprlab.base.validation import check_int
 from reprlab.experiments.recipes.spec import Recipe, StepSpec
-from reprlab.experiments.recipes.steps import StepContext, StepKind, StepOutput, register_step
+from reprlab.experiments.recipes.steps import StepContext, StepKind, StepOutput, register_step, run_dir_of
 
 logger = logging.getLogger(__name__)
 
@@ -69,16 +69,6 @@ def _limit(data: Any, n: int | None, seed: int = 0) -> Any:
         return data
     idx = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))[:n].sort().values
     return data.subset(idx)
-
-
-def run_dir_of(ctx: StepContext, ref: str) -> str:
-    """The run directory named by ``STEP`` (a train step) or ``STEP:VARIANT`` (a variant of a variants step)."""
-    step, _, variant = ref.partition(":")
-    out = ctx.outputs[step]
-    key = variant or "run_dir"
-    if key not in out:
-        raise ConfigError(f"{ref!r} names no run of step {step!r}", fix=f"use one of {sorted(k for k in out if k != 'step_dir')}")
-    return out[key]
 
 
 class _RunsAnalysis(StepKind):

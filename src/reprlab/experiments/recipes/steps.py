@@ -208,6 +208,16 @@ def one_class_splits(raw: dict[str, Any], normal_class: int) -> Any:
     return Splits(keep(splits.train), keep(splits.val), splits.test, splits.target)
 
 
+def run_dir_of(ctx: StepContext, ref: str) -> str:
+    """The run directory named by ``STEP`` (a train step) or ``STEP:VARIANT`` (a variant of a variants step)."""
+    step, _, variant = ref.partition(":")
+    out = ctx.outputs[step]
+    key = variant or "run_dir"
+    if key not in out:
+        raise ConfigError(f"{ref!r} names no run of step {step!r}", fix=f"use one of {sorted(k for k in out if k != 'step_dir')}")
+    return out[key]
+
+
 @register_step("train")
 class TrainStep(StepKind):
     """One run of :func:`reprlab.experiments.train.train` in ``STEP_DIR/run``; ``normal_class`` trains on one
@@ -452,13 +462,17 @@ class AnalyzeStep(StepKind):
             if w not in ANALYSES:
                 raise ConfigError(f"steps.{spec.name}.what: {w!r} is not an analysis", fix=f"choose from {list(ANALYSES)}")
         if not isinstance(spec.options.get("run"), str):
-            raise ConfigError(f"steps.{spec.name} needs run: STEP (a train step)", fix="e.g. run: vae")
+            raise ConfigError(f"steps.{spec.name} needs run: STEP (a train step) or STEP:VARIANT", fix="e.g. run: vae")
         return set()
+
+    def refs(self, spec: StepSpec) -> list[str]:
+        run = spec.options.get("run")
+        return [run.partition(":")[0]] if isinstance(run, str) else []
 
     def run(self, spec: StepSpec, ctx: StepContext) -> StepOutput:
         from reprlab.capabilities.analysis import analyze
 
-        run_dir = Path(ctx.outputs[spec.options["run"]]["run_dir"])
+        run_dir = Path(run_dir_of(ctx, spec.options["run"]))
         opts = {k: v for k, v in spec.options.items() if k != "run"}
         analyze(run_dir, **opts)
         figs = [(f"{spec.options['run']}: {p.stem}", str(p)) for p in sorted((run_dir / "analysis").glob("**/*.png"))]
