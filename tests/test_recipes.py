@@ -5,14 +5,13 @@ CLI, and the report in a real browser. The five shipped recipes run end to end i
 from __future__ import annotations
 
 import copy
+import importlib
 import json
-from pathlib import Path
 
 import pytest
 import yaml
-
-import importlib
 from conftest import REPO, run_cli
+
 from reprlab.base.errors import ConfigError, ReprlabError
 from reprlab.experiments.recipes import list_recipe_files, run_recipe
 from reprlab.experiments.recipes.spec import Expectation

@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"\n{t['title']}")
         print("  ".join([f"{'':<16}"] + [f"{c:>14}" for c in t["columns"]]))
         for row in t["rows"]:
-            cells = [f"{v:>14.4g}" if isinstance(v, (int, float)) else f"{str(v):>14}" for v in row["cells"]]
+            cells = [f"{v:>14.4g}" if isinstance(v, (int, float)) else f"{v!s:>14}" for v in row["cells"]]
             print("  ".join([f"{row['label'][:16]:<16}"] + cells))
     print()
     print(result.expectation_lines())

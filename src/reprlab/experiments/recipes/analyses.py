@@ -117,9 +117,18 @@ class AnomalyStep(_RunsAnalysis):
         return super().check(spec, recipe)
 
     def run(self, spec: StepSpec, ctx: StepContext) -> StepOutput:
-        from reprlab.capabilities.anomaly import KMeansScorer, PCAScorer, auroc, latent_codes, reconstruction_error
-        from reprlab.capabilities.anomaly.plots import plot_extremes, plot_score_histograms
         from reprlab.capabilities.analysis.plots import plot_embedding
+        from reprlab.capabilities.anomaly import (
+            KMeansScorer,
+            PCAScorer,
+            auroc,
+            latent_codes,
+            reconstruction_error,
+        )
+        from reprlab.capabilities.anomaly.plots import (
+            plot_extremes,
+            plot_score_histograms,
+        )
         from reprlab.features.embeddings import reduce
 
         normal = int(spec.options["normal_class"])

@@ -26,7 +26,7 @@ from typing import Any
 from reprlab.base.errors import ConfigError, ReprlabError
 from reprlab.base.io import read_json, write_json
 from reprlab.experiments.recipes import analyses as _analyses  # noqa: F401  (registers the analysis step kinds)
-from reprlab.experiments.recipes.spec import Recipe, parse_recipe, read_recipe, find_recipe
+from reprlab.experiments.recipes.spec import Recipe, find_recipe, parse_recipe, read_recipe
 from reprlab.experiments.recipes.steps import StepContext, StepOutput, get_step, matches
 
 logger = logging.getLogger(__name__)

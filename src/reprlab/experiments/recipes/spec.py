@@ -25,6 +25,7 @@ Example:
 from __future__ import annotations
 
 import copy
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -77,7 +78,7 @@ class Expectation:
             x = float(actual)
         except (TypeError, ValueError):
             return "missing"
-        if x != x or x in (float("inf"), float("-inf")):
+        if not math.isfinite(x):
             return "missing"
         ok = True
         if self.value is not None:
@@ -146,7 +147,7 @@ def find_recipe(name_or_path: str | Path) -> Path:
     p = Path(name_or_path)
     if p.is_file():
         return p
-    stem = p.name[:-5] if p.name.endswith(".yaml") else p.name
+    stem = p.name.removesuffix(".yaml")
     for folder in (RECIPE_DIR, Path(__file__).resolve().parent / "yaml"):
         if (folder / f"{stem}.yaml").is_file() and p.parent == Path("."):
             return folder / f"{stem}.yaml"
@@ -325,5 +326,18 @@ def substitute(options: Any, outputs: dict[str, dict[str, Any]]) -> Any:
     return options
 
 
-__all__ = ["Expectation", "FigureSpec", "RECIPE_DIR", "Recipe", "StepSpec", "TableSpec", "deep_merge", "find_recipe",
-           "list_recipe_files", "parse_recipe", "read_recipe", "step_refs", "substitute"]
+__all__ = [
+    "RECIPE_DIR",
+    "Expectation",
+    "FigureSpec",
+    "Recipe",
+    "StepSpec",
+    "TableSpec",
+    "deep_merge",
+    "find_recipe",
+    "list_recipe_files",
+    "parse_recipe",
+    "read_recipe",
+    "step_refs",
+    "substitute",
+]

@@ -16,9 +16,10 @@ from __future__ import annotations
 import copy
 import fnmatch
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 import yaml
@@ -29,7 +30,7 @@ from reprlab.experiments.recipes.spec import Recipe, StepSpec, deep_merge, step_
 
 logger = logging.getLogger(__name__)
 
-_STEPS: dict[str, "StepKind"] = {}
+_STEPS: dict[str, StepKind] = {}
 
 
 def register_step(name: str) -> Callable[[type], type]:
@@ -41,7 +42,7 @@ def register_step(name: str) -> Callable[[type], type]:
     return deco
 
 
-def get_step(kind: str, *, where: str = "kind") -> "StepKind":
+def get_step(kind: str, *, where: str = "kind") -> StepKind:
     if kind not in _STEPS:
         import difflib
 
@@ -132,8 +133,8 @@ def run_raw(spec: StepSpec, recipe: Recipe, outputs: dict[str, dict[str, Any]] |
         config = yaml.safe_load(path.read_text()) or {}
     if not isinstance(config, dict):
         raise ConfigError(f"steps.{spec.name}.config must be a mapping or a YAML path", fix="see docs/recipes.md")
-    raw = {"seed": recipe.seed, **copy.deepcopy(config)}
-    raw["seed"] = recipe.seed if "seed" not in config else config["seed"]
+    raw = copy.deepcopy(config)
+    raw["seed"] = recipe.seed  # the recipe's (or --seed): every run of a recipe shares it
     raw["data"] = deep_merge(recipe.data, config.get("data") or {})
     if recipe.data.get("data_dir") is not None:
         raw["data"]["data_dir"] = recipe.data["data_dir"]
