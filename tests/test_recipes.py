@@ -212,3 +212,23 @@ def test_recipe_report_opens_in_a_browser(tmp_path):
     assert state["errors"] == [], state["errors"]
     assert state["images-ok"] == "true", state
     assert int(state["images"]) == text.count("<img ") >= 6
+
+
+@pytest.mark.parametrize("name", ["conv_ae", "vae"])
+def test_the_architecture_sweep_triples_build_for_conv_ae_and_vae(name):
+    """The (kernel, stride, padding) options the architecture-sweep recipe varies exist for both models (the VAE
+    got ``stride`` and ``padding`` for it): stride 1 keeps the 50x50 map, stride 2 halves it."""
+    import torch
+
+    from reprlab.models import create_model
+
+    extra = {"recon_loss": "mse"} if name == "vae" else {}
+    sizes = {}
+    for k, s, p in [(3, 1, 1), (9, 1, 4), (4, 2, 2), (6, 2, 3)]:
+        m = create_model(name, input_shape=(3, 50, 50), latent_dim=4, channels=[2, 4], kernel_size=k, stride=s,
+                         padding=p, **extra)
+        assert m(torch.rand(2, 3, 50, 50)).reconstruction.shape == (2, 3, 50, 50)
+        first = next(mod for mod in m.encoder.modules() if isinstance(mod, torch.nn.Conv2d))
+        assert (first.kernel_size, first.stride, first.padding) == ((k, k), (s, s), (p, p))
+        sizes[(k, s, p)] = m.encoder[:2](torch.rand(1, 3, 50, 50)).shape[-1]
+    assert sizes[(3, 1, 1)] == sizes[(9, 1, 4)] == 50 and sizes[(4, 2, 2)] < 30
