@@ -169,12 +169,14 @@ def test_missing_recipe_file_names_the_known_recipes():
 
 def test_quick_mode_applies_its_data_overrides_steps_and_expectations(tmp_path):
     r = tiny(quick={"data": {"max_train": 64}, "overrides": ["train.batch_size=16"],
-                    "steps": {"scores": {"kmeans": [3]}}, "expect": []})
+                    "steps": {"scores": {"kmeans": [3]}, "b": {"overrides": ["train.batch_size=8"]}}, "expect": []})
     r["tables"] = [{"title": "t", "columns": {"k3": "auroc_kmeans3"}, "rows": {"A": {"step": "scores", "prefix": "a/"}}}]
     result = run_recipe(r, quick=True, output_dir=tmp_path)
     assert result.out_dir == tmp_path / "tiny-quick" and result.expectations == []
     cfg = yaml.safe_load((tmp_path / "tiny-quick" / "a" / "run" / "config.yaml").read_text())
     assert cfg["data"]["max_train"] == 64 and cfg["train"]["batch_size"] == 16
+    cfg_b = yaml.safe_load((tmp_path / "tiny-quick" / "b" / "run" / "config.yaml").read_text())
+    assert cfg_b["train"]["batch_size"] == 8 and cfg_b["model"]["latent_dim"] == 3  # step's quick overrides last
     assert result.tables[0]["rows"][0]["cells"][0] is not None
     assert "no expectations in quick mode" in result.expectation_lines()
 

@@ -51,6 +51,7 @@ class StepSpec:
     name: str
     kind: str
     options: dict[str, Any]
+    quick_overrides: list[str] = field(default_factory=list)  # quick.steps.NAME.overrides: after quick.overrides
 
 
 @dataclass
@@ -118,7 +119,8 @@ class Recipe:
     tables: list[TableSpec]
     figures: list[FigureSpec]
     expect: list[Expectation]
-    run_overrides: list[str] = field(default_factory=list)
+    run_overrides: list[str] = field(default_factory=list)  # quick.overrides, on every run
+    cli_overrides: list[str] = field(default_factory=list)  # run.KEY=VALUE from the command line: last
     quick: bool = False
     path: Path | None = None
     raw: dict[str, Any] = field(default_factory=dict)
@@ -222,13 +224,17 @@ def parse_recipe(raw: dict[str, Any], *, quick: bool = False, overrides: list[st
     if not steps_raw:
         raise ConfigError(f"recipe {name!r} has no steps", fix="add a steps: mapping (see docs/recipes.md)")
     expect_raw = raw.get("expect") or []
+    cli_overrides, run_overrides = run_overrides, []
+    late: dict[str, list[str]] = {}
     if quick:
         data = deep_merge(data, _mapping("quick.data", q.get("data")))
-        run_overrides = list(q.get("overrides") or []) + run_overrides
+        run_overrides = [str(o) for o in q.get("overrides") or []]
         for sname, extra in _mapping("quick.steps", q.get("steps")).items():
             if sname not in steps_raw:
                 raise ConfigError(f"quick.steps.{sname} names no step", fix=f"use one of {list(steps_raw)}")
-            steps_raw[sname] = deep_merge(_mapping(f"steps.{sname}", steps_raw[sname]), _mapping(f"quick.steps.{sname}", extra))
+            extra = dict(_mapping(f"quick.steps.{sname}", extra))
+            late[sname] = [str(o) for o in extra.pop("overrides", None) or []]
+            steps_raw[sname] = deep_merge(_mapping(f"steps.{sname}", steps_raw[sname]), extra)
         expect_raw = q.get("expect") or []
     if data_dir is not None:
         data["data_dir"] = str(data_dir)
@@ -241,7 +247,7 @@ def parse_recipe(raw: dict[str, Any], *, quick: bool = False, overrides: list[st
         kind = opts.pop("kind", None)
         if not isinstance(kind, str):
             raise ConfigError(f"step {sname!r} has no kind", fix="add kind: train (or tune, cv, sweep, an analysis)")
-        steps[str(sname)] = StepSpec(str(sname), kind, opts)
+        steps[str(sname)] = StepSpec(str(sname), kind, opts, late.get(str(sname), []))
     tables = [_table(i, t) for i, t in enumerate(raw.get("tables") or [])]
     figures = []
     for i, f in enumerate(raw.get("figures") or []):
@@ -252,6 +258,7 @@ def parse_recipe(raw: dict[str, Any], *, quick: bool = False, overrides: list[st
     expect = [_expectation(i, e) for i, e in enumerate(expect_raw)]
     return Recipe(name=name, description=str(raw.get("description", "")), budget=budget, seed=run_seed, data=data,
                   steps=steps, tables=tables, figures=figures, expect=expect, run_overrides=run_overrides,
+                  cli_overrides=cli_overrides,
                   quick=quick, path=path, raw=raw)
 
 

@@ -138,12 +138,19 @@ def run_raw(spec: StepSpec, recipe: Recipe, outputs: dict[str, dict[str, Any]] |
     raw["data"] = deep_merge(recipe.data, config.get("data") or {})
     if recipe.data.get("data_dir") is not None:
         raw["data"]["data_dir"] = recipe.data["data_dir"]
-    overrides = [str(o) for o in (spec.options.get("overrides") or [])] + list(recipe.run_overrides)
+    overrides = overrides_of(spec, recipe)
     raw = apply_overrides(raw, overrides) if overrides else raw
     _resolve_data_paths(raw["data"])
     if outputs is None:
         outputs = {name: _PLACEHOLDERS for name in step_refs(raw)}
     return substitute(raw, outputs)
+
+
+def overrides_of(spec: StepSpec, recipe: Recipe) -> list[str]:
+    """The overrides of a step's runs, in order: the step's own, quick mode's (``quick.overrides``, then
+    ``quick.steps.STEP.overrides``), the command line's ``run.KEY=VALUE``."""
+    return ([str(o) for o in spec.options.get("overrides") or []] + list(recipe.run_overrides)
+            + list(spec.quick_overrides) + list(recipe.cli_overrides))
 
 
 def _resolve_data_paths(data: dict[str, Any]) -> None:
@@ -329,7 +336,7 @@ class CVStep(StepKind):
                 raise ConfigError(f"steps.{spec.name}.from={spec.options['from']!r}: that step has no best config",
                                   fix="let the search finish at least one trial")
             raw = yaml.safe_load(Path(best).read_text())
-            raw = apply_overrides(raw, list(ctx.recipe.run_overrides) + [str(o) for o in spec.options.get("overrides") or []])
+            raw = apply_overrides(raw, overrides_of(spec, ctx.recipe))
             raw.pop("search", None)
         else:
             raw = run_raw(spec, ctx.recipe, ctx.outputs)
@@ -417,7 +424,7 @@ class VariantsStep(StepKind):
     def _spec_for(self, spec: StepSpec, extra: list[str]) -> StepSpec:
         opts = {k: v for k, v in spec.options.items() if k in ("config", "overrides")}
         opts["overrides"] = [*(opts.get("overrides") or []), *extra]
-        return StepSpec(spec.name, "train", opts)
+        return StepSpec(spec.name, "train", opts, spec.quick_overrides)
 
     def check(self, spec: StepSpec, recipe: Recipe) -> set[str] | None:
         self.check_options(spec)
