@@ -27,12 +27,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import textwrap
+
     from reprlab.experiments.recipes import list_recipe_files, load, run_recipe
 
     if args.action == "list":
         for path in list_recipe_files():
             r = load(path)
-            print(f"{r.name:<28} {r.budget.get('cpu_minutes'):>5} CPU-min  {r.description.splitlines()[0] if r.description else ''}")
+            print(f"{r.name:<28} {r.budget.get('cpu_minutes'):>5} CPU-min  {textwrap.shorten(r.description, 100)}")
         return 0
     result = run_recipe(args.recipe, quick=args.quick, overrides=args.overrides, seed=args.seed,
                         data_dir=args.data_dir, output_dir=args.output_dir)
