@@ -14,6 +14,7 @@ budget on the same training images, scored on the same test images and feature n
 
     python bench/generation.py ladder
     python bench/generation.py models --epochs 3 --max-train 10000 --threads 2
+    python bench/generation.py models --cpu-minutes 20 --epochs 200 --max-train 60000   # the issue's budget
 """
 
 from __future__ import annotations
@@ -112,7 +113,7 @@ def models(args: argparse.Namespace) -> None:
                    "data": {"name": "fashion-mnist", "data_dir": data_dir(args.data_dir), "max_train": args.max_train,
                             "max_test": args.max_test, **spec.get("data", {})},
                    "train": {"epochs": args.epochs, "batch_size": 128, "progress": "off", "num_threads": args.threads,
-                             **spec.get("train", {})},
+                             "max_cpu_minutes": args.cpu_minutes, **spec.get("train", {})},
                    "eval": {"report": True},
                    "generation": {"n_samples": args.samples, "epoch_samples": 1000, "patience": 2}}
             cpu0, t0 = time.process_time(), time.perf_counter()
@@ -145,6 +146,9 @@ def main() -> None:
     mp.add_argument("--models", nargs="+", default=["dcgan", "vae", "beta_vae"], choices=sorted(MODELS))
     mp.add_argument("--broken", action="store_true", help="add a DCGAN with the discriminator's lr 10x the generator's")
     mp.add_argument("--epochs", type=int, default=3)
+    mp.add_argument("--cpu-minutes", type=float, default=None,
+                    help="train each model until its process used this much CPU time (train.max_cpu_minutes; "
+                         "--epochs is then the ceiling)")
     mp.add_argument("--max-train", type=int, default=10000)
     mp.add_argument("--max-test", type=int, default=2000)
     mp.add_argument("--samples", type=int, default=2000)

@@ -104,6 +104,7 @@ def main() -> None:
     p.add_argument("--worker-trials", type=int, default=4, help="trials of the 1-vs-2-worker comparison")
     p.add_argument("--storage", default=None, help="shared storage of the worker comparison (default: a journal file)")
     p.add_argument("--only", choices=("pruning", "workers"), default=None)
+    p.add_argument("--tag", default="search", help="name of the results file under bench/results (default search)")
     args = p.parse_args()
     args.data_dir = data_dir(args.data_dir) if args.data != "fashion-mnist-sample" else args.data_dir
     root = Path(tempfile.mkdtemp(prefix="bench-search-"))
@@ -135,7 +136,7 @@ def main() -> None:
         results["workers"] = {"storage": "postgresql" if args.storage else "journal", "one": rows[1], "two": rows[2],
                               "wall_ratio_2_over_1": round(rows[2]["wall_s"] / rows[1]["wall_s"], 3)}
         print(f"wall(2 workers) / wall(1 worker) = {results['workers']['wall_ratio_2_over_1']}")
-    print(f"saved {save('search', results)}")
+    print(f"saved {save(args.tag, results)}")
 
 
 if __name__ == "__main__":

@@ -275,7 +275,7 @@ def test_usps_format_choice(tmp_path):
 def test_describe(tmp_path, toy):
     toy.place(tmp_path / "d" / "mnist", split="test")
     rows = {r["name"]: r for r in describe_datasets(tmp_path / "d")}
-    assert list(rows) == ["fashion-mnist", "mnist", "usps", "fashion-mnist-sample"]
+    assert list(rows) == ["fashion-mnist", "mnist", "usps", "svhn", "mnist-m", "fashion-mnist-sample"]
     assert rows["fashion-mnist"]["status"] == "not found" and rows["fashion-mnist"]["where"] == "not found"
     assert rows["mnist"]["status"] == "partial" and rows["mnist"]["splits"]["train"] == "not found"
     assert rows["mnist"]["where"] == str(tmp_path / "d" / "mnist")
@@ -283,7 +283,8 @@ def test_describe(tmp_path, toy):
 
 
 def test_registry_names_and_errors(tmp_path):
-    assert list_datasets() == ["fashion-mnist", "mnist", "usps", "fashion-mnist-sample", "arrays", "folder"]
+    assert list_datasets() == ["fashion-mnist", "mnist", "usps", "svhn", "mnist-m", "fashion-mnist-sample", "arrays",
+                               "folder"]
     with pytest.raises(DataError, match="unknown dataset 'fashon-mnist'") as info:
         load_dataset("fashon-mnist")
     assert "did you mean 'fashion-mnist'" in info.value.fix and "folder" in info.value.fix

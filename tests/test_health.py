@@ -269,3 +269,16 @@ def test_a_healthy_tiny_run_is_healthy_under_strict(tmp_path, capsys):
     assert json.loads((run / "status.json").read_text())["health"] == {"verdict": "healthy", "findings": []}
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["health/verdict"] == "healthy" and metrics["test/mse"] < metrics["health/baseline_mean_mse"]
+
+
+@pytest.mark.parametrize("name, group, lr", [("dcgan", "generator", 2e-4), ("dann", "main", 0.01)])
+def test_the_learning_rate_check_reads_the_settings_a_model_declares_for_its_groups(name, group, lr):
+    """dcgan/dann declare their groups' optimiser settings (models.base.ParamGroup): the health check resolves
+    them like the trainer, so it neither blames ``train.lr`` nor judges the wrong value."""
+    from reprlab.config import RunConfig
+    from reprlab.tasks.health import _optimizer_settings
+
+    model = create_model(name, input_shape=(1, 28, 28))
+    settings, keys = _optimizer_settings(model, RunConfig.from_dict({}).train)
+    assert settings[group].lr == pytest.approx(lr)
+    assert keys[group] == f"train.groups.{group}.lr"

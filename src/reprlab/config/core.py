@@ -168,6 +168,7 @@ class TrainConfig:
     paired_epoch: str = "larger"  # two-domain tasks: an epoch runs over the larger or the smaller domain
     early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
     checkpoint_every: int | None = None  # None: best and last only; N: also epoch_NNNN every N epochs
+    max_cpu_minutes: float | None = None  # stop after the epoch in which the run's process used this much CPU time
     device: str = "auto"
     progress: str = "auto"
     tensorboard: bool = False
@@ -208,6 +209,8 @@ class TrainConfig:
             check_float("train.grad_clip", self.grad_clip, minimum=0, exclusive_min=True)
         if self.checkpoint_every is not None:
             check_int("train.checkpoint_every", self.checkpoint_every, minimum=1)
+        if self.max_cpu_minutes is not None:
+            check_float("train.max_cpu_minutes", self.max_cpu_minutes, minimum=0, exclusive_min=True)
         if self.device not in ("auto", "cpu") and not str(self.device).startswith(("cuda", "mps")):
             raise ConfigError(f"train.device must be auto, cpu, cuda[:N] or mps, got {self.device!r}",
                               fix="set train.device=auto")

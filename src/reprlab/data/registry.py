@@ -1,7 +1,8 @@
 """One entry point for every dataset: :func:`load_dataset` and :func:`list_datasets`.
 
-* ``fashion-mnist``, ``mnist``, ``usps``: canonical files found (or downloaded) by
-  :func:`reprlab.data.sources.locate`;
+* ``fashion-mnist``, ``mnist``, ``usps``, ``svhn``, ``mnist-m``: canonical files found (or
+  downloaded) by :func:`reprlab.data.sources.locate` and read by the reader registered for
+  their format in :data:`READERS`;
 * ``fashion-mnist-sample``: the small sample shipped with the package (offline);
 * ``arrays``: a ``.npy``/``.npz`` file given by ``path`` (see :func:`load_arrays`);
 * ``folder``: a folder of images given by ``path`` (see :func:`load_image_folder`).
@@ -18,7 +19,8 @@ from __future__ import annotations
 import difflib
 import logging
 import os
-from typing import Sequence
+from pathlib import Path
+from typing import Callable, Sequence
 
 from reprlab.data import sources
 from reprlab.data.arrays import load_arrays
@@ -26,14 +28,46 @@ from reprlab.data.dataset import ImageData
 from reprlab.data.embedded import SAMPLE_NAME, load_embedded
 from reprlab.data.folders import load_image_folder
 from reprlab.data.idx import load_idx_split
+from reprlab.data.mnistm import read_mnistm, read_mnistm_archive
+from reprlab.data.svhn import read_svhn_mat
 from reprlab.data.transforms import convert_channels, resize as resize_images
 from reprlab.data.usps import read_usps_h5, read_usps_libsvm
 from reprlab.base.errors import DataError
 
 logger = logging.getLogger(__name__)
 
-_DATASETS = ("fashion-mnist", "mnist", "usps", SAMPLE_NAME, "arrays", "folder")
 _SPLITS = ("train", "test")
+
+#: A canonical dataset's reader: ``(files by role from sources.locate, split, dataset name) -> ImageData``.
+Reader = Callable[[dict[str, Path], str, str], ImageData]
+
+
+def _read_idx(files: dict[str, Path], split: str, name: str) -> ImageData:
+    return load_idx_split(files["images"], files["labels"], name=name)
+
+
+def _read_usps(files: dict[str, Path], split: str, name: str) -> ImageData:
+    if "h5" in files:
+        return read_usps_h5(files["h5"], split, name=name)
+    return read_usps_libsvm(files["libsvm"], name=name)
+
+
+def _read_svhn(files: dict[str, Path], split: str, name: str) -> ImageData:
+    return read_svhn_mat(files["mat"], name=name)
+
+
+def _read_mnistm(files: dict[str, Path], split: str, name: str) -> ImageData:
+    if "archive" in files:
+        return read_mnistm_archive(files["archive"], split, name=name)
+    return read_mnistm(files["labels"].parent, split, name=name)
+
+
+#: Readers of the canonical datasets' formats, keyed by ``sources.DatasetFiles.reader``.
+READERS: dict[str, Reader] = {"idx": _read_idx, "usps": _read_usps, "svhn": _read_svhn, "mnist-m": _read_mnistm}
+
+#: Every name :func:`load_dataset` accepts: the canonical datasets, then the embedded sample and
+#: the user's own files.
+_DATASETS = (*sources.DATASETS, SAMPLE_NAME, "arrays", "folder")
 
 
 def list_datasets() -> list[str]:
@@ -41,7 +75,7 @@ def list_datasets() -> list[str]:
 
     Example:
         >>> list_datasets()
-        ['fashion-mnist', 'mnist', 'usps', 'fashion-mnist-sample', 'arrays', 'folder']
+        ['fashion-mnist', 'mnist', 'usps', 'svhn', 'mnist-m', 'fashion-mnist-sample', 'arrays', 'folder']
     """
     return list(_DATASETS)
 
@@ -115,12 +149,32 @@ def load_dataset(name: str, split: str = "train", *, data_dir: str | os.PathLike
 
 def _load_canonical(name: str, split: str, data_dir: str | os.PathLike | None, download: bool) -> ImageData:
     spec = sources.get_spec(name)
-    files = sources.locate(name, split, data_dir=data_dir, download=download)
-    if "h5" in files:
-        data = read_usps_h5(files["h5"], split, name=name)
-    elif "libsvm" in files:
-        data = read_usps_libsvm(files["libsvm"], name=name)
-    else:
-        data = load_idx_split(files["images"], files["labels"], name=name)
+    try:
+        files = sources.locate(name, split, data_dir=data_dir, download=download)
+    except DataError as exc:
+        hint = _only_other_split(name, split, data_dir, exc)
+        if hint is None:
+            raise
+        raise hint from exc
+    data = READERS[spec.reader](files, split, name)
     data.class_names = list(spec.class_names)
     return data
+
+
+def _only_other_split(name: str, split: str, data_dir: str | os.PathLike | None, exc: DataError) -> DataError | None:
+    """For MNIST-M's train split (rarely distributed) when its test split is present: an error
+    pointing at the adaptation protocol, which splits the test images; else ``None``."""
+    if name != "mnist-m" or split != "train":
+        return None
+    try:
+        test = sources.locate(name, "test", data_dir=data_dir, download=False)
+    except DataError:
+        return None
+    if "labels" not in test:
+        return None
+    folder = test["labels"].parent
+    return DataError(f"{name} train split not found: only the test split is present, in {folder} ({exc.problem})",
+                     fix=f"domain adaptation with MNIST-M as the target uses the available test images: the adaptation "
+                         f"protocol (the 'adapt' task, reprlab.data.protocols.split_for_adaptation) splits them into an "
+                         f"adaptation part and a held-out evaluation part; or, to use the train split, place "
+                         f"mnist_m_train/ and mnist_m_train_labels.txt in {folder}/ (or mnist_m.tar.gz beside them)")

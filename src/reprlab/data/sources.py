@@ -1,4 +1,4 @@
-"""Where the canonical datasets (Fashion-MNIST, MNIST, USPS) live, and how to fetch them.
+"""Where the canonical datasets (Fashion-MNIST, MNIST, USPS, SVHN, MNIST-M) live, and how to fetch them.
 
 Files are looked up, in order, in (see :func:`candidate_dirs`):
 
@@ -12,7 +12,8 @@ accepted, and IDX files may be gzipped or not. Found files are trusted and verif
 parsing when loaded (``verify=True`` also checks checksums; a recompressed ``.gz``, such
 as Debian's, passes when its decompressed payload matches). Missing files are downloaded
 into the user cache when allowed, checked against their md5 and written atomically, so a
-failed or mismatching download leaves nothing behind.
+failed or mismatching download leaves nothing behind. MNIST-M is downloaded as its one
+archive ``mnist_m.tar.gz``, which is read without extracting it.
 
 Example:
     >>> from reprlab.data.sources import locate
@@ -78,7 +79,7 @@ class DatasetFiles:
     """
 
     name: str
-    reader: str  # "idx" or "usps"
+    reader: str  # "idx", "usps", "svhn" or "mnist-m": the key of the reader in reprlab.data.registry
     splits: dict[str, dict[str, RemoteFile]]
     class_names: tuple[str, ...]
     homepage: str
@@ -86,6 +87,7 @@ class DatasetFiles:
     fallback: RemoteFile | None = None
     fallback_role: str = ""
     dir_aliases: tuple[str, ...] = field(default=())
+    note: str = ""  # appended to the "not found" fix (e.g. a layout with folders)
 
     def files(self, split: str) -> dict[str, RemoteFile]:
         """The primary files of ``split`` by role."""
@@ -100,6 +102,7 @@ def _idx(name: str, mirrors: tuple[str, ...], md5: str, sha256: str, size: int, 
 _FASHION = ("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",)
 _MNIST = ("https://ossci-datasets.s3.amazonaws.com/mnist/", "http://yann.lecun.com/exdb/mnist/")
 _LIBSVM = "https://www.csie.ntu.edu.tw/~cjlin/libsvmtools/datasets/multiclass/"
+_SVHN = "http://ufldl.stanford.edu/housenumbers/"
 
 FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                          "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
@@ -176,6 +179,40 @@ DATASETS: dict[str, DatasetFiles] = {
                             size=2913522),
         fallback_role="h5",
         dir_aliases=("USPS",),
+    ),
+    # md5: torchvision's SVHN.split_list; sizes: datasets-mila/datasets--svhn annex keys
+    "svhn": DatasetFiles(
+        name="svhn", reader="svhn",
+        splits={
+            "train": {"mat": RemoteFile("train_32x32.mat", md5="e26dedcc434d2e4c54c9b2d4a06d8373", size=182040794,
+                                        urls=(_SVHN + "train_32x32.mat",))},
+            "test": {"mat": RemoteFile("test_32x32.mat", md5="eb5a983be6a315427106f1b164d9cef3", size=64275384,
+                                       urls=(_SVHN + "test_32x32.mat",))},
+        },
+        class_names=DIGIT_CLASSES,
+        homepage="http://ufldl.stanford.edu/housenumbers/",
+        license="non-commercial use only (see the homepage)",
+        dir_aliases=("SVHN",),
+    ),
+    # the labels file locates a split; its PNGs lie in the folder beside it (mnist_m_<split>/)
+    "mnist-m": DatasetFiles(
+        name="mnist-m", reader="mnist-m",
+        splits={
+            "train": {"labels": RemoteFile("mnist_m_train_labels.txt")},
+            "test": {"labels": RemoteFile("mnist_m_test_labels.txt")},
+        },
+        # the authors' archive (the Google Drive id cited by DANN repos) and pytorch-adapt's mirror; md5 published by
+        # pytorch-adapt (MNISTM.md5) and DeepMind's dataset handler for the same Google Drive id
+        fallback=RemoteFile("mnist_m.tar.gz", md5="859df31c91afe82e80e5012ba928f279",
+                            urls=("https://drive.google.com/uc?export=download&id=0B_tExHiYS-0veklUZHFYT19KYjg&confirm=t",
+                                  "https://cornell.box.com/shared/static/jado7quprg6hzzdubvwzh9umr75damwi")),
+        fallback_role="archive",
+        class_names=DIGIT_CLASSES,
+        homepage="http://yaroslav.ganin.net/ (Ganin & Lempitsky, DANN)",
+        license="not stated by the distributors (derived from MNIST and BSDS500)",
+        dir_aliases=("mnist-m/mnist_m", "mnist_m"),
+        note="with the folder of PNGs it lists beside it, mnist_m_<split>/, as inside the original mnist_m.tar.gz; "
+             "its extracted mnist_m/ folder is searched too",
     ),
 }
 
@@ -366,17 +403,32 @@ def _not_found(spec: DatasetFiles, split: str, dirs: list[Path], data_dir: str |
         target = cache_dir(spec.name)
     listing = ", ".join(f"{f.name} ({f.urls[0]})" if f.urls else f.name for f in files.values())
     alt = (f" (or {spec.fallback.name}, which holds every split)" if spec.fallback is not None else "")
+    note = f" ({spec.note})" if spec.note else ""
+    manual = "" if _download_plan(spec, split) else "no download: place the files: "
     searched = ", ".join(str(d) for d in dirs)
     return DataError(f"{spec.name} {split} split not found{reason}; searched: {searched}",
-                     fix=f"put {listing}{alt} into {target}/, or pass --data-dir DIR / set {ENV_VAR}=DIR "
-                         f"where DIR/{spec.name}/ holds those files")
+                     fix=f"{manual}put {listing}{alt} into {target}/{note}, or pass --data-dir DIR / set "
+                         f"{ENV_VAR}=DIR where DIR/{spec.name}/ holds those files")
+
+
+def _download_plan(spec: DatasetFiles, split: str) -> dict[str, RemoteFile] | None:
+    """The files to download for ``split`` by role: its own files when each has a URL, else the
+    all-splits ``fallback`` when it has one; ``None`` when nothing can be downloaded."""
+    files = spec.files(split)
+    if all(f.urls for f in files.values()):
+        return files
+    if spec.fallback is not None and spec.fallback.urls:
+        return {spec.fallback_role: spec.fallback}
+    return None
 
 
 def locate(name: str, split: str, data_dir: str | os.PathLike | None = None, download: bool = True, *,
            verify: bool = False) -> dict[str, Path]:
     """Paths of the files of ``split`` of a canonical dataset, keyed by role.
 
-    Roles are ``images``/``labels`` (IDX datasets), ``libsvm`` or ``h5`` (USPS). When not
+    Roles are ``images``/``labels`` (IDX datasets), ``libsvm`` or ``h5`` (USPS), ``mat`` (SVHN),
+    ``labels`` (MNIST-M: the labels file beside the folder of PNGs) or ``archive`` (MNIST-M's
+    ``mnist_m.tar.gz``, read without extracting). When not
     found anywhere, the files are downloaded into :func:`cache_dir` if ``download``; otherwise
     (or if the download fails) a :class:`DataError` says which files to put where. With
     ``verify=True`` found files are checked with :func:`verify_file`.
@@ -402,10 +454,13 @@ def locate(name: str, split: str, data_dir: str | os.PathLike | None = None, dow
             return found
     if not download:
         raise _not_found(spec, split, dirs, data_dir, " and downloading is disabled")
+    plan = _download_plan(spec, split)
+    if plan is None:
+        raise _not_found(spec, split, dirs, data_dir, f" and {name} has no automatic download")
     target = cache_dir(name)
     result: dict[str, Path] = {}
     try:
-        for role, file in spec.files(split).items():
+        for role, file in plan.items():
             existing = _find_file(target, file)
             result[role] = existing if existing is not None else download_file(file, target)
     except DataError as exc:
@@ -421,8 +476,8 @@ def describe(data_dir: str | os.PathLike | None = None) -> list[dict]:
     to its files (role -> path string) or ``"not found"``; ``searched`` lists the folders tried.
 
     Example:
-        >>> [d["name"] for d in describe()][:3]
-        ['fashion-mnist', 'mnist', 'usps']
+        >>> [d["name"] for d in describe()][:5]
+        ['fashion-mnist', 'mnist', 'usps', 'svhn', 'mnist-m']
     """
     out: list[dict] = []
     for name, spec in DATASETS.items():

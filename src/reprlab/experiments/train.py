@@ -42,7 +42,7 @@ from reprlab.runs import (PostRunContext, RunDir, RunLock, Splits, build_model, 
                           load_run_model, load_split, resolve_device, run_post_run_hooks)
 from reprlab.tasks import Task, get_task
 from reprlab.tasks.health import health_lines
-from reprlab.training.callbacks import (Callback, Checkpointer, EarlyStopping, MetricsCSV, ProgressBar,
+from reprlab.training.callbacks import (Callback, Checkpointer, CPUBudget, EarlyStopping, MetricsCSV, ProgressBar,
                                         TensorBoardLogger)
 from reprlab.training.checkpoint import load_state, resolve_checkpoint
 from reprlab.training.distributed import DistInfo, barrier, broadcast_object, init_distributed
@@ -99,6 +99,8 @@ def _make_trainer(cfg: RunConfig, task: Task, run: RunDir | None, device: torch.
     if t.early_stopping.patience is not None:
         callbacks.append(EarlyStopping(monitor=monitor, patience=t.early_stopping.patience,
                                        min_delta=t.early_stopping.min_delta, mode=mode))
+    if t.max_cpu_minutes is not None:
+        callbacks.append(CPUBudget(minutes=t.max_cpu_minutes))
     callbacks += list(extra_callbacks)
     a = cfg.data.augment
     augment = Augmenter(flip=a.flip, rotation=a.rotation, crop_padding=a.crop_padding) if (a.flip or a.rotation or a.crop_padding) else None

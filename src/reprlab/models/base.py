@@ -13,7 +13,7 @@ A reprlab model is an ``nn.Module`` with
   so models with several optimisers are as natural as a plain autoencoder, and
 * ``validation_step(batch)`` returning the named terms averaged over the validation set.
 
-``optimizer_groups()`` may return :class:`~reprlab.training.optim.ParamGroup`-like objects
+``optimizer_groups()`` may return :class:`ParamGroup` objects
 (``params`` and ``settings``) to declare a group's own learning rate, betas, weight decay
 or schedule; the config's ``train.groups.NAME.*`` overrides them.
 
@@ -49,6 +49,22 @@ from reprlab.base.validation import check_choice, check_float, check_int  # re-e
 
 
 @dataclass
+class ParamGroup:
+    """Parameters of one optimiser group and the settings the model declares for it (empty: the run's).
+
+    The trainer resolves a group's settings as ``train.*`` < ``settings`` < ``train.groups.NAME.*``.
+
+    Example:
+        >>> g = ParamGroup([nn.Parameter(torch.zeros(2))], {"lr": 2e-4, "betas": (0.5, 0.999)})
+        >>> len(g.params), g.settings["lr"]
+        (1, 0.0002)
+    """
+
+    params: list[nn.Parameter]
+    settings: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
 class ModelOutput:
     """What ``forward`` returns: the loss to minimise and everything worth logging.
 
@@ -76,6 +92,13 @@ class StepContext(Protocol):
 
     def step(self, name: str, loss: torch.Tensor) -> None:
         """zero_grad, backward, (all-reduce), clip and step optimiser ``name``."""
+
+    @property
+    def fraction(self) -> float:
+        """Training progress in ``[0, 1]`` (``progress / epochs``)."""
+
+    def set_lr_factor(self, name: str, factor: float) -> None:
+        """Set optimiser ``name``'s learning rate to its base rate times ``factor`` (not cumulative)."""
 
 
 @dataclass

@@ -46,7 +46,7 @@ Example:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -54,7 +54,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from reprlab.base.errors import ConfigError, ModelError, TrainingError
-from reprlab.models.base import ModelConfig, ModelOutput, ReprModel, check_choice, check_float, check_int, images_of
+from reprlab.models.base import (ModelConfig, ModelOutput, ParamGroup, ReprModel, check_choice, check_float, check_int,
+                                 images_of)
 from reprlab.models.layers import FitTo
 from reprlab.models.registry import register_model
 
@@ -63,15 +64,6 @@ DISC_NORMS: tuple[str, ...] = ("batch", "none")
 
 #: What the model declares for its two optimisers (the DCGAN paper's Adam settings).
 DCGAN_OPTIMIZER: dict[str, Any] = {"optimizer": "adam", "lr": 2e-4, "betas": (0.5, 0.999)}
-
-
-@dataclass
-class _Group:
-    """A parameter group and its declared optimiser settings (read like
-    :class:`reprlab.training.optim.ParamGroup`; the model layer cannot import the training layer)."""
-
-    params: list[nn.Parameter]
-    settings: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -312,8 +304,8 @@ class DCGAN(ReprModel):
 
     def optimizer_groups(self) -> dict[str, Any]:  # type: ignore[override]
         """``generator`` and ``discriminator``, each declaring Adam 2e-4, betas (0.5, 0.999)."""
-        return {"generator": _Group(list(self.generator.parameters()), dict(DCGAN_OPTIMIZER)),
-                "discriminator": _Group(list(self.discriminator.parameters()), dict(DCGAN_OPTIMIZER))}
+        return {"generator": ParamGroup(list(self.generator.parameters()), dict(DCGAN_OPTIMIZER)),
+                "discriminator": ParamGroup(list(self.discriminator.parameters()), dict(DCGAN_OPTIMIZER))}
 
     @staticmethod
     def _check_finite(name: str, loss: torch.Tensor, ctx: Any) -> None:

@@ -13,6 +13,7 @@ from reprlab.models import conv, fc, resnet, vae  # noqa: F401  (registration si
 from reprlab.models import classifier, resnet18  # noqa: F401  (ResNet-18 and heads on encoders, issue 15)
 from reprlab.models import rotnet  # noqa: F401  (self-supervised anomaly scorer, issue 5)
 from reprlab.models import dcgan  # noqa: F401  (generative adversarial network, issue 13)
+from reprlab.models import dann, pixelda  # noqa: F401  (domain adaptation, issue 14)
 from reprlab.models.conv import ConvAE, ConvAEConfig
 from reprlab.models.fc import FCAE, FCAEConfig
 from reprlab.models.resnet import ResNetAE, ResNetAEConfig

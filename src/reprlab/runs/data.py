@@ -21,7 +21,9 @@ from reprlab.config import RunConfig
 from reprlab.data import load_dataset
 from reprlab.data.dataset import ImageData
 
-CANONICAL_WITH_TEST_SPLIT = ("fashion-mnist", "mnist", "usps", "fashion-mnist-sample")
+#: Datasets with a train and a test split, loaded by name (MNIST-M: its train split where present; with only
+#: the test split, loading raises a DataError pointing at the adaptation protocol).
+CANONICAL_WITH_TEST_SPLIT = ("fashion-mnist", "mnist", "usps", "svhn", "mnist-m", "fashion-mnist-sample")
 
 
 @dataclass

@@ -165,6 +165,53 @@ class EarlyStopping(Callback):
         self.best, self.bad_epochs = float(state["best"]), int(state["bad_epochs"])
 
 
+class CPUBudget(Callback):
+    """Stop at the end of the epoch in which this process has used ``minutes`` of CPU time.
+
+    CPU time is :func:`time.process_time` (all threads of this process), counted from
+    ``on_fit_start`` and carried over a resume, so "at most N CPU-minutes" budgets compare
+    methods on the same footing on a shared machine (Lightning's ``max_time`` is wall time,
+    which other jobs distort). The epoch that crosses the budget finishes; none starts after.
+
+    Example:
+        >>> budget = CPUBudget(minutes=0.5)
+        >>> budget.spent_seconds = 31.0
+        >>> budget.exhausted()
+        True
+    """
+
+    def __init__(self, *, minutes: float) -> None:
+        self.minutes = float(minutes)
+        self.spent_seconds = 0.0
+        self._started: float | None = None
+
+    def _now(self) -> float:
+        import time
+
+        return self.spent_seconds + (time.process_time() - self._started if self._started is not None else 0.0)
+
+    def exhausted(self) -> bool:
+        """True once the CPU time spent reaches the budget."""
+        return self._now() >= self.minutes * 60.0
+
+    def on_fit_start(self, trainer) -> None:
+        import time
+
+        self._started = time.process_time()
+
+    def on_epoch_end(self, trainer, epoch: int, row: dict[str, float]) -> None:
+        if self.exhausted() and epoch + 1 < trainer.epochs:
+            logger.info("CPU budget of %.3g minutes used up after epoch %d: stopping", self.minutes, epoch + 1)
+            trainer.should_stop = True
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"spent_seconds": self._now()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.spent_seconds = float(state["spent_seconds"])
+        self._started = None
+
+
 class TensorBoardLogger(Callback):
     """Write each epoch's row as scalars to ``log_dir`` (needs the ``tensorboard`` package)."""
 

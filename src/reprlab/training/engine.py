@@ -30,7 +30,7 @@ from typing import Any, Callable, Sequence
 import torch
 from torch import nn
 
-from reprlab.base.errors import TrainingError
+from reprlab.base.errors import ConfigError, TrainingError
 from reprlab.data.dataset import ImageData
 from reprlab.training.callbacks import Callback, Checkpointer
 from reprlab.training.distributed import DistInfo, all_reduce_sum
@@ -42,7 +42,8 @@ logger = logging.getLogger(__name__)
 
 
 class _StepContext:
-    """What ``training_step`` sees: forward through the (DDP) module, and ``step``."""
+    """What ``training_step`` sees: forward through the (DDP) module, ``step``, the progress
+    (``progress`` in epochs, ``fraction`` of the whole run) and ``set_lr_factor``."""
 
     def __init__(self, trainer: "Trainer") -> None:
         self._trainer = trainer
@@ -54,6 +55,34 @@ class _StepContext:
     @property
     def global_step(self) -> int:
         return self._trainer.global_step
+
+    @property
+    def fraction(self) -> float:
+        """Training progress ``p`` in ``[0, 1]``: ``progress / epochs`` (a DANN's schedules read it)."""
+        return min(1.0, max(0.0, self.progress / max(1, self._trainer.epochs)))
+
+    def set_lr_factor(self, name: str, factor: float) -> None:
+        """Set every param group of optimiser ``name`` to its base learning rate times ``factor``.
+
+        The base is the learning rate the optimiser was built with (its group settings), so the
+        factor is never cumulative: a model computes it from ``fraction`` at every step (a
+        resumed run gets the same rate). It replaces an epoch-level scheduler's rate, so a group
+        with a ``train.scheduler`` is refused.
+        """
+        t = self._trainer
+        if name not in t.optimizers:
+            raise TrainingError(f"set_lr_factor names optimizer {name!r}, but the model's groups are "
+                                f"{', '.join(t.optimizers)}", fix="this is a model bug; please report it")
+        if name in t.schedulers:
+            raise ConfigError(f"the model anneals the learning rate of group {name!r} at every step, and "
+                              f"train.scheduler={t.group_settings[name].scheduler} would change it too",
+                              fix="set train.scheduler=none (or switch the model's own annealing off, e.g. "
+                                  "model.lr_annealing=false)")
+        if not math.isfinite(factor) or factor < 0:
+            raise TrainingError(f"learning-rate factor {factor} for group {name!r} is not a finite number >= 0",
+                                fix="this is a model bug; please report it")
+        for group, base in zip(t.optimizers[name].param_groups, t.base_lrs[name]):
+            group["lr"] = base * float(factor)
 
     def step(self, name: str, loss: torch.Tensor) -> None:
         """Check the loss is finite, then zero_grad, backward, clip and step optimiser ``name``."""
@@ -153,13 +182,14 @@ class Trainer:
         check_group_options(groups, self.group_options)
         self.param_groups, self.group_settings = {}, {}
         for name, group in groups.items():
-            grouped = isinstance(group, ParamGroup) or hasattr(group, "settings")  # ParamGroup-like (models layer)
+            grouped = isinstance(group, ParamGroup)
             declared = group.settings if grouped else {}
             self.param_groups[name] = list(group.params if grouped else group)
             self.group_settings[name] = resolve_group_settings(name, base, declared, self.group_options)
         self.optimizers = {k: build_optimizer(self.param_groups[k], name=s.optimizer, lr=s.lr, betas=s.betas,
                                               momentum=s.momentum, weight_decay=s.weight_decay)
                            for k, s in self.group_settings.items()}
+        self.base_lrs = {k: [float(g["lr"]) for g in o.param_groups] for k, o in self.optimizers.items()}
         self.schedulers = {k: sched for k, o in self.optimizers.items()
                            if (sched := build_scheduler(o, name=self.group_settings[k].scheduler, epochs=self.epochs,
                                                         step_size=self.step_size, gamma=self.gamma,

@@ -19,12 +19,13 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Mapping
 
 import torch
 
 from reprlab.base.errors import ConfigError
+from reprlab.models.base import ParamGroup  # noqa: F401  (re-exported: models declare their groups with it)
 
 OPTIMIZERS: tuple[str, ...] = ("adam", "adamw", "sgd")
 SCHEDULERS: tuple[str, ...] = ("none", "step", "cosine", "plateau")
@@ -45,12 +46,6 @@ class GroupSettings:
 GROUP_KEYS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(GroupSettings))
 
 
-@dataclass
-class ParamGroup:
-    """Parameters of one group and the settings the model declares for it (``None``: the run's)."""
-
-    params: list[torch.nn.Parameter]
-    settings: dict[str, Any] = field(default_factory=dict)
 
 
 def check_group_options(groups: Mapping[str, Any], configured: Mapping[str, Mapping[str, Any]] | None) -> None:

@@ -1,0 +1,425 @@
+"""``pixelda``: pixel-level domain adaptation with a GAN (Bousmalis et al. 2017, CVPR, "PixelDA").
+
+A **generator** ``G(x_s, z)`` turns a labelled source image into a target-style image; a
+**discriminator** ``D`` tells real target images from translated ones; a **task classifier**
+``T`` learns the labels on the translated images (and on the source images), so it works on
+target-style images: at test time ``T`` classifies real target images (``logits``).
+
+Built after the paper and eriklindernoren/PyTorch-GAN's ``implementations/pixelda/pixelda.py``:
+
+* generator: the noise ``z ~ U(-1, 1)`` of ``noise_dim`` (10) entries goes through a dense
+  layer to one ``H x W`` plane per image channel, concatenated to the image (``2C`` channels)
+  -> conv 3x3, ``gen_channels`` (64) -> ReLU -> ``gen_blocks`` (6) residual blocks (conv 3x3 ->
+  BatchNorm -> ReLU -> conv 3x3 -> BatchNorm, plus the skip) -> conv 3x3 to ``C`` channels -> tanh;
+* discriminator: ``disc_blocks`` (4) stride-2 conv 3x3 blocks (``disc_channels`` = 64,
+  doubling up to 512) with LeakyReLU(0.2) and InstanceNorm (not after the first) -> a conv 3x3
+  to one channel: a map of patch scores (``patch=True``, PyTorch-GAN's PatchGAN; H/16 x W/16
+  for 4 blocks) or, with ``patch=False``, a dense layer to one score per image. Optional
+  ``instance_noise``: Gaussian noise of that std added to every discriminator input;
+* task classifier: the paper's MNIST -> MNIST-M classifier, i.e. the DANN ``mnist`` network
+  (conv 5x5 32 -> ReLU -> max-pool -> conv 5x5 48 -> ReLU -> max-pool -> fc 100 -> fc 100 ->
+  fc ``num_classes``), or another DANN preset (``task_preset``). ``features`` is its
+  penultimate layer.
+
+Losses (PyTorch-GAN's defaults): ``adv_loss="lsgan"`` (least squares: ``D`` regresses 1 on
+target images and 0 on translations; the paper uses the standard GAN log loss, available as
+``"bce"``); generator objective ``adv_weight * adv + task_weight * task + content_weight *
+content`` with ``adv_weight=1``, ``task_weight=0.1`` and the task loss ``(CE(T(G(x_s))) +
+source_task_weight * CE(T(x_s))) / (1 + source_task_weight)`` (PyTorch-GAN's mean of the two
+for ``source_task_weight=1``); the discriminator minimises the mean of its real and fake
+losses. ``content_weight > 0`` adds the paper's content-similarity loss, here without
+foreground masks: the pairwise mean squared error ``PMSE(x, G(x)) = mean(d^2) - mean(d)^2``
+per image (``d = x - G(x)``), which lets the generator shift the overall colour but keeps the
+shapes.
+
+Two parameter groups, each declared as Adam lr 2e-4, betas (0.5, 0.999) (PyTorch-GAN's):
+``generator`` (the generator and the task classifier, stepped together as in the paper) and
+``discriminator``; ``train.groups.NAME.*`` overrides them. Each step updates the generator
+group first and then the discriminator on the same translations (PyTorch-GAN's order).
+
+Inputs in [-1, 1] (``data.scale=-1_1``; the generator's output is tanh). Logged terms: ``loss``
+(generator objective + discriminator loss), ``class_loss`` (the task loss), ``acc`` (``T`` on
+the translated source batch), ``source_acc`` (``T`` on the source batch), ``d_loss``,
+``g_adv_loss``, ``d_real`` / ``d_fake`` (with ``bce`` the mean sigmoid of ``D`` on target /
+translated images; with ``lsgan`` the mean patch score, whose targets are 1 and 0), and
+``content_loss`` when it is on.
+
+Example:
+    >>> import torch
+    >>> from reprlab.models import create_model
+    >>> m = create_model("pixelda", input_shape=(3, 32, 32), gen_blocks=1, gen_channels=8, disc_channels=8)
+    >>> x = torch.rand(2, 3, 32, 32) * 2 - 1
+    >>> m.translate(x).shape, m.logits(x).shape, m.features(x).shape
+    (torch.Size([2, 3, 32, 32]), torch.Size([2, 10]), torch.Size([2, 100]))
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from reprlab.base.errors import ConfigError, ModelError, TrainingError
+from reprlab.models.base import ModelConfig, ParamGroup, ReprModel, check_choice, check_float, check_int, images_of
+from reprlab.models.dann import PRESET_SPECS, PRESETS, feature_extractor, mlp, needs_target_error
+from reprlab.models.registry import register_model
+from reprlab.models.resnet18 import ClassifierMixin, classification_terms
+
+ADV_LOSSES: tuple[str, ...] = ("lsgan", "bce")
+
+#: What both groups declare (PyTorch-GAN's pixelda: Adam, lr 2e-4, betas (0.5, 0.999)).
+PIXELDA_OPTIMIZER: dict[str, Any] = {"optimizer": "adam", "lr": 2e-4, "betas": (0.5, 0.999)}
+
+
+@dataclass
+class PixelDAConfig(ModelConfig):
+    """Options of ``pixelda`` (see the module docstring).
+
+    ``output_range`` must be ``"-1_1"`` (tanh generator; ``data.scale=-1_1``). ``latent_dim``
+    is not used (``noise_dim`` is the noise size).
+
+    Example:
+        >>> PixelDAConfig().noise_dim, PixelDAConfig().adv_loss
+        (10, 'lsgan')
+    """
+
+    input_shape: tuple[int, int, int] = (3, 32, 32)
+    output_range: str = "-1_1"
+    num_classes: int = 10
+    noise_dim: int = 10
+    gen_channels: int = 64
+    gen_blocks: int = 6
+    disc_channels: int = 64
+    disc_blocks: int = 4
+    patch: bool = True
+    instance_noise: float = 0.0
+    adv_loss: str = "lsgan"
+    adv_weight: float = 1.0
+    task_weight: float = 0.1
+    source_task_weight: float = 1.0
+    content_weight: float = 0.0
+    task_preset: str = "mnist"
+    dropout: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.output_range != "-1_1":
+            raise ConfigError(f"pixelda's generator has a tanh output in [-1, 1], but output_range="
+                              f"{self.output_range!r} (data.scale={self.output_range})",
+                              fix="set data.scale=-1_1 for pixelda runs")
+        super().__post_init__()
+        check_int("num_classes", self.num_classes, minimum=2)
+        for name in ("noise_dim", "gen_channels", "disc_channels", "disc_blocks"):
+            check_int(name, getattr(self, name), minimum=1)
+        check_int("gen_blocks", self.gen_blocks, minimum=0)
+        if not isinstance(self.patch, bool):
+            raise ConfigError(f"patch must be true or false, got {self.patch!r}", fix="set model.patch=true")
+        check_float("instance_noise", self.instance_noise, minimum=0.0, maximum=2.0)
+        check_choice("adv_loss", self.adv_loss, ADV_LOSSES)
+        for name in ("adv_weight", "task_weight", "source_task_weight", "content_weight"):
+            check_float(name, getattr(self, name), minimum=0.0)
+        if self.task_weight == 0:
+            raise ConfigError("task_weight=0 leaves the task classifier untrained (logits would be random)",
+                              fix="set model.task_weight > 0 (PyTorch-GAN uses 0.1)")
+        check_choice("task_preset", self.task_preset, PRESETS)
+        if self.dropout is not None:
+            check_float("dropout", self.dropout, minimum=0.0, maximum=1.0)
+            if self.dropout >= 1:
+                raise ConfigError(f"dropout={self.dropout} drops every feature", fix="use a dropout in [0, 1)")
+        if self.rotation_beta:
+            raise ConfigError("pixelda has no rotation self-supervision", fix="set model.rotation_beta=0")
+
+
+class ResBlock(nn.Module):
+    """conv 3x3 -> BN -> ReLU -> conv 3x3 -> BN, plus the input."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.block = nn.Sequential(nn.Conv2d(channels, channels, 3, 1, 1), nn.BatchNorm2d(channels), nn.ReLU(inplace=True),
+                                   nn.Conv2d(channels, channels, 3, 1, 1), nn.BatchNorm2d(channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.block(x)
+
+
+class PixelGenerator(nn.Module):
+    """``(x, z)`` -> a translated image of ``x``'s shape in [-1, 1]."""
+
+    def __init__(self, cfg: PixelDAConfig) -> None:
+        super().__init__()
+        c, h, w = cfg.input_shape
+        self.shape = (c, h, w)
+        self.fc = nn.Linear(cfg.noise_dim, c * h * w)
+        self.head = nn.Sequential(nn.Conv2d(2 * c, cfg.gen_channels, 3, 1, 1), nn.ReLU(inplace=True))
+        self.blocks = nn.Sequential(*[ResBlock(cfg.gen_channels) for _ in range(cfg.gen_blocks)])
+        self.out = nn.Sequential(nn.Conv2d(cfg.gen_channels, c, 3, 1, 1), nn.Tanh())
+
+    def forward(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        planes = self.fc(z).view(x.shape[0], *self.shape)
+        return self.out(self.blocks(self.head(torch.cat([x, planes], 1))))
+
+
+class PatchDiscriminator(nn.Module):
+    """Images -> scores ``(N, h, w)`` (patch) or ``(N, 1, 1)``; stride-2 conv blocks as in PyTorch-GAN."""
+
+    def __init__(self, cfg: PixelDAConfig) -> None:
+        super().__init__()
+        c, h, w = cfg.input_shape
+        layers: list[nn.Module] = []
+        ch_in = c
+        for i in range(cfg.disc_blocks):
+            ch = min(cfg.disc_channels * 2 ** i, 512)
+            layers += [nn.Conv2d(ch_in, ch, 3, 2, 1), nn.LeakyReLU(0.2, inplace=True)]
+            if i > 0:
+                layers.append(nn.InstanceNorm2d(ch))
+            ch_in = ch
+            h, w = (h + 1) // 2, (w + 1) // 2
+            if i > 0 and h * w == 1:
+                fits = max(1, i)
+                raise ModelError(f"pixelda: disc_blocks={cfg.disc_blocks} shrinks {cfg.input_shape[1]}x"
+                                 f"{cfg.input_shape[2]} images to 1x1 in block {i + 1}, where instance norm has "
+                                 f"nothing to normalise",
+                                 fix=f"set model.disc_blocks={fits} or less, or enlarge the images (data.resize)")
+        self.features = nn.Sequential(*layers)
+        self.patch = cfg.patch
+        self.head: nn.Module = nn.Conv2d(ch_in, 1, 3, 1, 1) if cfg.patch else nn.Linear(ch_in * h * w, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        f = self.features(x)
+        if self.patch:
+            return self.head(f).squeeze(1)
+        return self.head(f.flatten(1)).view(-1, 1, 1)
+
+
+class TaskClassifier(nn.Module):
+    """A DANN preset network: ``body`` (feature extractor + hidden layers) and ``head`` (the logits)."""
+
+    def __init__(self, cfg: PixelDAConfig) -> None:
+        super().__init__()
+        spec = PRESET_SPECS[cfg.task_preset]
+        dropout = spec.dropout if cfg.dropout is None else float(cfg.dropout)
+        extractor, dim = feature_extractor(cfg.task_preset, tuple(cfg.input_shape), dropout, model="pixelda task_preset")
+        hidden, self.feature_dim = mlp(dim, spec.label_hidden, dropout=dropout)
+        self.body = nn.Sequential(*extractor, *hidden)
+        self.head = nn.Linear(self.feature_dim, cfg.num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.body(x))
+
+
+def pmse(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Pairwise mean squared error ``mean(d^2) - mean(d)^2`` per image (``d = a - b``), averaged.
+
+    Example:
+        >>> x = torch.zeros(1, 1, 2, 2)
+        >>> float(pmse(x, x + 0.5)), float(pmse(x, torch.tensor([[[[0.0, 1.0], [0.0, 1.0]]]])))
+        (0.0, 0.25)
+    """
+    d = (a - b).flatten(1)
+    return (d.pow(2).mean(1) - d.mean(1).pow(2)).mean()
+
+
+@register_model("pixelda", config=PixelDAConfig)
+class PixelDA(ClassifierMixin, ReprModel):
+    """Pixel-level domain adaptation: a generator translating source to target style, a discriminator, a task classifier.
+
+    Example:
+        >>> m = PixelDA(PixelDAConfig(input_shape=(1, 28, 28), gen_blocks=1, gen_channels=4, disc_channels=4))
+        >>> sorted(m.optimizer_groups()), m.discriminator(torch.zeros(2, 1, 28, 28)).shape
+        (['discriminator', 'generator'], torch.Size([2, 2, 2]))
+    """
+
+    config: PixelDAConfig
+
+    def __init__(self, config: PixelDAConfig) -> None:
+        super().__init__(config)
+        classifier = TaskClassifier(config)  # first: an input too small for it is the clearest error
+        self.generator = PixelGenerator(config)
+        self.discriminator = PatchDiscriminator(config)
+        self.classifier = classifier
+        for m in (self.generator, self.discriminator):  # PyTorch-GAN: N(0, 0.02) convs, N(1, 0.02) BN scales
+            for layer in m.modules():
+                if isinstance(layer, nn.Conv2d):
+                    nn.init.normal_(layer.weight, 0.0, 0.02)
+                elif isinstance(layer, nn.BatchNorm2d):
+                    nn.init.normal_(layer.weight, 1.0, 0.02)
+                    nn.init.zeros_(layer.bias)
+
+    # -- interface -------------------------------------------------------------------------
+    def noise(self, n: int, *, device: Any = None, generator: torch.Generator | None = None) -> torch.Tensor:
+        """``n`` noise vectors ``U(-1, 1)`` of ``noise_dim`` entries (on ``generator``'s device when given)."""
+        check_int("n", n, minimum=1)
+        if generator is not None:
+            dev = generator.device
+        else:
+            dev = device if device is not None else next(self.parameters()).device
+        return torch.rand(int(n), int(self.config.noise_dim), generator=generator, device=dev) * 2 - 1
+
+    def translate(self, x: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
+        """Source images ``x`` in [-1, 1] -> target-style images ``(N, C, H, W)`` in [-1, 1]."""
+        z = self.noise(x.shape[0], device=x.device) if noise is None else noise
+        if tuple(z.shape) != (x.shape[0], int(self.config.noise_dim)):
+            raise ModelError(f"pixelda.translate: noise of shape {tuple(z.shape)} for {x.shape[0]} images",
+                             fix=f"pass noise of shape ({x.shape[0]}, {self.config.noise_dim}) or none")
+        return self.generator(x, z.to(x.device))
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The task classifier's penultimate layer ``(N, D)``."""
+        return self.classifier.body(x)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """Same as :meth:`features`."""
+        return self.features(x)
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """The task classifier's class scores for (target-style) images ``x``."""
+        return self.classifier(x)
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None, *, mode: str = "classify",
+                z: torch.Tensor | None = None, fake: torch.Tensor | None = None) -> Any:
+        """``"classify"``: a :class:`ModelOutput` (``extras["logits"]``; the cross-entropy with ``labels``);
+        ``"generate"``: ``(G(x, z), D(G(x, z)), T(G(x, z)), T(x))``; ``"discriminate"``: ``(D(x), D(fake))``
+        (instance noise added to both in training)."""
+        if mode == "classify":
+            return self.classify(x, labels)
+        if mode == "generate":
+            translated = self.generator(x, z)
+            task_logits = self.classifier(torch.cat([translated, x]))
+            n = x.shape[0]
+            return translated, self.discriminator(self._noisy(translated)), task_logits[:n], task_logits[n:]
+        if mode == "discriminate":
+            return self.discriminator(self._noisy(x)), self.discriminator(self._noisy(fake))
+        raise ValueError(f"unknown mode {mode!r}")
+
+    def _noisy(self, x: torch.Tensor) -> torch.Tensor:
+        std = float(self.config.instance_noise)
+        return x + std * torch.randn_like(x) if std > 0 and self.training else x
+
+    def optimizer_groups(self) -> dict[str, Any]:  # type: ignore[override]
+        """``generator`` (generator + task classifier) and ``discriminator``, each Adam 2e-4, betas (0.5, 0.999)."""
+        gen = list(self.generator.parameters()) + list(self.classifier.parameters())
+        return {"generator": ParamGroup(gen, dict(PIXELDA_OPTIMIZER)),
+                "discriminator": ParamGroup(list(self.discriminator.parameters()), dict(PIXELDA_OPTIMIZER))}
+
+    # -- objective -------------------------------------------------------------------------
+    def adversarial(self, scores: torch.Tensor, real: bool) -> torch.Tensor:
+        """LSGAN (mean squared error to 1 / 0) or BCE on logits, against the all-real or all-fake target."""
+        target = torch.full_like(scores, 1.0 if real else 0.0)
+        if self.config.adv_loss == "lsgan":
+            return F.mse_loss(scores, target)
+        return F.binary_cross_entropy_with_logits(scores, target)
+
+    def _score(self, scores: torch.Tensor) -> torch.Tensor:
+        return (torch.sigmoid(scores) if self.config.adv_loss == "bce" else scores).mean()
+
+    def generator_objective(self, xs: torch.Tensor, labels: torch.Tensor, parts: tuple) -> tuple[torch.Tensor, dict]:
+        """The generator group's loss from ``forward(mode="generate")``'s outputs, and its terms."""
+        c = self.config
+        translated, d_fake, t_fake, t_src = parts
+        fake_terms, src_terms = classification_terms(t_fake, labels), classification_terms(t_src, labels)
+        w = float(c.source_task_weight)
+        task = (fake_terms["loss"] + w * src_terms["loss"]) / (1.0 + w)
+        adv = self.adversarial(d_fake, real=True)
+        loss = float(c.adv_weight) * adv + float(c.task_weight) * task
+        terms = {"class_loss": task, "acc": fake_terms["acc"], "source_acc": src_terms["acc"], "g_adv_loss": adv}
+        if c.content_weight > 0:
+            content = pmse(translated, xs)
+            loss = loss + float(c.content_weight) * content
+            terms["content_loss"] = content
+        return loss, terms
+
+    def discriminator_loss(self, d_real: torch.Tensor, d_fake: torch.Tensor) -> torch.Tensor:
+        """Mean of the real (target images) and fake (translations) losses."""
+        return (self.adversarial(d_real, real=True) + self.adversarial(d_fake, real=False)) / 2
+
+    @staticmethod
+    def _check_finite(name: str, loss: torch.Tensor, ctx: Any) -> None:
+        if not torch.isfinite(loss.detach()).item():
+            raise TrainingError(
+                f"pixelda: {name} became {float(loss.detach())} at epoch {getattr(ctx, 'epoch', 0) + 1}, step "
+                f"{getattr(ctx, 'step_in_epoch', 0) + 1}; training stopped",
+                fix="lower both learning rates (train.groups.generator.lr / train.groups.discriminator.lr) or set "
+                    "train.grad_clip")
+
+    def training_step(self, batch: Any, ctx: Any) -> dict[str, torch.Tensor]:
+        """A generator-group step (translation, adversarial + task + content losses), then a discriminator step."""
+        labels = getattr(batch, "labels", None)
+        if labels is None:
+            raise ConfigError("pixelda trains on labelled source batches, but this batch has no labels",
+                              fix="use task=adapt (labelled source + unlabelled target)")
+        target = getattr(batch, "target", None)
+        if target is None:
+            raise needs_target_error("pixelda", "(pixel-level adaptation)")
+        xs, xt = images_of(batch), target.images
+        z = self.noise(xs.shape[0], device=xs.device)
+        parts = ctx.forward(xs, mode="generate", z=z)
+        g_loss, terms = self.generator_objective(xs, labels, parts)
+        self._check_finite("the generator loss", g_loss, ctx)
+        ctx.step("generator", g_loss)
+        d_real, d_fake = ctx.forward(xt, mode="discriminate", fake=parts[0].detach())
+        d_loss = self.discriminator_loss(d_real, d_fake)
+        self._check_finite("the discriminator loss", d_loss, ctx)
+        ctx.step("discriminator", d_loss)
+        out = {k: v.detach() for k, v in terms.items()}
+        out.update(loss=(g_loss + d_loss).detach(), d_loss=d_loss.detach(), d_real=self._score(d_real.detach()),
+                   d_fake=self._score(d_fake.detach()))
+        return out
+
+    @torch.no_grad()
+    def validation_step(self, batch: Any) -> dict[str, torch.Tensor]:
+        """``loss`` / ``class_loss`` (the task classifier's cross-entropy) and ``acc`` on a labelled batch."""
+        labels = getattr(batch, "labels", None)
+        out = self.classify(images_of(batch), labels)
+        if labels is None:
+            return dict(out.terms)
+        return {"loss": out.loss, "class_loss": out.loss, "acc": out.terms["acc"]}
+
+    # -- checks ----------------------------------------------------------------------------
+    def check_input(self, input_shape: tuple[int, int, int] | None = None) -> None:
+        """The classifier's logits, the generator's output shape and the discriminator's scores."""
+        super().check_input(input_shape)
+        shape = tuple(input_shape or self.config.input_shape)
+        if shape != tuple(self.config.input_shape):
+            raise ModelError(f"pixelda was built for images of shape {tuple(self.config.input_shape)}, not {shape}",
+                             fix="build the model for the data's shape (data.resize / data.channels)")
+        was = self.training
+        self.eval()
+        try:
+            with torch.no_grad():
+                fake = self.translate(torch.zeros(2, *shape))
+                scores = self.discriminator(fake)
+        finally:
+            self.train(was)
+        if tuple(fake.shape[1:]) != shape or scores.shape[0] != 2:
+            raise ModelError(f"pixelda translates {shape} images to {tuple(fake.shape[1:])}",
+                             fix="this is a model bug; please report it")
+
+    def sanity_check(self, x: torch.Tensor) -> None:
+        """One batch (standing in for both domains): data range, finite losses, gradients in all three networks."""
+        lo, hi = self.output_range
+        if float(x.min()) < lo - 1e-4 or float(x.max()) > hi + 1e-4:
+            raise ModelError(f"batch values lie in [{float(x.min()):.3g}, {float(x.max()):.3g}] but pixelda expects "
+                             f"values in [{lo:g}, {hi:g}]", fix="set data.scale=-1_1")
+        if x.shape[0] < 2:
+            raise ModelError("pixelda's batch norm needs batches of at least 2 images",
+                             fix="raise train.batch_size to 2 or more")
+        labels = torch.arange(x.shape[0]) % self.config.num_classes
+        parts = self(x, mode="generate", z=self.noise(x.shape[0], device=x.device))
+        g_loss, _ = self.generator_objective(x, labels, parts)
+        d_loss = self.discriminator_loss(*self(x, mode="discriminate", fake=parts[0].detach()))
+        for name, loss in (("generator loss", g_loss), ("discriminator loss", d_loss)):
+            if not torch.isfinite(loss):
+                raise ModelError(f"pixelda: the {name} on the first batch is {float(loss)}",
+                                 fix="check the data for NaN/inf")
+        g_loss.backward()
+        missing = [n for n, p in self.named_parameters()
+                   if p.grad is None and not n.startswith("discriminator.")]
+        self.zero_grad(set_to_none=True)
+        d_loss.backward()
+        missing += [n for n, p in self.discriminator.named_parameters() if p.grad is None]
+        self.zero_grad(set_to_none=True)
+        if missing:
+            raise ModelError(f"pixelda: parameters get no gradient: {', '.join(missing[:5])}",
+                             fix="this is a model bug; please report it")

@@ -1,0 +1,353 @@
+"""The domain-adaptation models ``dann`` and ``pixelda`` and the engine's per-step schedule hooks.
+
+Both models: build on (3, 32, 32) and (1, 28, 28) with the interface the ``adapt`` task uses
+(``logits``, ``features``, ``forward``'s ``extras["logits"]``, ``validation_step``), train through
+the real :class:`Trainer` on tiny two-domain data (a source domain and its inverted copy as the
+target), refuse a batch without its target batch, and round-trip through safetensors. DANN: the
+gradient reversal layer, the lambda and learning-rate schedules, and the reversed domain gradient
+in the feature extractor. Engine: ``ctx.fraction`` and ``ctx.set_lr_factor`` (never cumulative,
+also after a resume; refused next to an epoch-level scheduler).
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from reprlab.base.errors import ConfigError, ModelError
+from reprlab.data.batch import Batch
+from reprlab.data.dataset import ImageData
+from reprlab.models import create_model, load_model, save_model
+from reprlab.models.dann import DANN, GradReverse, grad_reverse
+from reprlab.models.pixelda import pmse
+from reprlab.training.callbacks import Callback
+from reprlab.training.engine import Trainer, _StepContext
+
+pytestmark = pytest.mark.usefixtures("single_thread")
+
+MODELS = ("dann", "pixelda")
+SHAPES = [(3, 32, 32), (1, 28, 28)]
+#: Small but complete versions (pixelda's generator and discriminator narrowed for speed).
+TINY: dict[str, dict] = {"dann": {}, "pixelda": {"gen_channels": 8, "gen_blocks": 1, "disc_channels": 8,
+                                                 "disc_blocks": 3}}
+
+
+def tiny(name: str, shape=(1, 16, 16), **kwargs):
+    opts = {"input_shape": shape, "num_classes": 3, **TINY[name], **kwargs}
+    if name == "pixelda":
+        opts.setdefault("output_range", "-1_1")
+    return create_model(name, **opts)
+
+
+def to_range(model, x01: torch.Tensor) -> torch.Tensor:
+    return x01 * 2 - 1 if model.output_range[0] < 0 else x01
+
+
+def two_domains(n: int = 48, shape=(1, 16, 16), k: int = 3, seed: int = 0) -> tuple[ImageData, ImageData]:
+    """Class c lights band c of the image rows; the target domain is the inverted images, unlabelled."""
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.arange(n) % k
+    x = torch.rand(n, *shape, generator=g) * 0.2
+    band = shape[1] // k
+    for c in range(k):
+        x[labels == c, :, c * band:(c + 1) * band, :] += 0.7
+    x = x.clamp(0, 1)
+    return ImageData(x, labels, name="source"), ImageData(1 - x, name="target")
+
+
+class FakeCtx:
+    """A StepContext that only backpropagates (no optimiser steps), recording the gradients."""
+
+    def __init__(self, model, fraction: float = 0.5) -> None:
+        self.model, self.fraction, self.factors = model, fraction, []
+        self.epoch = self.step_in_epoch = 0
+
+    def forward(self, *args, **kwargs):
+        return self.model(*args, **kwargs)
+
+    def step(self, name, loss):
+        self.model.zero_grad(set_to_none=True)
+        loss.backward()
+
+    def set_lr_factor(self, name, factor):
+        self.factors.append((name, factor))
+
+
+def _batch(model, source: ImageData, target: ImageData | None, n: int = 8) -> Batch:
+    tgt = None if target is None else Batch(to_range(model, target.images[:n]), None, torch.ones(n, dtype=torch.long))
+    return Batch(to_range(model, source.images[:n]), source.labels[:n], torch.zeros(n, dtype=torch.long), tgt)
+
+
+# -- building and the interface ----------------------------------------------------------------
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
+@pytest.mark.parametrize("name", MODELS)
+def test_builds_with_the_adapt_interface(name, shape):
+    model = tiny(name, shape, num_classes=10)
+    model.check_input()
+    model.eval()
+    x = to_range(model, torch.rand(4, *shape))
+    logits, feats = model.logits(x), model.features(x)
+    assert logits.shape == (4, 10) and feats.ndim == 2 and feats.shape[0] == 4
+    out = model(x)  # a plain tensor, no labels
+    assert torch.allclose(out.extras["logits"], logits)
+    assert model.reconstructs is False and not hasattr(model, "decode")
+    terms = model.validation_step(Batch(x, torch.arange(4)))
+    assert {"loss", "acc"} <= set(terms)
+    assert float(terms["loss"]) == pytest.approx(float(F.cross_entropy(logits.detach(), torch.arange(4))), rel=1e-5)
+    model.train()
+    model.sanity_check(x)
+    if name == "pixelda":
+        assert model.translate(x).shape == x.shape
+        z = model.noise(4)
+        assert torch.equal(model.translate(x, z), model.translate(x, z))  # eval: deterministic given the noise
+
+
+@pytest.mark.parametrize("preset, dims", [("mnist", (1200, 768)), ("svhn", (2048, 1152)), ("lenet", (256, 256))])
+def test_dann_presets_fit_both_digit_shapes(preset, dims):
+    for shape, dim in zip(SHAPES, dims):
+        m = create_model("dann", input_shape=shape, preset=preset)
+        m.check_input()
+        assert m.feature_dim == dim and m.features(torch.zeros(2, *shape)).shape == (2, dim)
+    hidden = [mod.out_features for mod in m.domain_classifier if isinstance(mod, torch.nn.Linear)]
+    assert hidden == {"mnist": [100, 1], "svhn": [1024, 1024, 1], "lenet": [1024, 1024, 1]}[preset]
+    label = [mod.out_features for mod in m.label_predictor if isinstance(mod, torch.nn.Linear)]
+    assert label == {"mnist": [100, 100, 10], "svhn": [3072, 2048, 10], "lenet": [10]}[preset]
+
+
+# -- DANN: gradient reversal and schedules -------------------------------------------------------
+@pytest.mark.parametrize("lam", [0.0, 0.3, 2.0])
+def test_grl_reverses_and_scales_gradients(lam):
+    w = torch.randn(5)
+    x = torch.randn(5, requires_grad=True)
+    y = grad_reverse(x, lam)
+    assert torch.equal(y, x)  # identity forward
+    (y.pow(2) * w).sum().backward()
+    reversed_grad = x.grad.clone()
+    x.grad = None
+    (-lam * (x.pow(2) * w).sum()).backward()
+    assert torch.allclose(reversed_grad, x.grad)
+    assert GradReverse.apply(x, lam).requires_grad
+
+
+def test_lambda_schedule_values():
+    ganin = create_model("dann", input_shape=(1, 28, 28), adapt_weight=0.5)
+    expected = [0.0, 0.5 * (2 / (1 + math.exp(-5)) - 1), 0.5 * (2 / (1 + math.exp(-10)) - 1)]
+    assert [ganin.grl_lambda(p) for p in (0.0, 0.5, 1.0)] == pytest.approx(expected)
+    assert ganin.grl_lambda(1.0) == pytest.approx(0.49995, abs=1e-5)
+    steeper = create_model("dann", input_shape=(1, 28, 28), lambda_gamma=20.0)
+    assert steeper.grl_lambda(0.1) > create_model("dann", input_shape=(1, 28, 28)).grl_lambda(0.1)
+    constant = create_model("dann", input_shape=(1, 28, 28), adapt_weight=0.7, lambda_schedule="constant")
+    assert [constant.grl_lambda(p) for p in (0.0, 0.5, 1.0)] == pytest.approx([0.7] * 3)
+    assert [DANN.lr_factor(p) for p in (0.0, 0.5, 1.0)] == pytest.approx([1.0, 6 ** -0.75, 11 ** -0.75])
+
+
+def test_dann_domain_gradient_reaches_the_features_reversed():
+    source, target = two_domains()
+    torch.manual_seed(1)
+    adapted = tiny("dann", adapt_weight=0.8, lambda_schedule="constant", lr_annealing=False)
+    plain = tiny("dann", adapt_weight=0.0, lr_annealing=False)
+    plain.load_state_dict(adapted.state_dict())
+    batch = _batch(adapted, source, target)
+    param = "feature_extractor.0.weight"
+
+    adapted.training_step(batch, FakeCtx(adapted))
+    g_adapted = dict(adapted.named_parameters())[param].grad.clone()
+    d_head = adapted.domain_classifier[0].weight.grad.clone()
+    plain.training_step(Batch(batch.images, batch.labels), FakeCtx(plain))  # source-only: no target needed
+    g_plain = dict(plain.named_parameters())[param].grad.clone()
+    assert plain.domain_classifier[0].weight.grad is None  # no domain loss at all
+
+    # the domain loss's own gradient, without reversal
+    adapted.zero_grad(set_to_none=True)
+    x = torch.cat([batch.images, batch.target.images])
+    dom = adapted.domain_terms(adapted.domain_classifier(adapted.features(x)).squeeze(1), len(batch))["domain_loss"]
+    dom.backward()
+    g_domain = dict(adapted.named_parameters())[param].grad.clone()
+    assert g_domain.abs().sum() > 0
+    assert torch.allclose(g_adapted, g_plain - 0.8 * g_domain, atol=1e-6)  # reversed and scaled by lambda
+    assert torch.allclose(d_head, adapted.domain_classifier[0].weight.grad, atol=1e-6)  # the head: not reversed
+
+
+def test_dann_step_logs_its_terms_and_anneals_through_the_context():
+    source, target = two_domains()
+    model = tiny("dann")
+    ctx = FakeCtx(model, fraction=0.5)
+    terms = model.training_step(_batch(model, source, target), ctx)
+    assert set(terms) == {"loss", "class_loss", "domain_loss", "acc", "domain_acc", "lambda"}
+    assert float(terms["lambda"]) == pytest.approx(model.grl_lambda(0.5))
+    assert float(terms["loss"]) == pytest.approx(float(terms["class_loss"] + terms["domain_loss"]))
+    assert ctx.factors == [("main", pytest.approx(6 ** -0.75))]
+    off = tiny("dann", lr_annealing=False)
+    ctx = FakeCtx(off)
+    off.training_step(_batch(off, source, target), ctx)
+    assert ctx.factors == []
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_adaptation_without_a_target_batch_is_refused(name):
+    source, _ = two_domains()
+    model = tiny(name)
+    with pytest.raises(ConfigError, match="needs unlabelled target images") as err:
+        model.training_step(_batch(model, source, None), FakeCtx(model))
+    assert "task=adapt" in str(err.value)
+    with pytest.raises(ConfigError, match="no labels"):
+        model.training_step(Batch(torch.zeros(2, 1, 16, 16)), FakeCtx(model))
+
+
+# -- the engine's schedule hooks ----------------------------------------------------------------
+class LrLog(Callback):
+    def __init__(self) -> None:
+        self.rows: list[tuple[int, float]] = []
+
+    def on_batch_end(self, trainer, step, batch_size):
+        self.rows.append((step, trainer.optimizers["main"].param_groups[0]["lr"]))
+
+
+@pytest.mark.parametrize("annealing", [True, False])
+def test_lr_annealing_through_the_trainer(annealing):
+    source, target = two_domains(n=32)
+    log = LrLog()
+    Trainer(epochs=2, batch_size=16, callbacks=[log], lr=0.5).fit(tiny("dann", lr_annealing=annealing), source,
+                                                                   target=target)
+    total = 2 * 2  # epochs x steps per epoch
+    assert [s for s, _ in log.rows] == [1, 2, 3, 4]
+    # the model's declared 0.01 (train.lr=0.5 does not override it), times (1 + 10 p) ** -0.75 at p = step / total
+    expected = [0.01 * (DANN.lr_factor((s - 1) / total) if annealing else 1.0) for s, _ in log.rows]
+    assert [lr for _, lr in log.rows] == pytest.approx(expected)
+    if annealing:
+        assert log.rows[-1][1] < log.rows[0][1]
+
+
+def _engine(model, **kwargs) -> tuple[Trainer, _StepContext]:
+    trainer = Trainer(epochs=4, **kwargs)
+    trainer._build_optimizers(model)
+    trainer._forward_module = model
+    return trainer, _StepContext(trainer)
+
+
+def test_set_lr_factor_is_not_cumulative_and_survives_resume():
+    model = tiny("dann")
+    trainer, ctx = _engine(model, group_options={"main": {"lr": 0.2}})
+    opt = trainer.optimizers["main"]
+    ctx.progress = 2.0
+    assert ctx.fraction == 0.5
+    for _ in range(3):
+        ctx.set_lr_factor("main", 0.5)
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.1)  # 0.2 * 0.5, not 0.2 * 0.5 ** 3
+    ctx.set_lr_factor("main", 1.0)
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.2)
+    ctx.set_lr_factor("main", 0.25)
+    state = trainer.resume_state()
+    resumed, ctx2 = _engine(tiny("dann"), group_options={"main": {"lr": 0.2}})
+    resumed._load_resume_state(state)
+    assert resumed.optimizers["main"].param_groups[0]["lr"] == pytest.approx(0.05)  # restored as it was
+    ctx2.set_lr_factor("main", 0.5)
+    assert resumed.optimizers["main"].param_groups[0]["lr"] == pytest.approx(0.1)  # from the base, not 0.05
+
+
+def test_set_lr_factor_refuses_an_epoch_scheduler_on_the_group():
+    _, ctx = _engine(tiny("dann"), scheduler="cosine")
+    with pytest.raises(ConfigError, match="train.scheduler=cosine"):
+        ctx.set_lr_factor("main", 0.5)
+
+
+def test_declared_optimizer_settings_and_overrides():
+    trainer, _ = _engine(tiny("dann"), lr=0.3, optimizer="adam")
+    s = trainer.group_settings["main"]
+    assert (s.optimizer, s.lr, s.momentum) == ("sgd", 0.01, 0.9)  # the model's declaration beats train.*
+    assert isinstance(trainer.optimizers["main"], torch.optim.SGD)
+    trainer, _ = _engine(tiny("dann"), group_options={"main": {"lr": 0.05}})
+    assert trainer.group_settings["main"].lr == 0.05  # train.groups.main.lr beats the declaration
+    trainer, _ = _engine(tiny("pixelda"), group_options={"discriminator": {"lr": 1e-4}})
+    g, d = trainer.group_settings["generator"], trainer.group_settings["discriminator"]
+    assert (g.optimizer, g.lr, g.betas) == ("adam", 2e-4, (0.5, 0.999)) and d.lr == 1e-4
+    model = tiny("pixelda")
+    gen_ids = {id(p) for p in trainer.param_groups["generator"]}
+    assert len(trainer.param_groups["generator"]) == len(list(model.generator.parameters())) + len(
+        list(model.classifier.parameters()))
+    assert not gen_ids & {id(p) for p in trainer.param_groups["discriminator"]}
+
+
+# -- training through the Trainer -----------------------------------------------------------------
+def _source_ce(model, data: ImageData) -> float:
+    model.eval()
+    with torch.no_grad():
+        return float(F.cross_entropy(model.logits(to_range(model, data.images)), data.labels))
+
+
+@pytest.mark.parametrize("name, groups, extra", [
+    ("dann", {"main": {"lr": 0.3}}, {}),
+    ("dann", {"main": {"lr": 0.3}}, {"adapt_weight": 0.0}),  # source-only: plain labelled batches
+    ("pixelda", {"generator": {"lr": 2e-3}}, {"content_weight": 0.1}),
+], ids=["dann", "dann-source-only", "pixelda"])
+def test_training_reduces_the_class_loss(name, groups, extra):
+    source, target = two_domains(n=48)
+    model = tiny(name, **extra)
+    before = _source_ce(model, source)
+    adapts = extra.get("adapt_weight", 1.0) > 0
+    trainer = Trainer(epochs=6 if name == "dann" else 4, batch_size=16, group_options=groups, seed=0).fit(
+        model, source, source, target=target if adapts else None)
+    after = _source_ce(model, source)
+    assert after < 0.7 * before, (before, after)
+    rows = trainer.history
+    assert rows[-1]["train/class_loss"] < rows[0]["train/class_loss"]
+    keys = {"train/loss", "train/class_loss", "train/acc", "val/loss", "val/acc"}
+    keys |= {"dann": {"train/domain_loss", "train/domain_acc", "train/lambda"},
+             "pixelda": {"train/d_loss", "train/g_adv_loss", "train/d_real", "train/d_fake",
+                         "train/content_loss"}}[name] if adapts else set()
+    assert keys <= set(rows[-1])
+    assert all(math.isfinite(v) for v in rows[-1].values())
+
+
+def test_pmse_ignores_a_constant_shift():
+    x = torch.rand(3, 1, 4, 4)
+    assert float(pmse(x, x + 0.3)) == pytest.approx(0.0, abs=1e-6)
+    y = torch.rand(3, 1, 4, 4)
+    d = (x - y).flatten(1)
+    assert float(pmse(x, y)) == pytest.approx(float((d.pow(2).mean(1) - d.mean(1) ** 2).mean()))
+
+
+# -- saving ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", MODELS)
+def test_save_load_round_trip_gives_the_same_logits(name, tmp_path):
+    source, target = two_domains()
+    extra = {"domain_hidden": [12, 6]} if name == "dann" else {}
+    model = tiny(name, **extra)
+    model.training_step(_batch(model, source, target), FakeCtx(model))  # BatchNorm statistics move
+    stem = save_model(model, tmp_path / "m")
+    assert stem.with_suffix(".safetensors").is_file()
+    loaded = load_model(stem)
+    model.eval()
+    x = to_range(model, source.images[:6])
+    with torch.no_grad():
+        assert torch.equal(model.logits(x), loaded.logits(x))
+        assert torch.equal(model.features(x), loaded.features(x))
+    assert loaded.config == model.config
+
+
+# -- bad options ----------------------------------------------------------------------------------
+@pytest.mark.parametrize("name, options, error, words", [
+    ("dann", {"adapt_weight": -1.0}, ConfigError, "adapt_weight"),
+    ("dann", {"preset": "alexnet"}, ConfigError, "preset"),
+    ("dann", {"lambda_schedule": "linear"}, ConfigError, "lambda_schedule"),
+    ("dann", {"lambda_gamma": 0.0}, ConfigError, "lambda_gamma"),
+    ("dann", {"domain_hidden": [100, 0]}, ConfigError, "domain_hidden"),
+    ("dann", {"domain_hidden": "wide"}, ConfigError, "domain_hidden"),
+    ("dann", {"dropout": 1.0}, ConfigError, "dropout"),
+    ("dann", {"input_shape": (1, 8, 8)}, ModelError, "preset='mnist' cannot take images of shape (1, 8, 8)"),
+    ("dann", {"input_shape": (3, 8, 8), "preset": "svhn"}, ModelError, "data.resize"),
+    ("pixelda", {"noise_dim": 0}, ConfigError, "noise_dim"),
+    ("pixelda", {"output_range": "0_1"}, ConfigError, "data.scale=-1_1"),
+    ("pixelda", {"adv_loss": "wgan"}, ConfigError, "adv_loss"),
+    ("pixelda", {"task_weight": 0.0}, ConfigError, "task_weight"),
+    ("pixelda", {"input_shape": (1, 8, 8)}, ModelError, "task_preset"),
+    ("pixelda", {"input_shape": (1, 16, 16), "task_preset": "mnist"}, ModelError, "disc_blocks=3 or less"),
+])
+def test_bad_options_give_clear_errors(name, options, error, words):
+    opts = {"input_shape": (1, 28, 28), **options}
+    with pytest.raises(error) as err:
+        create_model(name, **opts)
+    assert words in str(err.value) and "Fix:" in str(err.value)
