@@ -28,6 +28,7 @@ BUILTIN_PLUGINS: dict[str, str] = {
     "clustering": "reprlab.capabilities.clustering.plugin",
     "classification": "reprlab.capabilities.classification.plugin",
     "generation": "reprlab.capabilities.generation.plugin",
+    "adaptation": "reprlab.capabilities.adaptation.plugin",
 }
 
 _LOADED: list[str] = []

@@ -15,7 +15,7 @@ logger = logging.getLogger("reprlab")
 #: Command name -> module under reprlab.cli (each has HELP, add_arguments(parser) and run(args)).
 COMMANDS: tuple[str, ...] = ("demo", "train", "evaluate", "analyze", "cluster", "report", "compare", "detect",
                              "datasets", "models", "tune", "cv", "sweep", "finetune",
-                             "sample", "experiment")
+                             "sample", "adapt", "experiment")
 
 
 def _add_global_options(p: argparse.ArgumentParser, *, top: bool) -> None:
@@ -53,9 +53,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     # overrides may follow options (`train c.yaml --name x a.b=1`): collect them wherever they stand
-    positional = {"train": "overrides", "finetune": "overrides", "tune": "overrides", "cv": "overrides",
-                  "sweep": "axes",
-                  "experiment": "overrides"}.get(args.command)
+    positional = {"train": "overrides", "finetune": "overrides", "adapt": "overrides", "tune": "overrides", "cv": "overrides",
+                  "sweep": "axes", "experiment": "overrides"}.get(args.command)
     stray = [e for e in extra if e.startswith("-") or "=" not in e or positional is None]
     if stray:
         parser.error(f"unrecognized arguments: {' '.join(stray)}")

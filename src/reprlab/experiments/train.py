@@ -77,11 +77,12 @@ def as_config(config: RunConfig | dict | str | Path | None, overrides: list[str]
 
 def monitor_of(cfg: RunConfig, task: Task) -> tuple[str, str]:
     """The value (and ``min``/``max``) that picks the best checkpoint: ``train.early_stopping.monitor`` if set,
-    else the task's; ``val/`` becomes ``train/`` when there is no validation split."""
-    monitor = cfg.train.early_stopping.monitor or task.monitor
+    else the task's (``task.monitor_for(cfg)``); ``val/`` becomes ``train/`` when there is no validation split."""
+    task_monitor, task_mode = task.monitor_for(cfg)
+    monitor = cfg.train.early_stopping.monitor or task_monitor
     if cfg.data.val_fraction <= 0:
         monitor = monitor.replace("val/", "train/")
-    mode = task.mode if monitor.split("/", 1)[-1] == task.monitor.split("/", 1)[-1] else "min"
+    mode = task_mode if monitor.split("/", 1)[-1] == task_monitor.split("/", 1)[-1] else "min"
     return monitor, mode
 
 

@@ -5,7 +5,8 @@ A task says what a run is for and how it is judged. :class:`Task` has
 * ``prepare_data(cfg)``: the run's splits (default: :func:`reprlab.runs.prepare_data`);
 * ``check(cfg, model, splits)``: everything that can be refused before a run directory
   exists (the model fits the task, labels are there, ...);
-* ``monitor`` / ``mode``: the validation value that picks the best checkpoint;
+* ``monitor`` / ``mode``: the validation value that picks the best checkpoint (per config:
+  ``monitor_for(cfg)``);
 * ``evaluate(ctx)``: the final evaluation (metrics, per-image files, figures);
 * ``headline``: the metrics printed in the closing line and ranked by searches.
 
@@ -48,6 +49,16 @@ class Task:
             raise ConfigError(f"task {self.name!r} needs labelled images but data.name={cfg.data.name} has no labels",
                               fix="use a labelled dataset, or give data.labels_path for your arrays")
         return splits
+
+    def monitor_for(self, cfg: Any) -> tuple[str, str]:
+        """The value (and ``"min"``/``"max"``) that picks this run's best checkpoint: ``(monitor, mode)``
+        by default; a task whose criterion depends on the config (``adapt``: ``adapt.selection``) overrides it.
+
+        Example:
+            >>> Task().monitor_for(None)
+            ('val/loss', 'min')
+        """
+        return self.monitor, self.mode
 
     def check(self, cfg: Any, model: Any, splits: Splits) -> None:
         """Refuse a config / model / data combination that cannot work (before any run directory exists)."""

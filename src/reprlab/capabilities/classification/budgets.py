@@ -24,6 +24,7 @@ from typing import Any
 import torch
 
 from reprlab.base.errors import ConfigError
+from reprlab.evaluation.classification import num_classes_of  # noqa: F401  (moved there; re-exported)
 
 #: The budgets of the issue's experiments (``None``: every label).
 STANDARD_BUDGETS: tuple[int | None, ...] = (10, 100, 1000, 10000, None)
@@ -49,17 +50,6 @@ def parse_budget(value: Any, *, where: str = "classify.labels") -> int | None:
     if k < 1:
         raise ConfigError(f"{where}={value!r} must be at least 1", fix=f"e.g. {where}=100 or {where}=all")
     return k
-
-
-def num_classes_of(labels: torch.Tensor, class_names: list[str] | None = None) -> int:
-    """The number of classes: ``len(class_names)`` where known, else ``max(label) + 1``.
-
-    Example:
-        >>> num_classes_of(torch.tensor([0, 2, 1]))
-        3
-    """
-    found = int(labels.max()) + 1 if len(labels) else 0
-    return max(found, len(class_names)) if class_names else found
 
 
 def label_budget(labels: torch.Tensor, k: int | None, *, seed: int, n_classes: int | None = None,

@@ -24,77 +24,20 @@ Example:
 
 from __future__ import annotations
 
-import csv
 import logging
 from typing import Any
 
-import numpy as np
-import torch
-import torch.nn.functional as F
-
 from reprlab.base.errors import ConfigError
-from reprlab.base.io import atomic_write, write_json
+from reprlab.base.io import write_json
 from reprlab.capabilities.classification.budgets import label_budget, num_classes_of, parse_budget
-from reprlab.data.dataset import ImageData
-from reprlab.models.base import to_model_range
+# predict / classification_metrics / class_names live in reprlab.evaluation.classification (shared with the
+# `adapt` task); they stay importable from here.
+from reprlab.evaluation.classification import class_names, classification_metrics, predict, write_class_tables
 from reprlab.reporting.figures import plot_loss_curves
 from reprlab.runs import PostRunContext, Splits
 from reprlab.tasks.registry import Task, register_task
 
 logger = logging.getLogger(__name__)
-
-
-@torch.no_grad()
-def predict(model: torch.nn.Module, data: ImageData, *, batch_size: int = 256, device: Any = "cpu",
-            max_images: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Logits ``(N, classes)`` and labels ``(N,)`` of ``model`` on ``data`` (eval mode; the first ``max_images``).
-
-    Example:
-        >>> from reprlab.models import create_model
-        >>> m = create_model("resnet18", input_shape=(1, 8, 8), num_classes=3)
-        >>> logits, y = predict(m, ImageData(torch.rand(5, 1, 8, 8), torch.tensor([0, 1, 2, 0, 1])))
-        >>> logits.shape, y.tolist()
-        ((5, 3), [0, 1, 2, 0, 1])
-    """
-    if data.labels is None:
-        raise ConfigError("the evaluation images have no labels", fix="evaluate a classifier on a labelled dataset")
-    n = len(data) if max_images is None else min(len(data), int(max_images))
-    dev = torch.device(device)
-    model = model.to(dev)
-    was = model.training
-    model.eval()
-    parts = []
-    try:
-        for start in range(0, n, batch_size):
-            x = to_model_range(data.float01(slice(start, min(n, start + batch_size))).to(dev), model)
-            parts.append(model.logits(x).float().cpu())
-    finally:
-        model.train(was)
-    return torch.cat(parts).numpy(), data.labels[:n].numpy()
-
-
-def classification_metrics(logits: np.ndarray, labels: np.ndarray, n_classes: int, *,
-                           prefix: str = "test") -> tuple[dict[str, float], np.ndarray]:
-    """``{prefix}/acc``, ``/loss``, ``/balanced_acc``, ``/acc_class_<i>``, ``/num_images``; and the confusion matrix.
-
-    The confusion matrix (rows: true class, columns: predicted) comes from scikit-learn.
-
-    Example:
-        >>> m, cm = classification_metrics(np.array([[2.0, 0.0], [0.0, 1.0], [3.0, 0.0]]), np.array([0, 1, 1]), 2)
-        >>> round(m["test/acc"], 3), m["test/acc_class_1"], cm.tolist()
-        (0.667, 0.5, [[1, 0], [1, 1]])
-    """
-    from sklearn.metrics import confusion_matrix
-
-    pred = logits.argmax(1)
-    cm = confusion_matrix(labels, pred, labels=list(range(n_classes)))
-    loss = float(F.cross_entropy(torch.as_tensor(logits), torch.as_tensor(labels, dtype=torch.int64)))
-    support = cm.sum(1)
-    per_class = np.where(support > 0, np.diag(cm) / np.maximum(support, 1), np.nan)
-    out = {f"{prefix}/acc": float((pred == labels).mean()), f"{prefix}/loss": loss,
-           f"{prefix}/balanced_acc": float(np.nanmean(per_class)), f"{prefix}/num_images": int(len(labels))}
-    out.update({f"{prefix}/acc_class_{c}": float(v) for c, v in enumerate(per_class) if np.isfinite(v)})
-    return out, cm
 
 
 def budget_splits(cfg: Any, splits: Splits) -> tuple[Splits, int]:
@@ -166,7 +109,7 @@ class ClassifyTask(Task):
         metrics["classify/num_val_labels"] = int(len(ctx.splits.val)) if ctx.splits.val is not None else 0
         out = run.path / "classification"
         names = class_names(ctx.splits.test, n_classes)
-        _write_tables(out, cm, names)
+        write_class_tables(out, cm, names)
         items = [{"key": "classification/tables", "kind": "table", "title": "Per-class accuracy",
                   "caption": f"test accuracy {metrics['test/acc']:.4f} with {len(ctx.splits.train)} labelled images",
                   "files": ["per_class.csv", "confusion.csv"]}]
@@ -189,31 +132,3 @@ def model_fields(name: str) -> set[str]:
     from reprlab.models.registry import get_model_entry
 
     return {f.name for f in dataclasses.fields(get_model_entry(name)[1])}
-
-
-def class_names(data: ImageData, n_classes: int) -> list[str]:
-    """The data's class names, or ``"0"``, ``"1"``, ... where it has none."""
-    names = list(data.class_names or [])
-    return names[:n_classes] if len(names) >= n_classes else [str(c) for c in range(n_classes)]
-
-
-def _write_tables(out: Any, cm: np.ndarray, names: list[str]) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-
-    def per_class(tmp: str) -> None:
-        with open(tmp, "w", newline="") as f:
-            w = csv.writer(f)
-            w.writerow(["class", "name", "support", "correct", "accuracy"])
-            for c, name in enumerate(names):
-                support = int(cm[c].sum())
-                w.writerow([c, name, support, int(cm[c, c]), f"{cm[c, c] / support:.6f}" if support else ""])
-
-    def confusion(tmp: str) -> None:
-        with open(tmp, "w", newline="") as f:
-            w = csv.writer(f)
-            w.writerow(["true \\ predicted"] + names)
-            for c, name in enumerate(names):
-                w.writerow([name] + [int(v) for v in cm[c]])
-
-    atomic_write(out / "per_class.csv", per_class)
-    atomic_write(out / "confusion.csv", confusion)
