@@ -15,7 +15,7 @@ logger = logging.getLogger("reprlab")
 #: Command name -> module under reprlab.cli (each has HELP, add_arguments(parser) and run(args)).
 COMMANDS: tuple[str, ...] = ("demo", "train", "evaluate", "analyze", "cluster", "report", "compare", "detect",
                              "datasets", "models", "tune", "cv", "sweep", "finetune",
-                             "sample", "adapt")
+                             "sample", "adapt", "experiment")
 
 
 def _add_global_options(p: argparse.ArgumentParser, *, top: bool) -> None:
@@ -54,12 +54,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args, extra = parser.parse_known_args(argv)
     # overrides may follow options (`train c.yaml --name x a.b=1`): collect them wherever they stand
     positional = {"train": "overrides", "finetune": "overrides", "adapt": "overrides", "tune": "overrides", "cv": "overrides",
-                  "sweep": "axes"}.get(args.command)
+                  "sweep": "axes", "experiment": "overrides"}.get(args.command)
     stray = [e for e in extra if e.startswith("-") or "=" not in e or positional is None]
     if stray:
         parser.error(f"unrecognized arguments: {' '.join(stray)}")
     if positional:
-        setattr(args, positional, list(getattr(args, positional)) + extra)
+        setattr(args, positional, list(getattr(args, positional, None) or []) + extra)
     _configure_logging(logging.DEBUG if args.debug else (logging.WARNING if args.quiet else logging.INFO))
     try:
         return importlib.import_module(f"reprlab.cli.{args.command}").run(args)

@@ -69,8 +69,8 @@ class VAEConfig(ModelConfig):
     """Options of ``vae``.
 
     ``arch`` picks the fc (``hidden_sizes``, ``norm`` in batch/none) or conv
-    (``channels``, ``kernel_size``, ``upsample``, stride-2 downsampling, dense
-    bottleneck) encoder/decoder. ``recon_loss`` is ``"bernoulli"`` (needs
+    (``channels``, ``kernel_size``, ``upsample``, ``stride`` (2: downsampling; 1 keeps the size)
+    and ``padding`` (default ``kernel_size // 2``) as in ``conv_ae``, dense bottleneck) encoder/decoder. ``recon_loss`` is ``"bernoulli"`` (needs
     ``output_range="0_1"``), ``"mse"`` (Gaussian, std ``recon_sigma``) or ``"l1"``
     (Laplace, scale ``recon_sigma``). ``kl_warmup_epochs`` ramps the KL weight linearly
     from 0 (0 disables warm-up).
@@ -84,6 +84,8 @@ class VAEConfig(ModelConfig):
     hidden_sizes: tuple = (512, 256)
     channels: tuple = (32, 64)
     kernel_size: int = 3
+    stride: int = 2
+    padding: int | None = None
     norm: str = "batch"
     activation: str = "relu"
     upsample: str = "transpose"
@@ -99,7 +101,8 @@ class VAEConfig(ModelConfig):
             self.channels = check_channels("channels", self.channels)
         else:
             self.hidden_sizes = check_channels("hidden_sizes", self.hidden_sizes, allow_empty=True)
-            self.channels = validate_conv_options(self.input_shape, self.channels, self.kernel_size, 2, None,
+            self.channels = validate_conv_options(self.input_shape, self.channels, self.kernel_size, self.stride,
+                                                  self.padding,
                                                   self.norm, self.activation, 0.0, "stride", self.upsample)
         check_choice("recon_loss", self.recon_loss, VAE_RECON_LOSSES)
         if self.recon_loss == "bernoulli" and self.output_range != "0_1":
@@ -160,8 +163,8 @@ class VAE(ReprModel):
             self.encoder: nn.Module = build_fc_encoder(c.input_shape, c.hidden_sizes, 2 * c.latent_dim, **opts)
             self.decoder: nn.Module = build_fc_decoder(c.input_shape, c.hidden_sizes, c.latent_dim, **opts)
         else:
-            stages, plans = build_conv_encoder(c.input_shape, c.channels, kernel_size=c.kernel_size, norm=c.norm,
-                                               activation=c.activation)
+            stages, plans = build_conv_encoder(c.input_shape, c.channels, kernel_size=c.kernel_size, stride=c.stride,
+                                               padding=c.padding, norm=c.norm, activation=c.activation)
             feat = (c.channels[-1], *plans[-1].out_size)
             enc = OrderedDict(stages.named_children())
             enc["to_latent"] = build_dense_to_latent(feat, 2 * c.latent_dim)  # type: ignore[arg-type]

@@ -1,0 +1,105 @@
+"""The recipe's HTML report (``OUT/NAME/report.html``): one self-contained page in reporting's style.
+
+Tables, the expectations with their pass/fail column, the steps (reused or run, time, directory),
+the sweep/fold tables the steps made and every figure as an embedded PNG (a missing file is
+listed as missing, never a broken image). Rendered with Jinja2 (template ``templates/recipe.html.j2``,
+which includes reporting's stylesheet).
+"""
+
+from __future__ import annotations
+
+import base64
+import glob
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+from reprlab import __version__
+from reprlab.base.io import write_text
+from reprlab.experiments.recipes.spec import Recipe
+from reprlab.reporting.report import TEMPLATES as REPORT_TEMPLATES
+
+logger = logging.getLogger(__name__)
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+
+
+def fmt(value: Any) -> str:
+    """A number for a table cell.
+
+    Example:
+        >>> fmt(0.123456), fmt(None), fmt(12)
+        ('0.1235', '–', '12')
+    """
+    if value is None:
+        return "–"
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        if math.isnan(value) or math.isinf(value):
+            return str(value)
+        if value != 0 and (abs(value) >= 1e5 or abs(value) < 1e-3):
+            return f"{value:.3e}"
+        return f"{value:.4g}"
+    return str(value)
+
+
+def _uri(path: Path) -> str | None:
+    try:
+        raw = path.read_bytes()
+    except OSError:
+        return None
+    if not raw.startswith(b"\x89PNG\r\n\x1a\n"):
+        return None
+    return "data:image/png;base64," + base64.b64encode(raw).decode("ascii")
+
+
+def collect_figures(r: Recipe, records: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """The recipe's ``figures:`` (globs in the step directories), then the figures the steps declared."""
+    out: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for f in r.figures:
+        base = Path(records[f.step]["dir"])
+        paths = sorted(glob.glob(str(base / f.file), recursive=True))
+        if not paths:
+            logger.warning("recipe %s: figure %r (%s in step %s) is missing", r.name, f.title, f.file, f.step)
+            out.append({"title": f.title, "uri": None, "caption": f"missing: {f.step}/{f.file}"})
+        for p in paths:
+            seen.add(str(Path(p).resolve()))
+            out.append({"title": f.title + ("" if len(paths) == 1 else f" ({Path(p).stem})"), "uri": _uri(Path(p)),
+                        "caption": f"{f.step}: {Path(p).name}"})
+    for name, rec in records.items():
+        for title, rel in rec.get("figures") or []:
+            p = Path(rel) if Path(rel).is_absolute() else Path(rec["dir"]) / rel
+            if str(p.resolve()) in seen:
+                continue
+            seen.add(str(p.resolve()))
+            out.append({"title": title, "uri": _uri(p), "caption": f"{name}: {p.name}"})
+    return out
+
+
+def write_recipe_report(root: Path, r: Recipe, records: dict[str, dict[str, Any]], tables: list[dict[str, Any]],
+                        expectations: list[dict[str, Any]], seconds: float) -> Path:
+    """Render ``root/report.html``; returns its path."""
+    import jinja2
+
+    env = jinja2.Environment(loader=jinja2.ChoiceLoader([jinja2.FileSystemLoader(str(TEMPLATES)),
+                                                         jinja2.FileSystemLoader(str(REPORT_TEMPLATES))]),
+                             autoescape=jinja2.select_autoescape(enabled_extensions=("html", "j2"), default=True),
+                             trim_blocks=True, lstrip_blocks=True, undefined=jinja2.StrictUndefined)
+    env.filters["fmt"] = fmt
+    steps = [{"name": n, "kind": rec.get("kind"), "dir": rec.get("dir"), "seconds": rec.get("seconds"),
+              "state": "reused" if rec.get("reused") else "run"} for n, rec in records.items()]
+    step_tables = [t for rec in records.values() for t in rec.get("tables") or []]
+    html = env.get_template("recipe.html.j2").render(
+        title=f"Recipe {r.name}" + (" (quick)" if r.quick else ""), recipe=r, tables=tables, expectations=expectations,
+        steps=steps, step_tables=step_tables, figures=collect_figures(r, records), seconds=seconds, version=__version__,
+        budget=r.budget)
+    path = root / "report.html"
+    write_text(path, html)
+    return path
+
+
+__all__ = ["collect_figures", "fmt", "write_recipe_report"]
