@@ -19,7 +19,6 @@ from reprlab.config import RunConfig
 from reprlab.data.batch import Batch
 from reprlab.experiments.train import train
 from reprlab.models import create_model
-from reprlab.models.resnet18 import load_imagenet_weights
 from reprlab.runs import load_run_model, prepare_data
 from reprlab.tasks import get_task
 from reprlab.training.engine import Trainer

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -130,6 +131,43 @@ class RotNetConfig(ModelConfig):
         plan_conv_stages(self.input_shape, self.channels)
 
 
+def pooled_conv_features(c: Any) -> nn.Sequential:
+    """The small conv net of ``rotnet`` and ``simclr`` (its output is global-average-pooled into the code).
+
+    Stage 0 is ``conv3x3 -> norm -> act`` with ``c.channels[0]`` channels at full resolution;
+    every further entry of ``c.channels`` and a last stage of ``c.latent_dim`` channels add
+    ``conv3x3/stride 2 -> norm -> act -> conv3x3 -> norm -> act``.
+
+    Example:
+        >>> from types import SimpleNamespace
+        >>> c = SimpleNamespace(channels=(4,), latent_dim=8, input_shape=(1, 16, 16), norm="batch", activation="relu")
+        >>> pooled_conv_features(c)(torch.rand(2, 1, 16, 16)).shape
+        torch.Size([2, 8, 8, 8])
+    """
+    widths = tuple(c.channels) + (c.latent_dim,)
+    layers: list[nn.Module] = []
+    in_ch = c.input_shape[0]
+    for i, ch in enumerate(widths):
+        if i > 0:
+            layers += [nn.Conv2d(in_ch, ch, 3, stride=2, padding=1, bias=c.norm == "none"),
+                       make_norm(c.norm, ch), make_activation(c.activation)]
+            in_ch = ch
+        layers += [nn.Conv2d(in_ch, ch, 3, padding=1, bias=c.norm == "none"), make_norm(c.norm, ch),
+                   make_activation(c.activation)]
+        in_ch = ch
+    return nn.Sequential(*layers)
+
+
+def code_decoder(c: Any) -> tuple[nn.Module, nn.Module]:
+    """``(from_latent, decoder)`` mapping a ``c.latent_dim`` code back to images: it undoes the
+    ``len(c.channels)`` halvings with the sizes of a ``conv_ae`` with these channels. ``rotnet`` and
+    ``simclr`` train it on the *detached* code, so it never changes the encoder."""
+    plans = plan_conv_stages(c.input_shape, tuple(c.channels))
+    h, w = plans[-1].out_size
+    from_latent = build_dense_from_latent(c.latent_dim, (c.channels[-1], h, w), norm=c.norm, activation=c.activation)
+    return from_latent, build_conv_decoder(plans, norm=c.norm, activation=c.activation, upsample="transpose")
+
+
 @register_model("rotnet", config=RotNetConfig)
 class RotNet(ReprModel):
     """Self-supervised transformation classifier (rotations, flips, shifts) with a detached decoder.
@@ -149,26 +187,10 @@ class RotNet(ReprModel):
     def __init__(self, config: RotNetConfig) -> None:
         super().__init__(config)
         c = config
-        widths = tuple(c.channels) + (c.latent_dim,)
-        layers: list[nn.Module] = []
-        in_ch = c.input_shape[0]
-        for i, ch in enumerate(widths):
-            if i > 0:
-                layers += [nn.Conv2d(in_ch, ch, 3, stride=2, padding=1, bias=c.norm == "none"),
-                           make_norm(c.norm, ch), make_activation(c.activation)]
-                in_ch = ch
-            layers += [nn.Conv2d(in_ch, ch, 3, padding=1, bias=c.norm == "none"), make_norm(c.norm, ch),
-                       make_activation(c.activation)]
-            in_ch = ch
-        self.features = nn.Sequential(*layers)
+        self.features = pooled_conv_features(c)
         self.transform_list = transformation_list(c.transforms, (c.input_shape[1], c.input_shape[2]))
         self.head = nn.Linear(c.latent_dim, len(self.transform_list))
-        # the decoder undoes the encoder's len(channels) halvings (same sizes as conv_ae with these channels)
-        plans = plan_conv_stages(c.input_shape, tuple(c.channels))
-        h, w = plans[-1].out_size
-        self.from_latent = build_dense_from_latent(c.latent_dim, (c.channels[-1], h, w), norm=c.norm,
-                                                   activation=c.activation)
-        self.decoder = build_conv_decoder(plans, norm=c.norm, activation=c.activation, upsample="transpose")
+        self.from_latent, self.decoder = code_decoder(c)
         self.out_act = output_activation(c.output_range)
         init_weights(self, c.activation)
 

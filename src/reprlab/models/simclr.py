@@ -68,18 +68,13 @@ from reprlab.models.base import (
     check_int,
     images_of,
 )
-from reprlab.models.conv import (
-    build_conv_decoder,
-    build_dense_from_latent,
-    plan_conv_stages,
-)
+from reprlab.models.conv import plan_conv_stages
+from reprlab.models.rotnet import code_decoder, pooled_conv_features
 from reprlab.models.layers import (
     ACTIVATIONS,
     NORMS,
     check_channels,
     init_weights,
-    make_activation,
-    make_norm,
     output_activation,
 )
 from reprlab.models.registry import register_model
@@ -256,25 +251,10 @@ class SimCLR(ReprModel):
     def __init__(self, config: SimCLRConfig) -> None:
         super().__init__(config)
         c = config
-        widths = tuple(c.channels) + (c.latent_dim,)
-        layers: list[nn.Module] = []
-        in_ch = c.input_shape[0]
-        for i, ch in enumerate(widths):
-            if i > 0:
-                layers += [nn.Conv2d(in_ch, ch, 3, stride=2, padding=1, bias=c.norm == "none"),
-                           make_norm(c.norm, ch), make_activation(c.activation)]
-                in_ch = ch
-            layers += [nn.Conv2d(in_ch, ch, 3, padding=1, bias=c.norm == "none"), make_norm(c.norm, ch),
-                       make_activation(c.activation)]
-            in_ch = ch
-        self.features = nn.Sequential(*layers)
+        self.features = pooled_conv_features(c)
         self.projector = nn.Sequential(nn.Linear(c.latent_dim, c.proj_hidden), nn.BatchNorm1d(c.proj_hidden),
                                        nn.ReLU(inplace=True), nn.Linear(c.proj_hidden, c.proj_dim))
-        plans = plan_conv_stages(c.input_shape, tuple(c.channels))
-        h, w = plans[-1].out_size
-        self.from_latent = build_dense_from_latent(c.latent_dim, (c.channels[-1], h, w), norm=c.norm,
-                                                   activation=c.activation)
-        self.decoder = build_conv_decoder(plans, norm=c.norm, activation=c.activation, upsample="transpose")
+        self.from_latent, self.decoder = code_decoder(c)
         self.out_act = output_activation(c.output_range)
         self.code_size = int(c.latent_dim)
         init_weights(self, c.activation)

@@ -96,7 +96,7 @@ def _environment():
                               trim_blocks=True, lstrip_blocks=True, undefined=jinja2.StrictUndefined)
 
 
-def _data_uri(path: Path) -> str | None:
+def png_data_uri(path: Path) -> str | None:
     """``data:image/png;base64,...`` of a PNG, or None when it is missing or not a PNG."""
     try:
         raw = path.read_bytes()
@@ -108,7 +108,14 @@ def _data_uri(path: Path) -> str | None:
     return "data:image/png;base64," + base64.b64encode(raw).decode("ascii")
 
 
-def _fmt(value: Any) -> str:
+def format_value(value: Any) -> str:
+    """A number for a report table: thousands separators for ints, 4 significant digits (or
+    scientific notation for very large / small values) for floats.
+
+    Example:
+        >>> format_value(0.123456), format_value(12000), format_value(1e-5)
+        ('0.1235', '12,000', '1.000e-05')
+    """
     if isinstance(value, bool) or value is None:
         return str(value)
     if isinstance(value, int):
@@ -166,7 +173,7 @@ def index_sections(items: Sequence[Any], base: Path, *, data_uri: Any = None,
         >>> index_sections([{"key": "k", "title": "T", "files": ["missing.png"]}, "junk"], Path("/nonexistent"))
         [{'key': 'k', 'kind': '', 'title': 'T', 'caption': '', 'images': [], 'files': [], 'collapsed': False}]
     """
-    data_uri = data_uri or _data_uri
+    data_uri = data_uri or png_data_uri
     sections = []
     for item in items:
         if not isinstance(item, dict):
@@ -247,9 +254,9 @@ def _health_box(metrics: dict[str, Any], status: dict[str, Any]) -> dict[str, An
     rows = []
     k = metrics.get("health/baseline_pca_components")
     for key, label in (("test/mse", "this model (test MSE)"), ("health/baseline_mean_mse", "predicting the mean training image"),
-                       ("health/baseline_pca_mse", f"PCA with {_fmt(k)} components (as many as the latent)")):
+                       ("health/baseline_pca_mse", f"PCA with {format_value(k)} components (as many as the latent)")):
         if isinstance(metrics.get(key), (int, float)):
-            rows.append({"label": label, "value": _fmt(metrics[key])})
+            rows.append({"label": label, "value": format_value(metrics[key])})
     return {"verdict": verdict, "findings": findings, "rows": rows}
 
 
@@ -280,7 +287,7 @@ def write_report(run_dir: str | Path) -> Path:
     notes: list[str] = []
     summary = _run_summary(run)
     metrics = summary["metrics"]
-    metric_rows = [{"key": k, "value": _fmt(metrics[k]), "direction": metric_direction(k) or ""}
+    metric_rows = [{"key": k, "value": format_value(metrics[k]), "direction": metric_direction(k) or ""}
                    for k in _ordered_metric_keys(_table_keys(metrics))]
     if not metrics:
         notes.append("metrics.json is missing: the run has not finished (status: "
@@ -288,13 +295,13 @@ def write_report(run_dir: str | Path) -> Path:
     figures = []
     shown = set()
     for name, title, caption in RUN_FIGURES:
-        uri = _data_uri(run.figures / name)
+        uri = png_data_uri(run.figures / name)
         if uri:
             figures.append({"title": title, "caption": caption, "src": uri, "alt": title})
             shown.add(name)
     for extra in sorted(run.figures.glob("*.png")) if run.figures.is_dir() else []:
         if extra.name not in shown:
-            uri = _data_uri(extra)
+            uri = png_data_uri(extra)
             if uri:
                 figures.append({"title": extra.stem.replace("_", " "), "caption": "", "src": uri, "alt": extra.stem})
     status = run.status()
@@ -308,7 +315,7 @@ def write_report(run_dir: str | Path) -> Path:
     html = _environment().get_template("report.html.j2").render(
         title=f"reprlab report: {summary['name']}", run=summary, metric_rows=metric_rows, figures=figures,
         sections=sections, skipped=skipped, notes=notes, health=health,
-        env_rows=[(k, _fmt(v)) for k, v in sorted(env.items())],
+        env_rows=[(k, format_value(v)) for k, v in sorted(env.items())],
         generated=_dt.datetime.now().isoformat(timespec="seconds"), version=_version())
     path = write_text(run.path / "report.html", html)
     logger.info("report written to %s (%.1f s, %.1f MB)", path, time.perf_counter() - started,
@@ -396,7 +403,7 @@ def write_comparison(run_dirs: Sequence[str | Path], out_dir: str | Path | None 
         cells = []
         for k in keys:
             v = s["metrics"].get(k)
-            cell = {"text": "—" if v is None else _fmt(v), "best": i in best.get(k, set()), "delta": "", "better": None}
+            cell = {"text": "—" if v is None else format_value(v), "best": i in best.get(k, set()), "delta": "", "better": None}
             base = summaries[0]["metrics"].get(k)
             if (i > 0 and isinstance(v, (int, float)) and isinstance(base, (int, float)) and not isinstance(v, bool)
                     and base not in (0, 0.0) and math.isfinite(float(v)) and math.isfinite(float(base))):
@@ -415,7 +422,7 @@ def write_comparison(run_dirs: Sequence[str | Path], out_dir: str | Path | None 
     # figures side by side
     figure_rows = []
     for name, title, caption in RUN_FIGURES:
-        cells = [_data_uri(r.figures / name) for r in runs]
+        cells = [png_data_uri(r.figures / name) for r in runs]
         if any(cells):
             figure_rows.append({"title": title, "caption": caption, "cells": [[c] if c else [] for c in cells],
                                 "collapsed": False})
@@ -441,7 +448,7 @@ def write_comparison(run_dirs: Sequence[str | Path], out_dir: str | Path | None 
                                                           "mse": [x["mse"] for x in rows_r],
                                                           "mse_std": [x["mse_std"] for x in rows_r]}
     if len(curves) >= 2:
-        joint = _data_uri(plot_robustness(curves, out / "robustness_compare.png",
+        joint = png_data_uri(plot_robustness(curves, out / "robustness_compare.png",
                                           title="Decoder robustness to latent noise, all runs"))
     html = _environment().get_template("compare.html.j2").render(
         title=f"reprlab comparison: {' vs '.join(labels)}", labels=labels, keys=keys, rows=rows,

@@ -24,7 +24,7 @@ import numpy as np
 
 from reprlab.base.errors import ReprlabError
 from reprlab.reporting.classification import plot_confusion_matrix  # noqa: F401  (re-exported)
-from reprlab.reporting.style import PAGE_WIDTH, bare_axis, category_style, new_figure, save_figure, style_context
+from reprlab.reporting.style import PAGE_WIDTH, category_style, new_figure, save_figure, style_context
 
 
 def summarise(rows: Sequence[Mapping[str, Any]], *, metric: str = "acc") -> list[dict[str, Any]]:

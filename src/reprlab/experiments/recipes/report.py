@@ -8,10 +8,8 @@ which includes reporting's stylesheet).
 
 from __future__ import annotations
 
-import base64
 import glob
 import logging
-import math
 from pathlib import Path
 from typing import Any
 
@@ -19,41 +17,20 @@ from reprlab import __version__
 from reprlab.base.io import write_text
 from reprlab.experiments.recipes.spec import Recipe
 from reprlab.reporting.report import TEMPLATES as REPORT_TEMPLATES
+from reprlab.reporting.report import format_value, png_data_uri
 
 logger = logging.getLogger(__name__)
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
 
 def fmt(value: Any) -> str:
-    """A number for a table cell.
+    """A number for a table cell (``–`` for a missing one).
 
     Example:
         >>> fmt(0.123456), fmt(None), fmt(12)
         ('0.1235', '–', '12')
     """
-    if value is None:
-        return "–"
-    if isinstance(value, bool):
-        return str(value)
-    if isinstance(value, int):
-        return f"{value:,}"
-    if isinstance(value, float):
-        if math.isnan(value) or math.isinf(value):
-            return str(value)
-        if value != 0 and (abs(value) >= 1e5 or abs(value) < 1e-3):
-            return f"{value:.3e}"
-        return f"{value:.4g}"
-    return str(value)
-
-
-def _uri(path: Path) -> str | None:
-    try:
-        raw = path.read_bytes()
-    except OSError:
-        return None
-    if not raw.startswith(b"\x89PNG\r\n\x1a\n"):
-        return None
-    return "data:image/png;base64," + base64.b64encode(raw).decode("ascii")
+    return "–" if value is None else format_value(value)
 
 
 def collect_figures(r: Recipe, records: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
@@ -68,7 +45,7 @@ def collect_figures(r: Recipe, records: dict[str, dict[str, Any]]) -> list[dict[
             out.append({"title": f.title, "uri": None, "caption": f"missing: {f.step}/{f.file}"})
         for p in paths:
             seen.add(str(Path(p).resolve()))
-            out.append({"title": f.title + ("" if len(paths) == 1 else f" ({Path(p).stem})"), "uri": _uri(Path(p)),
+            out.append({"title": f.title + ("" if len(paths) == 1 else f" ({Path(p).stem})"), "uri": png_data_uri(Path(p)),
                         "caption": f"{f.step}: {Path(p).name}"})
     for name, rec in records.items():
         for title, rel in rec.get("figures") or []:
@@ -76,7 +53,7 @@ def collect_figures(r: Recipe, records: dict[str, dict[str, Any]]) -> list[dict[
             if str(p.resolve()) in seen:
                 continue
             seen.add(str(p.resolve()))
-            out.append({"title": title, "uri": _uri(p), "caption": f"{name}: {p.name}"})
+            out.append({"title": title, "uri": png_data_uri(p), "caption": f"{name}: {p.name}"})
     return out
 
 
