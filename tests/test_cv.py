@@ -58,6 +58,10 @@ def test_cv_cli_folds_are_the_validation_splits_and_the_test_split_is_untouched(
     result = cross_validate(config, folds=3)
     assert (cv_dir / "fold-1" / "metrics.json").stat().st_mtime_ns == before
     assert sorted(p.name for p in cv_dir.iterdir() if p.is_dir()) == ["fold-1", "fold-2", "fold-3"]
+    assert result.cv_dir == cv_dir
+    # --name names the folder itself (no -cvK suffix added)
+    named = cross_validate(config, folds=3, name="chosen", overrides=["train.epochs=1"])
+    assert named.cv_dir == tmp_path / "runs" / "chosen" and (named.cv_dir / "folds.csv").exists()
     assert result.summary["fold/psnr"][0] == pytest.approx(np.mean(psnr), rel=1e-4)
 
 

@@ -219,8 +219,8 @@ def cross_validate(config: RunConfig | dict | str | Path | None, *, overrides: l
     cfg = as_config(raw)
     task = get_task(cfg.task)
     check_folds(cfg, task, spec)
-    stem = spec.name or cfg.name or (Path(config).stem if isinstance(config, (str, Path)) else "cv")
-    cv_dir = Path(output_dir or cfg.output_dir) / f"{stem}-cv{spec.folds}"
+    stem = cfg.name or (Path(config).stem if isinstance(config, (str, Path)) else "cv")
+    cv_dir = Path(output_dir or cfg.output_dir) / (spec.name or f"{stem}-cv{spec.folds}")  # --name: that folder
     rows = run_folds(raw, spec, cv_dir)
     metrics = table_metrics(rows, task)
     summary = summarise(rows, metrics)
