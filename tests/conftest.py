@@ -173,3 +173,19 @@ def restore_logging():
 def _seed_and_threads():
     torch.manual_seed(0)
     yield
+
+
+@pytest.fixture
+def isolated_sources(tmp_path, monkeypatch):
+    """Dataset lookup cut off from this machine: no REPRLAB_DATA, a private cache, no system
+    folder, and no network (a download fails the test unless the test patches ``sources._fetch``)."""
+    from reprlab.data import sources
+
+    monkeypatch.delenv("REPRLAB_DATA", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr(sources, "SYSTEM_DIR", tmp_path / "system")
+
+    def no_network(url: str, dest: Path) -> None:
+        raise AssertionError(f"unexpected download of {url}")
+
+    monkeypatch.setattr(sources, "_fetch", no_network)

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from reprlab.config import RunConfig
-from reprlab.data import load_dataset, sources, to_model_range
+from reprlab.data import load_dataset, to_model_range
 from reprlab.runs.data import prepare_data
 from test_data_mnistm import write_mnistm
 from test_data_svhn import write_svhn
@@ -45,15 +45,8 @@ def write_all(root: Path) -> None:
 
 
 @pytest.fixture(autouse=True)
-def isolated(tmp_path, monkeypatch):
-    monkeypatch.delenv("REPRLAB_DATA", raising=False)
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    monkeypatch.setattr(sources, "SYSTEM_DIR", tmp_path / "system")
-
-    def no_network(url: str, dest: Path) -> None:
-        raise AssertionError(f"unexpected download of {url}")
-
-    monkeypatch.setattr(sources, "_fetch", no_network)
+def isolated(isolated_sources):
+    """Every test here: no REPRLAB_DATA, a private cache, no system folder, no network (conftest)."""
 
 
 @pytest.mark.parametrize("name, native", [("mnist", (1, 28, 28)), ("usps", (1, 16, 16)),

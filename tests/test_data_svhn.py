@@ -28,16 +28,8 @@ def write_svhn(path: Path, n: int = 6, *, seed: int = 0, **override) -> tuple[np
 
 
 @pytest.fixture(autouse=True)
-def isolated(tmp_path, monkeypatch):
-    """No REPRLAB_DATA, a private cache, no system folder, and no network unless a test allows it."""
-    monkeypatch.delenv("REPRLAB_DATA", raising=False)
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    monkeypatch.setattr(sources, "SYSTEM_DIR", tmp_path / "system")
-
-    def no_network(url: str, dest: Path) -> None:
-        raise AssertionError(f"unexpected download of {url}")
-
-    monkeypatch.setattr(sources, "_fetch", no_network)
+def isolated(isolated_sources):
+    """Every test here: no REPRLAB_DATA, a private cache, no system folder, no network (conftest)."""
 
 
 def test_read_pixels_and_labels(tmp_path):
