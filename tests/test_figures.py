@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import csv
-import math
 
 import matplotlib
 import numpy as np
 import pytest
 import torch
 from PIL import Image
-from torch import nn
 
 from reprlab.data.dataset import ImageData
 from reprlab.base.errors import DataError, ReprlabError
 from reprlab.evaluation import evaluate_reconstruction
-from reprlab.models.base import ModelConfig, ModelOutput, ReprModel
+from reprlab.models.base import ModelConfig
 from reprlab.reporting import figures as figures_module
 from reprlab.reporting.figures import (
     loss_panels,

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from reprlab.base.errors import ConfigError, ModelError, ReprlabError, TrainingError
+from reprlab.base.errors import ConfigError, ReprlabError, TrainingError
 from reprlab.models import create_model, load_model, save_model
 
 pytestmark = pytest.mark.usefixtures("single_thread")
