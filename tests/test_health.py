@@ -109,11 +109,16 @@ def test_an_untrained_decoder_that_ignores_its_input_is_constant(tiny, healthy_a
     assert "constant_output" in _checks(report)
 
 
+def _copy_with_last_encoder_layer(model):
+    """A copy of the tiny fc VAE ``model`` and the last linear layer of its encoder (to sabotage)."""
+    copy = create_model("vae", input_shape=(1, 12, 12), latent_dim=4, hidden_sizes=(32,), arch="fc")
+    copy.load_state_dict(model.state_dict())
+    return copy, [m for m in copy.encoder.modules() if isinstance(m, torch.nn.Linear)][-1]
+
+
 def test_posterior_collapse_fires_when_no_latent_dimension_carries_kl(tiny, healthy_vae):
     model, _ = healthy_vae
-    collapsed = create_model("vae", input_shape=(1, 12, 12), latent_dim=4, hidden_sizes=(32,), arch="fc")
-    collapsed.load_state_dict(model.state_dict())
-    last = [m for m in collapsed.encoder.modules() if isinstance(m, torch.nn.Linear)][-1]
+    collapsed, last = _copy_with_last_encoder_layer(model)
     with torch.no_grad():
         last.weight.zero_()
         last.bias.zero_()  # sabotage: q(z|x) = N(0, I) for every image
@@ -124,9 +129,7 @@ def test_posterior_collapse_fires_when_no_latent_dimension_carries_kl(tiny, heal
 
 def test_kl_explodes_on_a_blown_up_encoder(tiny, healthy_vae):
     model, _ = healthy_vae
-    blown = create_model("vae", input_shape=(1, 12, 12), latent_dim=4, hidden_sizes=(32,), arch="fc")
-    blown.load_state_dict(model.state_dict())
-    last = [m for m in blown.encoder.modules() if isinstance(m, torch.nn.Linear)][-1]
+    blown, last = _copy_with_last_encoder_layer(model)
     with torch.no_grad():
         last.weight.mul_(1e4)  # sabotage: posterior means of ~1e3
     metrics = _metrics(blown, tiny[1])
