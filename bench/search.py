@@ -1,7 +1,7 @@
 """Benchmark of ``reprlab tune``: pruning's CPU saving, and one worker against two.
 
 1. The same search (same sampler seed, so the same trial parameters while TPE is still in its random
-   start-up phase) with ``--pruner none`` and ``--pruner median``: best value, CPU time (the tune
+   start-up phase) with ``--pruner none`` and each of ``--pruners`` (median by default, or hyperband): best value, CPU time (the tune
    process and its workers), wall time, trials pruned.
 2. ``--workers 1`` against ``--workers 2`` on one shared storage (a journal file by default, or the
    PostgreSQL URL of ``--storage``): wall time, CPU time, and the trial count check (every trial
@@ -104,6 +104,8 @@ def main() -> None:
     p.add_argument("--worker-trials", type=int, default=4, help="trials of the 1-vs-2-worker comparison")
     p.add_argument("--storage", default=None, help="shared storage of the worker comparison (default: a journal file)")
     p.add_argument("--only", choices=("pruning", "workers"), default=None)
+    p.add_argument("--pruners", nargs="+", default=["median"], choices=("median", "hyperband"),
+                   help="pruners compared with the unpruned search (default: median)")
     p.add_argument("--tag", default="search", help="name of the results file under bench/results (default search)")
     args = p.parse_args()
     args.data_dir = data_dir(args.data_dir) if args.data != "fashion-mnist-sample" else args.data_dir
@@ -114,13 +116,17 @@ def main() -> None:
     results: dict = {"config": cfg, "cpu_count": os.cpu_count()}
     if args.only in (None, "pruning"):
         unpruned = run_tune(config, "--study-name", "unpruned", "--pruner", "none")
-        pruned = run_tune(config, "--study-name", "pruned", "--pruner", "median")
-        results["pruning"] = {"none": unpruned, "median": pruned,
-                              "cpu_saving": round(1 - pruned["cpu_s"] / unpruned["cpu_s"], 3)}
-        for name, r in (("none", unpruned), ("median", pruned)):
+        results["pruning"] = {"none": unpruned}
+        for pruner in args.pruners:
+            pruned = run_tune(config, "--study-name", f"pruned-{pruner}", "--pruner", pruner)
+            results["pruning"][pruner] = pruned
+            results["pruning"][f"cpu_saving_{pruner}"] = round(1 - pruned["cpu_s"] / unpruned["cpu_s"], 3)
+        for name in ("none", *args.pruners):
+            r = results["pruning"][name]
             print(f"pruner={name}: best={r['best_value']:.5g} cpu={r['cpu_s']}s wall={r['wall_s']}s "
                   f"epochs={r['epochs_run']} ({r['epoch_seconds']}s) pruned={r['counts'].get('pruned', 0)}")
-        print(f"CPU saving of pruning: {results['pruning']['cpu_saving']:.0%}")
+        for pruner in args.pruners:
+            print(f"CPU saving of the {pruner} pruner: {results['pruning'][f'cpu_saving_{pruner}']:.0%}")
     if args.only in (None, "workers"):
         rows = {}
         for workers in (1, 2):

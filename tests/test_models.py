@@ -291,6 +291,22 @@ def test_layer_factories():
     assert FitTo((5, 6))(torch.zeros(1, 1, 6, 4)).shape == (1, 1, 5, 6)
 
 
+def test_fit_to_resizes_a_short_map_instead_of_a_zero_border():
+    """kernel 5 without padding shrinks 28 -> 12 -> 4; the decoder's 4 -> 8 -> 16 must not leave a zero band."""
+    x = torch.ones(1, 2, 8, 8)
+    assert FitTo((12, 12))(x).shape == (1, 2, 12, 12)
+    assert float(FitTo((12, 12))(x).amin()) == 1.0
+    model = create_model("conv_ae", input_shape=(1, 28, 28), latent_dim=4, channels=(4, 8), kernel_size=5,
+                         padding=0, norm="none")
+    with torch.no_grad():
+        for p in model.parameters():
+            p.fill_(0.01)
+        stage0 = model.decoder.stage0(model.decoder.stage1(torch.ones(1, 8, 4, 4)))
+    # the last decoder stage (before the 3x3 head) covers the whole 28x28 map: no row or column of zeros
+    assert stage0.shape[-2:] == (28, 28)
+    assert bool((stage0.abs().sum(dim=1) > 0).all())
+
+
 def test_residual_block_starts_as_identity_after_relu():
     block = ResidualBlock(4)
     from reprlab.models.layers import init_weights

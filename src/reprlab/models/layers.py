@@ -199,15 +199,21 @@ class ResidualBlock(nn.Module):
 
 
 class FitTo(nn.Module):
-    """Crop (bottom/right) or zero-pad a feature map to a fixed ``(height, width)``.
+    """Crop (bottom/right) a feature map that is too large, or resize one that is too small, to ``(height, width)``.
 
     Decoders double the spatial size per stage; for sizes that are not a power-of-two
     multiple (e.g. 50 -> 25 -> 13 -> 26) this restores the encoder's size at that stage
-    exactly (26 -> 25). It has no parameters.
+    exactly (26 -> 25). An encoder whose convs shrink the map by more than half (padding
+    below ``kernel_size // 2``: 28 -> 12 -> 4 with kernel 5 and no padding) leaves the
+    decoder short (4 -> 8 for a 12x12 stage); the map is then resized (nearest
+    neighbour) rather than zero-padded, since a zero border is a band of pixels the
+    decoder could never reconstruct. It has no parameters.
 
     Example:
         >>> FitTo((25, 25))(torch.zeros(1, 3, 26, 26)).shape
         torch.Size([1, 3, 25, 25])
+        >>> FitTo((12, 12))(torch.ones(1, 3, 8, 8)).amin().item()  # resized, no zero border
+        1.0
     """
 
     def __init__(self, size: tuple[int, int]) -> None:
@@ -220,7 +226,7 @@ class FitTo(nn.Module):
         if h > th or w > tw:
             x = x[..., :min(h, th), :min(w, tw)]
         if h < th or w < tw:
-            x = F.pad(x, (0, max(0, tw - w), 0, max(0, th - h)))
+            x = F.interpolate(x, size=(th, tw), mode="nearest")
         return x
 
     def extra_repr(self) -> str:
