@@ -113,11 +113,36 @@ MODELS = {
 }
 
 
-def models(args: argparse.Namespace) -> None:
+def train_and_score(name: str, cfg: dict) -> dict:
+    """Train ``cfg`` through :func:`reprlab.train`; one table row: the test metrics, epochs, CPU and wall
+    seconds of this process, the failures flagged in ``status.json`` and the run directory."""
     import json
 
     import reprlab
 
+    cpu0, t0 = time.process_time(), time.perf_counter()
+    result = reprlab.train(cfg)
+    status = json.loads((result.run_dir / "status.json").read_text())
+    m = result.metrics
+    row = {"model": name, **{k.split("/", 1)[1]: float(m[k]) for k in m if k.startswith("test/")},
+           "best_epoch": m.get("best/epoch"), "epochs": m.get("epochs"), "train_seconds": m.get("train_seconds"),
+           "wall_seconds": round(time.perf_counter() - t0, 1), "cpu_seconds": round(time.process_time() - cpu0, 1),
+           "failures": [f"{f['kind']}@{f['epoch']}" for f in status.get("failures", [])],
+           "run_dir": str(result.run_dir)}
+    print(name, result.summary, row["failures"], f"{row['cpu_seconds']} CPU-s", flush=True)
+    return row
+
+
+def report_rows(rows: list[dict], tag: str, args: argparse.Namespace) -> None:
+    text = table(rows, "model")
+    extra = "\n".join(f"{r['model']}: best epoch {r['best_epoch']}/{r['epochs']}, train {r['train_seconds']} s, "
+                      f"wall {r['wall_seconds']} s, process CPU {r['cpu_seconds']} s, failures {r['failures'] or 'none'}, "
+                      f"run {r['run_dir']}" for r in rows)
+    print(f"\n{text}\n\n{extra}")
+    print(save(tag, {"rows": rows, "args": vars(args), "table": text}))
+
+
+def models(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
     names = list(args.models) + (["dcgan_broken"] if args.broken else [])
     rows = []
@@ -132,33 +157,14 @@ def models(args: argparse.Namespace) -> None:
                              "max_cpu_minutes": args.cpu_minutes, **spec.get("train", {})},
                    "eval": {"report": True},
                    "generation": {"n_samples": args.samples, "epoch_samples": 1000, "patience": 2}}
-            cpu0, t0 = time.process_time(), time.perf_counter()
-            result = reprlab.train(cfg)
-            status = json.loads((result.run_dir / "status.json").read_text())
-            m = result.metrics
-            row = {"model": name, **{k.split("/", 1)[1]: float(m[k]) for k in m if k.startswith("test/")},
-                   "best_epoch": m.get("best/epoch"), "epochs": m.get("epochs"),
-                   "train_seconds": m.get("train_seconds"), "wall_seconds": round(time.perf_counter() - t0, 1),
-                   "cpu_seconds": round(time.process_time() - cpu0, 1),
-                   "failures": [f"{f['kind']}@{f['epoch']}" for f in status.get("failures", [])],
-                   "run_dir": str(result.run_dir)}
-            rows.append(row)
-            print(name, result.summary, row["failures"], f"{row['wall_seconds']} s", flush=True)
-    text = table(rows, "model")
-    extra = "\n".join(f"{r['model']}: best epoch {r['best_epoch']}/{r['epochs']}, train {r['train_seconds']} s, "
-                      f"wall {r['wall_seconds']} s, process CPU {r['cpu_seconds']} s, failures {r['failures'] or 'none'}"
-                      for r in rows)
-    print(f"\n{text}\n\n{extra}")
-    print(save(args.tag, {"rows": rows, "args": vars(args), "table": text}))
+            rows.append(train_and_score(name, cfg))
+        report_rows(rows, args.tag, args)
 
 
 def faces(args: argparse.Namespace) -> None:
-    import json
     from pathlib import Path
 
     import yaml
-
-    import reprlab
 
     torch.set_num_threads(args.threads)
     folder = Path(args.path or Path(data_dir(args.data_dir) or ".") / "att-faces")
@@ -171,22 +177,8 @@ def faces(args: argparse.Namespace) -> None:
         cfg.update(seed=args.seed, output_dir=out)
         cfg["train"].update(epochs=args.epochs, max_cpu_minutes=args.cpu_minutes, progress="off",
                             num_threads=args.threads)
-        cpu0, t0 = time.process_time(), time.perf_counter()
-        result = reprlab.train(cfg)
-        status = json.loads((result.run_dir / "status.json").read_text())
-        m = result.metrics
-        row = {"model": name, **{k.split("/", 1)[1]: float(m[k]) for k in m if k.startswith("test/")},
-               "best_epoch": m.get("best/epoch"), "epochs": m.get("epochs"),
-               "cpu_seconds": round(time.process_time() - cpu0, 1), "wall_seconds": round(time.perf_counter() - t0, 1),
-               "failures": [f"{f['kind']}@{f['epoch']}" for f in status.get("failures", [])],
-               "run_dir": str(result.run_dir)}
-        rows.append(row)
-        print(name, result.summary, row["failures"], f"{row['cpu_seconds']} CPU-s", flush=True)
-    text = table(rows, "model")
-    extra = "\n".join(f"{r['model']}: best epoch {r['best_epoch']}/{r['epochs']}, process CPU {r['cpu_seconds']} s, "
-                      f"failures {r['failures'] or 'none'}, report {r['run_dir']}/report.html" for r in rows)
-    print(f"\n{text}\n\n{extra}")
-    print(save("generation_faces", {"rows": rows, "args": vars(args), "table": text}))
+        rows.append(train_and_score(name, cfg))
+    report_rows(rows, "generation_faces", args)
 
 
 def main() -> None:

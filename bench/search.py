@@ -1,8 +1,8 @@
 """Benchmark of ``reprlab tune``: pruning's CPU saving, and one worker against two.
 
 1. The same search (same sampler seed, so the same trial parameters while TPE is still in its random
-   start-up phase) with ``--pruner none`` and each of ``--pruners`` (median by default, or hyperband): best value, CPU time (the tune
-   process and its workers), wall time, trials pruned.
+   start-up phase) with ``--pruner none`` and with each of ``--pruners`` (median by default, or
+   hyperband): best value, CPU time (the tune process and its workers), wall time, trials pruned.
 2. ``--workers 1`` against ``--workers 2`` on one shared storage (a journal file by default, or the
    PostgreSQL URL of ``--storage``): wall time, CPU time, and the trial count check (every trial
    complete, one run directory each, none run twice).
