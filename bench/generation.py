@@ -12,7 +12,8 @@ checkpoint by the per-epoch Fréchet distance of a fixed noise batch) at the sam
 budget on the same training images, scored on the same test images and feature network.
 ``--broken`` adds a DCGAN whose discriminator learning rate is 10x the generator's;
 ``dcgan_starved`` a DCGAN whose discriminator learns at 2e-2 and its generator at 1e-6 (a
-configuration that must be flagged); ``dcgan_hinge`` is the stabilised variant (hinge loss, spectral normalisation). With
+configuration that must be flagged); ``dcgan_hinge`` is the stabilised variant (hinge loss, spectral normalisation);
+``dcgan_mbstd`` the default DCGAN with the minibatch standard-deviation feature. With
 ``--cpu-minutes`` the first model to run also pays for training the feature network when it
 is not cached yet (about 6 CPU-minutes); later runs load it.
 
@@ -98,6 +99,8 @@ def ladder(args: argparse.Namespace) -> None:
 MODELS = {
     "dcgan": {"model": {"name": "dcgan", "noise_dim": 64, "gen_channels": 64, "disc_channels": 64,
                         "label_smoothing": 0.1}, "data": {"scale": "-1_1"}},
+    "dcgan_mbstd": {"model": {"name": "dcgan", "noise_dim": 64, "gen_channels": 64, "disc_channels": 64,
+                              "label_smoothing": 0.1, "minibatch_std": True}, "data": {"scale": "-1_1"}},
     "dcgan_hinge": {"model": {"name": "dcgan", "noise_dim": 64, "gen_channels": 64, "disc_channels": 64,
                               "loss": "hinge"}, "data": {"scale": "-1_1"}},
     "vae": {"model": {"name": "vae", "arch": "conv", "latent_dim": 16, "recon_loss": "bernoulli"},

@@ -85,6 +85,21 @@ def test_dcgan_init_groups_and_options():
     assert float(flip.d_loss(logits, -logits)) > 1.0  # half the targets flipped: confident logits cost a lot
 
 
+def test_minibatch_std_lets_the_discriminator_see_a_collapsed_batch():
+    """With minibatch_std, a batch of one image repeated scores differently from the same image among others."""
+    torch.manual_seed(0)
+    m = tiny_gan(minibatch_std=True).eval()
+    x = torch.rand(8, 1, 28, 28) * 2 - 1
+    collapsed = x[:1].expand(8, -1, -1, -1)
+    with torch.no_grad():
+        assert float((m.discriminator(collapsed)[0] - m.discriminator(x)[0]).abs()) > 1e-6
+        plain = tiny_gan().eval()  # without it, each image's logit ignores the rest of its batch
+        assert float((plain.discriminator(collapsed)[0] - plain.discriminator(x)[0]).abs()) < 1e-6
+    ctx = Ctx(m.train())
+    ctx.model.training_step(x, ctx)  # trains as usual
+    assert ctx.steps == ["discriminator", "generator"]
+
+
 def test_the_trainer_uses_the_declared_and_configured_group_settings():
     from reprlab.data.dataset import ImageData
     from reprlab.training.engine import Trainer
@@ -106,6 +121,7 @@ def test_the_trainer_uses_the_declared_and_configured_group_settings():
     (dict(noise_dim=8, latent_dim=16), "noise_dim"),
     (dict(loss="hinge", label_smoothing=0.1), "label_smoothing"),
     (dict(d_steps=0), "d_steps"),
+    (dict(minibatch_std="yes"), "minibatch_std"),
 ])
 def test_bad_dcgan_options(kwargs, match):
     with pytest.raises(ConfigError, match=match) as info:

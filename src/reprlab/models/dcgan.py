@@ -21,7 +21,10 @@ normalisation of the discriminator by default); ``label_smoothing`` (one-sided: 
 targets ``1 - s``); ``label_flip`` (probability of swapping a real/fake target in the
 discriminator step); ``instance_noise`` (std of Gaussian noise added to the
 discriminator's inputs, decaying linearly to 0 over ``instance_noise_epochs`` of
-training, read from ``ctx.progress``).
+training, read from ``ctx.progress``); ``minibatch_std`` (the discriminator's last
+feature map gets one more channel, the standard deviation of its features across the
+batch averaged to one number, as in Karras et al. 2018: a batch of near-identical samples
+becomes easy to tell from a real one, which counters mode dropping).
 
 Logged terms (train and validation): ``d_loss``, ``g_loss``, ``d_real`` (mean
 ``sigmoid(D(x))``), ``d_fake`` (mean ``sigmoid(D(G(z)))``), ``loss`` (their sum, for the
@@ -89,6 +92,7 @@ class DCGANConfig(ModelConfig):
     g_steps: int = 1
     instance_noise: float = 0.0
     instance_noise_epochs: float = 10.0
+    minibatch_std: bool = False
 
     def __post_init__(self) -> None:
         if self.noise_dim is None and self.latent_dim is None:
@@ -112,6 +116,9 @@ class DCGANConfig(ModelConfig):
             check_int(name, getattr(self, name), minimum=1)
         check_choice("disc_norm", self.disc_norm, DISC_NORMS)
         check_choice("loss", self.loss, LOSSES)
+        if not isinstance(self.minibatch_std, bool):
+            raise ConfigError(f"minibatch_std must be true or false, got {self.minibatch_std!r}",
+                              fix="set model.minibatch_std=true")
         if self.spectral_norm is not None and not isinstance(self.spectral_norm, bool):
             raise ConfigError(f"spectral_norm must be true, false or null, got {self.spectral_norm!r}",
                               fix="set model.spectral_norm=true")
@@ -198,10 +205,33 @@ class Discriminator(nn.Module):
         hh, ww = h, w
         for _ in range(n):
             hh, ww = (hh + 2 - 4) // 2 + 1, (ww + 2 - 4) // 2 + 1
-        self.head = sn(nn.Linear(ch_in * hh * ww, 1))
+        self.minibatch_std = bool(cfg.minibatch_std)
+        self.head = sn(nn.Linear((ch_in + int(self.minibatch_std)) * hh * ww, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(x).flatten(1)).squeeze(1)
+        f = self.features(x)
+        if self.minibatch_std:
+            f = append_minibatch_std(f)
+        return self.head(f.flatten(1)).squeeze(1)
+
+
+def append_minibatch_std(features: torch.Tensor) -> torch.Tensor:
+    """Append one channel holding the features' standard deviation across the batch, averaged.
+
+    Written here because it is four lines of tensor code (ProGAN's layer, without its
+    groups: the statistic covers the whole batch, which is one domain, real or generated).
+
+    Example:
+        >>> f = torch.randn(4, 3, 2, 2)
+        >>> out = append_minibatch_std(f)
+        >>> out.shape, bool(torch.allclose(out[:, 3], out[0, 3, 0, 0]))
+        (torch.Size([4, 4, 2, 2]), True)
+        >>> float(append_minibatch_std(torch.ones(4, 3, 2, 2))[0, 3, 0, 0]) < 1e-3  # identical samples
+        True
+    """
+    std = torch.sqrt(features.var(dim=0, unbiased=False) + 1e-8).mean()
+    n, _, h, w = features.shape
+    return torch.cat([features, std.expand(n, 1, h, w)], dim=1)
 
 
 @register_model("dcgan", config=DCGANConfig)
