@@ -292,7 +292,7 @@ def test_layer_factories():
 
 
 def test_fit_to_resizes_a_short_map_instead_of_a_zero_border():
-    """kernel 5 without padding shrinks 28 -> 12 -> 4; the decoder's 4 -> 8 -> 16 must not leave a zero band."""
+    """kernel 5 without padding shrinks 28 -> 12 -> 4; the decoder's 4 -> 8 (12) -> 24 (28) must leave no zero band."""
     x = torch.ones(1, 2, 8, 8)
     assert FitTo((12, 12))(x).shape == (1, 2, 12, 12)
     assert float(FitTo((12, 12))(x).amin()) == 1.0

@@ -16,9 +16,9 @@ and after each upsampling block the decoder **crops** the extra bottom row/right
 exactly the input's shape. Without the default padding (``kernel_size // 2``) the encoder
 shrinks faster than it halves (kernel 5, padding 0: 28 -> 12 -> 4); the decoder's map is
 then short of the stage's size (4 -> 8 for 12) and ``FitTo`` resizes it rather than
-leaving a zero border the decoder could never fill. A stage whose input cannot be halved any more, or whose
-kernel is larger than its input plus padding, is rejected when the config is built,
-with the stage index, the sizes and a fix.
+leaving a zero border the decoder could never fill. A stage whose input cannot be halved
+any more, or whose kernel is larger than its input plus padding, is rejected when the
+config is built, with the stage index, the sizes and a fix.
 
 Example:
     >>> import torch

@@ -218,8 +218,8 @@ class Discriminator(nn.Module):
 def append_minibatch_std(features: torch.Tensor) -> torch.Tensor:
     """Append one channel holding the features' standard deviation across the batch, averaged.
 
-    Written here because it is four lines of tensor code (ProGAN's layer, without its
-    groups: the statistic covers the whole batch, which is one domain, real or generated).
+    Hand-written because torch has no such layer and it is four lines (ProGAN's layer without
+    its groups: the statistic covers the whole batch, which is all real or all generated).
 
     Example:
         >>> f = torch.randn(4, 3, 2, 2)
