@@ -26,6 +26,7 @@ the memorisation check (each sample's nearest training face against the test fac
     python bench/generation.py models --epochs 3 --max-train 10000 --threads 2
     python bench/generation.py models --cpu-minutes 18 --epochs 200 --max-train 10000 --threads 1   # the issue's budget
     python bench/generation.py faces --cpu-minutes 8
+    python bench/generation.py judge RUN_DIR      # the run's feature classifier on the real test images
 """
 
 from __future__ import annotations
@@ -184,6 +185,28 @@ def faces(args: argparse.Namespace) -> None:
     report_rows(rows, "generation_faces", args)
 
 
+def judge(args: argparse.Namespace) -> None:
+    """How the run's own feature classifier labels the *real* test images: accuracy, per-class recall and
+    predicted class shares (the yardstick for the samples' class shares)."""
+    from pathlib import Path
+
+    from reprlab.capabilities.generation.features import extract, load_feature_net
+
+    torch.set_num_threads(args.threads)
+    net = load_feature_net(Path(args.run_dir) / "generation", stem="feature_net")
+    test = load_dataset("fashion-mnist", split="test", data_dir=data_dir(args.data_dir))
+    y = test.labels
+    _, logits = extract(net, test.float01(), logits=True)
+    pred = logits.argmax(1)
+    row = {"accuracy": float((pred == y).float().mean()),
+           "recall_per_class": [float(((pred == c) & (y == c)).sum() / (y == c).sum()) for c in range(10)],
+           "predicted_shares": (torch.bincount(pred, minlength=10).float() / len(pred)).tolist()}
+    print(f"feature classifier of {args.run_dir} on {len(y)} real test images: accuracy {row['accuracy']:.3f}\n"
+          f"recall per class (%): {[round(100 * v, 1) for v in row['recall_per_class']]}\n"
+          f"predicted class shares (%): {[round(100 * v, 1) for v in row['predicted_shares']]}")
+    print(save("generation_judge", {**row, "run_dir": str(args.run_dir)}))
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data-dir")
@@ -210,8 +233,11 @@ def main() -> None:
     fp.add_argument("--cpu-minutes", type=float, default=8.0)
     fp.add_argument("--threads", type=int, default=1)
     fp.add_argument("--output-dir", help="keep the run directories here (default: a new temporary folder)")
+    jp = sub.add_parser("judge")
+    jp.add_argument("run_dir", help="a generate run on Fashion-MNIST (its generation/feature_net.*)")
+    jp.add_argument("--threads", type=int, default=1)
     args = p.parse_args()
-    {"ladder": ladder, "models": models, "faces": faces}[args.what](args)
+    {"ladder": ladder, "models": models, "faces": faces, "judge": judge}[args.what](args)
 
 
 if __name__ == "__main__":
