@@ -43,8 +43,8 @@ from reprlab.data import load_dataset
 
 LADDER_NOISE = (0.05, 0.1, 0.2, 0.4)
 LADDER_BLUR = (0.5, 1.0, 2.0)
-COLUMNS = ("fd", "kid", "precision", "recall", "coverage", "max_class_share", "diversity", "memorisation_ratio",
-           "memorised_share")
+COLUMNS = ("fd", "kid", "precision", "recall", "coverage", "max_class_share", "real_max_class_share", "diversity",
+           "memorisation_ratio", "memorised_share")
 
 
 def blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
@@ -204,7 +204,7 @@ def judge(args: argparse.Namespace) -> None:
     print(f"feature classifier of {args.run_dir} on {len(y)} real test images: accuracy {row['accuracy']:.3f}\n"
           f"recall per class (%): {[round(100 * v, 1) for v in row['recall_per_class']]}\n"
           f"predicted class shares (%): {[round(100 * v, 1) for v in row['predicted_shares']]}")
-    print(save("generation_judge", {**row, "run_dir": str(args.run_dir)}))
+    print(save(args.tag, {**row, "run_dir": str(args.run_dir)}))
 
 
 def main() -> None:
@@ -236,6 +236,7 @@ def main() -> None:
     jp = sub.add_parser("judge")
     jp.add_argument("run_dir", help="a generate run on Fashion-MNIST (its generation/feature_net.*)")
     jp.add_argument("--threads", type=int, default=1)
+    jp.add_argument("--tag", default="generation_judge", help="results file name under bench/results")
     args = p.parse_args()
     {"ladder": ladder, "models": models, "faces": faces, "judge": judge}[args.what](args)
 

@@ -215,6 +215,32 @@ def test_generate_run_best_by_generation_metric_and_report(gan_run):
     meta = json.loads((run / "generation" / "feature_net.json").read_text())
     import hashlib
     assert hashlib.sha256((run / "generation" / "feature_net.safetensors").read_bytes()).hexdigest() == meta["sha256"]
+    # ... trained on the dataset's training pool (5,000 sample images, capped at 400), not the run's 360
+    assert meta["train_images"] == 5000 and meta["recipe"]["max_images"] == 400
+    # the real test images' class shares under the same classifier stand beside the samples' (this one-epoch
+    # classifier puts most real images in one class: the yardstick a sample share must be read against)
+    details = json.loads((run / "generation" / "metrics.json").read_text())["metrics"]
+    assert len(details["real_class_shares"]) == 10 and sum(details["real_class_shares"]) == pytest.approx(1, abs=1e-3)
+    assert m["test/real_max_class_share"] == pytest.approx(max(details["real_class_shares"]))
+    assert "the real test images, same classifier" in html
+
+
+def test_feature_network_trains_on_the_training_pool_not_the_runs_cap(tmp_path):
+    from reprlab.capabilities.generation.task import feature_training_images
+    from reprlab.config import RunConfig
+    from reprlab.runs import prepare_data
+
+    cfg = RunConfig.from_dict(_cfg(tmp_path))
+    splits = prepare_data(cfg)
+    pool = feature_training_images(cfg, splits.train)
+    assert len(splits.train) == 360 and len(pool) == 5000
+    # never a test image: the test split is the dataset's own test file
+    test_rows = {bytes(r) for r in splits.test.images.flatten(1).numpy()}
+    assert not any(bytes(r) in test_rows for r in pool.images[:1000].flatten(1).numpy())
+    run_train = RunConfig.from_dict(_cfg(tmp_path, **{"generation.feature_data": "run_train"}))
+    assert feature_training_images(run_train, splits.train) is splits.train
+    with pytest.raises(ConfigError, match="feature_data"):
+        RunConfig.from_dict(_cfg(tmp_path, **{"generation.feature_data": "everything"}))
 
 
 def test_sample_cli_and_evaluate(gan_run, tmp_path):
@@ -313,3 +339,25 @@ def test_vae_reconstruct_run_gets_generation_metrics_by_hook_and_evaluate_flag(t
                             **{"data.scale": "0_1", "train.epochs": 1, "eval.report": False}))
     assert main(["evaluate", str(ae.run_dir), "--generation"]) == 2
     assert "no prior to sample" in capsys.readouterr().err
+
+
+# -- real data --------------------------------------------------------------------------------
+@pytest.mark.realdata
+def test_dcgan_on_real_fashion_mnist_judged_by_a_classifier_of_the_whole_training_split(real_data_dir, tmp_path):
+    """A capped run (500 images) is judged by a feature classifier trained on the whole training split (60,000
+    images, a seeded 3,000 of them here): the yardstick does not depend on data.max_train."""
+    import reprlab
+
+    torch.set_num_threads(1)
+    cfg = _cfg(tmp_path, **{"data.name": "fashion-mnist", "data.data_dir": str(real_data_dir), "data.max_train": 500,
+                            "data.max_test": 500, "train.epochs": 2, "generation.feature_max_images": 3000,
+                            "generation.feature_epochs": 2, "eval.report": False})
+    result = reprlab.train(cfg)
+    meta = json.loads((result.run_dir / "generation" / "feature_net.json").read_text())
+    assert meta["train_images"] == 60000 and meta["recipe"]["max_images"] == 3000
+    m = result.metrics
+    assert np.isfinite(m["test/fd"]) and 0 < m["test/real_max_class_share"] < 0.3
+    # the same run capped at 300 images gets the very same judge (same cache entry)
+    cfg["data"]["max_train"] = 300
+    again = reprlab.train(cfg)
+    assert json.loads((again.run_dir / "generation" / "feature_net.json").read_text())["sha256"] == meta["sha256"]

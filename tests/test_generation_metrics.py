@@ -30,7 +30,7 @@ def ladder(tmp_path_factory):
     torch.set_num_threads(1)
     train = load_dataset("fashion-mnist-sample", "train")
     cache = tmp_path_factory.mktemp("cache")
-    net = feature_network(train.subset(torch.arange(2000, 5000)), epochs=2, width=16, feature_dim=32, cache_dir=cache)
+    net = feature_network(train.subset(torch.arange(2000, 5000)), epochs=3, width=16, feature_dim=32, cache_dir=cache)
     x, y = train.float01(torch.arange(2000)), train.labels[:2000]
     ev = GenerationEvaluator(net, x[:1000], kid_subsets=5)
     return ev, x[1000:], y[1000:], cache, train
@@ -81,14 +81,14 @@ def test_fd_and_precision_recall_on_plain_features():
 def test_feature_network_is_cached_with_a_checksum_and_deterministic(ladder, tmp_path):
     ev, b, _, cache, train = ladder
     part = train.subset(torch.arange(2000, 5000))
-    again = feature_network(part, epochs=2, width=16, feature_dim=32, cache_dir=cache)  # from the cache
+    again = feature_network(part, epochs=3, width=16, feature_dim=32, cache_dir=cache)  # from the cache
     assert torch.equal(extract(again, b[:8]), extract(ev.net, b[:8]))
     folders = list((cache / "features").iterdir())
     assert len(folders) == 1
     meta = json.loads((folders[0] / "weights.json").read_text())
     assert len(meta["sha256"]) == 64 and meta["objective"] == "classes"
     # retrained from scratch (another cache): the same weights, bit for bit
-    fresh = feature_network(part, epochs=2, width=16, feature_dim=32, cache_dir=tmp_path)
+    fresh = feature_network(part, epochs=3, width=16, feature_dim=32, cache_dir=tmp_path)
     assert torch.equal(extract(fresh, b[:8]), extract(ev.net, b[:8]))
     # a corrupted cached file is refused by its checksum (and retrained by feature_network)
     weights = folders[0] / "weights.safetensors"

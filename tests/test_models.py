@@ -362,6 +362,27 @@ def test_vae_kl_is_zero_at_the_prior():
     assert model.kl_weight == 1.0
 
 
+def test_vae_posterior_variance_above_its_bound_is_pulled_back_not_stuck():
+    """A log-variance that starts above the bound (as a dense layer on a 50x50 map did in the
+    architecture-sweep recipe) must still get the KL term's gradient: a hard clamp left three latent
+    dimensions at exp(20) for a whole run (KL 7e8 nats, 14.7 dB)."""
+    torch.manual_seed(0)
+    model = tiny("vae", arch="fc")
+    head = [m for m in model.encoder.modules() if isinstance(m, torch.nn.Linear)][-1]
+    with torch.no_grad():
+        head.bias[model.config.latent_dim:] = 25.0  # every log-variance far above the bound of 20
+    x = batch((1, 28, 28))
+    start = float(model(x).terms["kl"].detach())
+    assert start > 1e8
+    opt = torch.optim.Adam(model.parameters(), lr=0.5)
+    for _ in range(30):
+        loss = model(x).loss
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert float(model(x).terms["kl"].detach()) < start / 1e3
+
+
 def test_beta_vae_weights_the_kl_by_beta():
     model = tiny("beta_vae", beta=3.0).eval()
     out = model(batch((1, 28, 28)))

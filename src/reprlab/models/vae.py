@@ -64,6 +64,22 @@ _LOGVAR_MIN, _LOGVAR_MAX = -30.0, 20.0
 _EVAL_SEED = 0
 
 
+def soft_bound(v: torch.Tensor, low: float = _LOGVAR_MIN, high: float = _LOGVAR_MAX) -> torch.Tensor:
+    """``v`` squeezed smoothly into ``(low, high)`` by two softplus walls; the identity (to float32
+    precision) well inside them.
+
+    A hard ``clamp`` has no gradient outside its bounds: a posterior log-variance that starts
+    above ``high`` (a dense layer on a large feature map can output that at initialisation)
+    then stays there for the whole run, its KL term stuck near ``exp(high) / 2`` nats and its
+    latent dimension pure noise. Here the KL term's gradient still pulls it back.
+
+    Example:
+        >>> soft_bound(torch.tensor([-100.0, 0.0, 1.5, 100.0])).tolist()
+        [-30.0, 0.0, 1.5, 20.0]
+    """
+    return high - F.softplus(high - (low + F.softplus(v - low)))
+
+
 @dataclass
 class VAEConfig(ModelConfig):
     """Options of ``vae``.
@@ -182,7 +198,7 @@ class VAE(ReprModel):
     def encode_distribution(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Posterior parameters ``(mu, logvar)``, each ``(N, latent_dim)``."""
         mu, logvar = self.encoder(x).chunk(2, dim=1)
-        return mu, logvar.clamp(_LOGVAR_MIN, _LOGVAR_MAX)
+        return mu, soft_bound(logvar)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """The posterior mean ``(N, latent_dim)`` (the deterministic representation)."""

@@ -50,8 +50,7 @@ def load_split(cfg: RunConfig, split: str, *, name: str | None = None, path: str
                         image_shape=d.image_shape if (name or d.name) == "arrays" else None)
 
 
-def prepare_data(cfg: RunConfig) -> Splits:
-    """Load the data named by ``cfg.data`` and split it (seeded) into train/val/test."""
+def _pool_and_test(cfg: RunConfig) -> tuple[ImageData, ImageData]:
     d = cfg.data
     if d.name in CANONICAL_WITH_TEST_SPLIT:
         train_all = load_split(cfg, "train")
@@ -72,6 +71,27 @@ def prepare_data(cfg: RunConfig) -> Splits:
     if test.shape != train_all.shape:
         raise ConfigError(f"train images have shape {train_all.shape} but test images {test.shape}",
                           fix="set data.resize=[H,W] and data.channels so both splits match")
+    return train_all, test
+
+
+def training_pool(cfg: RunConfig) -> ImageData:
+    """Every training image the data offers, before ``data.max_train`` and the validation split (never a
+    test image): what a yardstick that must not depend on the run's cap (the generation metrics' feature
+    network) is trained on.
+
+    Example:
+        >>> from reprlab.config import RunConfig
+        >>> cfg = RunConfig.from_dict({"data": {"name": "fashion-mnist-sample", "max_train": 100}})
+        >>> len(training_pool(cfg)) > len(prepare_data(cfg).train)
+        True
+    """
+    return _pool_and_test(cfg)[0]
+
+
+def prepare_data(cfg: RunConfig) -> Splits:
+    """Load the data named by ``cfg.data`` and split it (seeded) into train/val/test."""
+    d = cfg.data
+    train_all, test = _pool_and_test(cfg)
     if d.max_train is not None and d.max_train < len(train_all):
         train_all = train_all.subset(_seeded_perm(len(train_all), cfg.seed + 2)[: d.max_train])
     if d.max_test is not None and d.max_test < len(test):

@@ -2,7 +2,9 @@
 
 No Inception weights can be downloaded here, so the features that the Fréchet distance,
 KID and the precision/recall of the sample manifold are computed on come from a small
-convolutional network trained by reprlab itself on the run's *training* split:
+convolutional network trained by reprlab itself on real *training* images (the generate
+task passes every training image of the dataset, not only the run's capped split; see
+``generation.feature_data``):
 
 * ``objective="classes"`` (labelled data: Fashion-MNIST, MNIST, USPS, ...): a classifier
   of the labels; its head also gives the predicted class of every sample (class coverage);
@@ -60,7 +62,7 @@ from reprlab.data.dataset import ImageData
 logger = logging.getLogger(__name__)
 
 OBJECTIVES: tuple[str, ...] = ("auto", "classes", "rotation")
-RECIPE_VERSION = 1
+RECIPE_VERSION = 2  # 2: cosine learning-rate decay
 
 
 class FeatureNet(nn.Module):
@@ -109,12 +111,14 @@ def _rotate_batch(x: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
     return torch.stack([torch.rot90(img, int(r), dims=(1, 2)) for img, r in zip(x, k)])
 
 
-def train_feature_net(data: ImageData, *, objective: str = "auto", seed: int = 0, epochs: int = 3,
+def train_feature_net(data: ImageData, *, objective: str = "auto", seed: int = 0, epochs: int = 5,
                       batch_size: int = 128, lr: float = 2e-3, max_images: int | None = 20000, width: int = 32,
                       feature_dim: int = 64) -> FeatureNet:
     """Train a :class:`FeatureNet` on ``data`` (seeded, CPU, eval mode on return); no caching.
 
-    ``max_images`` caps the training images (a seeded subset) to keep it a minute or less.
+    ``max_images`` caps the training images (a seeded subset) to keep it a minute or two. Adam with
+    a cosine decay of the learning rate to zero over all steps: at a constant rate the test
+    accuracy of the Fashion-MNIST classifier swung between 86% and 89% from epoch to epoch.
     """
     check_choice("generation.feature_objective", objective, OBJECTIVES)
     check_int("generation.feature_epochs", epochs, minimum=1)
@@ -141,6 +145,8 @@ def train_feature_net(data: ImageData, *, objective: str = "auto", seed: int = 0
         torch.manual_seed(int(seed))
         net = FeatureNet((c, h, w), num_outputs, objective=objective, width=width, feature_dim=feature_dim)
         opt = torch.optim.Adam(net.parameters(), lr=lr)
+        steps = int(epochs) * max(1, -(-len(x_all) // batch_size))
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
         net.train()
         for _ in range(int(epochs)):
             perm = torch.randperm(len(x_all), generator=gen)
@@ -158,6 +164,7 @@ def train_feature_net(data: ImageData, *, objective: str = "auto", seed: int = 0
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
+                sched.step()
     return net.eval()
 
 
@@ -217,7 +224,7 @@ def load_feature_net(folder: str | Path, *, stem: str = "weights") -> FeatureNet
     return net.eval()
 
 
-def feature_network(train: ImageData, *, objective: str = "auto", seed: int = 0, epochs: int = 3,
+def feature_network(train: ImageData, *, objective: str = "auto", seed: int = 0, epochs: int = 5,
                     max_images: int | None = 20000, cache_dir: str | Path | None = None,
                     run_dir: str | Path | None = None, width: int = 32, feature_dim: int = 64) -> FeatureNet:
     """The feature network for ``train`` (the real training images): from the cache, else trained and cached.

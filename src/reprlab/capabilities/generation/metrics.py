@@ -18,7 +18,9 @@ the real training images; see that module):
 * ``coverage`` / ``max_class_share`` (labelled data): the samples' classes as predicted by
   the feature network's head; ``coverage`` is the share of classes that receive at least
   half of their fair share ``1 / (2 K)`` of the samples; ``class_shares`` (in the details)
-  the share of each class;
+  the share of each class. The evaluator adds the same for the *real* reference images
+  (``real_max_class_share``, ``real_class_shares``): the yardstick a sample share is read
+  against, since an imperfect classifier does not split even a balanced real set evenly;
 * ``diversity``: mean pairwise feature distance among the samples over that among real
   images (near 1 for a healthy generator, near 0 under mode collapse);
 * memorisation (with training features): each sample's distance to its nearest training
@@ -202,6 +204,7 @@ class GenerationEvaluator:
     max_real: int | None = 5000
     max_train: int | None = 20000
     real_features: torch.Tensor = field(init=False)
+    real_class_shares: list[float] | None = field(init=False, default=None)
     train_features: torch.Tensor | None = field(init=False, default=None)
     real_nn_train: torch.Tensor | None = field(init=False, default=None)
     train_images: torch.Tensor | None = field(init=False, default=None)
@@ -209,7 +212,10 @@ class GenerationEvaluator:
     def __post_init__(self) -> None:
         check_int("k", self.k, minimum=1)
         real = self._images(self.real, self.max_real)
-        self.real_features = extract(self.net, real)
+        self.real_features, real_logits = extract(self.net, real, logits=True)
+        if self.labelled:
+            shares = torch.bincount(real_logits.argmax(1), minlength=self.net.num_outputs).float() / len(real_logits)
+            self.real_class_shares = [round(float(v), 4) for v in shares]
         if self.train is not None:
             self.train_images = self._images(self.train, self.max_train)
             self.train_features = extract(self.net, self.train_images)
@@ -243,6 +249,10 @@ class GenerationEvaluator:
                                     fake_logits=logits if self.labelled else None,
                                     num_classes=self.net.num_outputs if self.labelled else None,
                                     train=self.train_features, real_nn_train=self.real_nn_train)
+        if self.real_class_shares is not None:
+            out["real_max_class_share"] = max(self.real_class_shares)
+            if details:
+                out["real_class_shares"] = list(self.real_class_shares)
         if not details:
             out.pop("class_shares", None)
         return out

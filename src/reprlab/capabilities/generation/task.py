@@ -14,7 +14,8 @@
   for the progress figure;
 * the final evaluation (on the best checkpoint) writes ``test/fd``, ``test/kid``,
   ``test/precision``, ``test/recall``, ``test/diversity``, ``test/coverage``,
-  ``test/max_class_share``, ``test/memorisation_ratio``, ``test/memorised_share``, the
+  ``test/max_class_share`` (and ``test/real_max_class_share``, the real test images' largest predicted
+  share under the same classifier), ``test/memorisation_ratio``, ``test/memorised_share``, the
   figures and ``RUN_DIR/generation/index.json`` (samples, progress, interpolation, a 2-D
   grid over two noise dimensions, the GAN curves, nearest-training-image pairs, the
   failure diagnosis) for the report, and the detected failures
@@ -46,7 +47,8 @@ from reprlab.capabilities.generation.metrics import GenerationEvaluator
 from reprlab.config import register_section
 from reprlab.data.dataset import ImageData
 from reprlab.models.base import from_model_range
-from reprlab.runs import PostRunContext, RunDir, Splits, load_run_model, prepare_data, resolve_device
+from reprlab.runs import (PostRunContext, RunDir, Splits, load_run_model, prepare_data, resolve_device,
+                          training_pool)
 from reprlab.tasks import Task, register_task
 from reprlab.training.callbacks import Callback
 
@@ -56,7 +58,11 @@ logger = logging.getLogger(__name__)
 EPOCH_METRICS: tuple[str, ...] = ("fd", "kid", "precision", "recall", "diversity", "coverage")
 #: Final metrics written as ``test/<name>``.
 FINAL_METRICS: tuple[str, ...] = ("fd", "kid", "kid_std", "precision", "recall", "diversity", "coverage",
-                                  "max_class_share", "memorisation_ratio", "memorised_share")
+                                  "max_class_share", "real_max_class_share", "memorisation_ratio", "memorised_share")
+
+
+#: Where the feature network's training images come from (``generation.feature_data``).
+FEATURE_DATA: tuple[str, ...] = ("all_train", "run_train")
 
 
 @register_section("generation")
@@ -70,7 +76,8 @@ class GenerationConfig:
     k: int = 3                     # neighbours of precision / recall
     kid_subsets: int = 50
     feature_objective: str = "auto"  # auto | classes | rotation
-    feature_epochs: int = 3
+    feature_data: str = "all_train"  # all_train: every training image (not capped by data.max_train) | run_train
+    feature_epochs: int = 5
     feature_max_images: int = 20000
     cache_dir: str | None = None   # feature-network cache (default $REPRLAB_CACHE or ~/.cache/reprlab)
     snapshots: int = 5             # epochs shown in the progress figure
@@ -87,6 +94,7 @@ class GenerationConfig:
         check_int("generation.k", self.k, minimum=1, maximum=50)
         check_int("generation.kid_subsets", self.kid_subsets, minimum=1)
         check_choice("generation.feature_objective", self.feature_objective, OBJECTIVES)
+        check_choice("generation.feature_data", self.feature_data, FEATURE_DATA)
         check_int("generation.feature_epochs", self.feature_epochs, minimum=1)
         check_int("generation.feature_max_images", self.feature_max_images, minimum=10)
         check_int("generation.snapshots", self.snapshots, minimum=1, maximum=20)
@@ -138,10 +146,21 @@ def sample01(model: Any, n: int, *, seed: int = 0) -> torch.Tensor:
     return decode01(model, fixed_noise(model, n, seed))
 
 
+def feature_training_images(cfg: Any, train: ImageData) -> ImageData:
+    """The feature network's training images: with ``generation.feature_data=all_train`` (the default) every
+    training image of the dataset, not capped by ``data.max_train`` (so runs on different caps share one
+    yardstick, as strong as ``generation.feature_max_images`` allows; the network never sees a test image);
+    with ``run_train`` the run's own training split ``train``."""
+    if cfg.generation.feature_data == "run_train":
+        return train
+    return training_pool(cfg)
+
+
 def _feature_net(cfg: Any, train: ImageData, run_dir: Path | None):
     g = cfg.generation
-    return feature_network(train, objective=g.feature_objective, seed=cfg.seed, epochs=g.feature_epochs,
-                           max_images=g.feature_max_images, cache_dir=g.cache_dir, run_dir=run_dir)
+    return feature_network(feature_training_images(cfg, train), objective=g.feature_objective, seed=cfg.seed,
+                           epochs=g.feature_epochs, max_images=g.feature_max_images, cache_dir=g.cache_dir,
+                           run_dir=run_dir)
 
 
 def _check_feature_recipe(cfg: Any, train: ImageData) -> None:
@@ -304,7 +323,10 @@ def generation_report(cfg: Any, model: Any, splits: Splits, run_dir: str | Path,
         save_grid(samples[:64], out / "samples.png")
         shares = m.get("class_shares")
         cap = (f"64 of {len(samples)} samples from fixed noise; FD {m['fd']:.3g}, KID {m['kid']:.3g}, precision "
-               f"{m['precision']:.2f}, recall {m['recall']:.2f}" + (f", max class share {max(shares):.2f}" if shares else ""))
+               f"{m['precision']:.2f}, recall {m['recall']:.2f}")
+        if shares:
+            cap += (f", max class share {max(shares):.2f} (the real test images, same classifier: "
+                    f"{m['real_max_class_share']:.2f})")
         items.append({"key": "generation:samples", "kind": "samples", "title": "Samples", "caption": f"{name}: {cap}",
                       "files": ["samples.png"]})
         snaps = sorted((out / "snapshots").glob("epoch_*.npy"))
