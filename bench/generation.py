@@ -13,7 +13,8 @@ budget on the same training images, scored on the same test images and feature n
 ``--broken`` adds a DCGAN whose discriminator learning rate is 10x the generator's;
 ``dcgan_starved`` a DCGAN whose discriminator learns at 2e-2 and its generator at 1e-6 (a
 configuration that must be flagged); ``dcgan_hinge`` is the stabilised variant (hinge loss, spectral normalisation);
-``dcgan_mbstd`` the default DCGAN with the minibatch standard-deviation feature. With
+``dcgan_mbstd`` the default DCGAN with the minibatch standard-deviation feature; ``dcgan_ema``
+the default DCGAN sampling from a moving average of its generator's weights (``model.ema=0.999``). With
 ``--cpu-minutes`` the first model to run also pays for training the feature network when it
 is not cached yet (about 6 CPU-minutes); later runs load it.
 
@@ -102,6 +103,8 @@ MODELS = {
                         "label_smoothing": 0.1}, "data": {"scale": "-1_1"}},
     "dcgan_mbstd": {"model": {"name": "dcgan", "noise_dim": 64, "gen_channels": 64, "disc_channels": 64,
                               "label_smoothing": 0.1, "minibatch_std": True}, "data": {"scale": "-1_1"}},
+    "dcgan_ema": {"model": {"name": "dcgan", "noise_dim": 64, "gen_channels": 64, "disc_channels": 64,
+                            "label_smoothing": 0.1, "ema": 0.999}, "data": {"scale": "-1_1"}},
     "dcgan_hinge": {"model": {"name": "dcgan", "noise_dim": 64, "gen_channels": 64, "disc_channels": 64,
                               "loss": "hinge"}, "data": {"scale": "-1_1"}},
     "vae": {"model": {"name": "vae", "arch": "conv", "latent_dim": 16, "recon_loss": "bernoulli"},

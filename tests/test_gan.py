@@ -122,11 +122,40 @@ def test_the_trainer_uses_the_declared_and_configured_group_settings():
     (dict(loss="hinge", label_smoothing=0.1), "label_smoothing"),
     (dict(d_steps=0), "d_steps"),
     (dict(minibatch_std="yes"), "minibatch_std"),
+    (dict(ema=1.0), "ema"),
+    (dict(ema=-0.1), "ema"),
 ])
 def test_bad_dcgan_options(kwargs, match):
     with pytest.raises(ConfigError, match=match) as info:
         create_model("dcgan", input_shape=(1, 28, 28), **kwargs)
     assert "Fix:" in str(info.value)
+
+
+def test_generator_ema_averages_the_weights_and_samples_in_eval_mode(tmp_path):
+    torch.manual_seed(0)
+    m = tiny_gan(ema=0.9)
+    assert not any(p.requires_grad for p in m.generator_ema.parameters())
+    assert all(p not in set(m.optimizer_groups()["generator"].params) for p in m.generator_ema.parameters())
+    x = torch.rand(8, 1, 28, 28) * 2 - 1
+    ctx = Ctx(m, lr=1e-2)
+    before = [p.detach().clone() for p in m.generator_ema.parameters()]
+    m.training_step(x, ctx)
+    # step 1: decay min(0.9, 2/11): the average moved 9/11 of the way to the stepped generator
+    for avg, old, new in zip(m.generator_ema.parameters(), before, m.generator.parameters()):
+        assert torch.allclose(avg, old + (1 - 2 / 11) * (new.detach() - old), atol=1e-6)
+    for _ in range(5):
+        m.training_step(x, ctx)
+    assert int(m.ema_updates) == 6
+    z = torch.randn(3, 8)
+    m.eval()
+    assert torch.equal(m.decode(z), m.generator_ema(z)) and not torch.equal(m.decode(z), m.generator(z))
+    m.train()
+    assert torch.equal(m.decode(z), m.generator(z))  # training uses the raw generator
+    m.eval()
+    loaded = load_model(save_model(m, tmp_path / "g")).eval()  # the average travels with the weights
+    assert torch.equal(loaded.decode(z), m.decode(z)) and int(loaded.ema_updates) == 6
+    plain = tiny_gan()
+    assert not hasattr(plain, "generator_ema")
 
 
 def test_non_finite_gan_loss_is_named_as_a_gan_failure():
