@@ -308,8 +308,7 @@ class DCGAN(ReprModel):
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """Decode ``n`` prior draws (no gradients; call ``eval()`` first), in [-1, 1]."""
-        z = self.noise(n, generator=generator).to(next(self.parameters()).device)
-        return self.sampling_generator(z)
+        return self.decode(self.noise(n, generator=generator).to(next(self.parameters()).device))
 
     # -- objective -------------------------------------------------------------------------
     def noise_std(self, progress: float) -> float:
