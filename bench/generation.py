@@ -26,6 +26,7 @@ the memorisation check (each sample's nearest training face against the test fac
     python bench/generation.py ladder
     python bench/generation.py models --epochs 3 --max-train 10000 --threads 2
     python bench/generation.py models --cpu-minutes 18 --epochs 200 --max-train 10000 --threads 1   # the issue's budget
+    python bench/generation.py models --models dcgan --set train.batch_size=64   # any config key, every model
     python bench/generation.py faces --cpu-minutes 8
     python bench/generation.py judge RUN_DIR      # the run's feature classifier on the real test images
 """
@@ -40,6 +41,7 @@ import torch
 import torch.nn.functional as F
 
 from common import data_dir, save
+from reprlab.config import apply_overrides
 from reprlab.data import load_dataset
 
 LADDER_NOISE = (0.05, 0.1, 0.2, 0.4)
@@ -163,7 +165,7 @@ def models(args: argparse.Namespace) -> None:
                              "max_cpu_minutes": args.cpu_minutes, **spec.get("train", {})},
                    "eval": {"report": True},
                    "generation": {"n_samples": args.samples, "epoch_samples": 1000, "patience": 2}}
-            rows.append(train_and_score(name, cfg))
+            rows.append(train_and_score(name, apply_overrides(cfg, args.set)))
         report_rows(rows, args.tag, args)
 
 
@@ -228,6 +230,8 @@ def main() -> None:
     mp.add_argument("--threads", type=int, default=2)
     mp.add_argument("--output-dir", help="keep the run directories here (default: a temporary folder)")
     mp.add_argument("--tag", default="generation_models", help="results file name under bench/results")
+    mp.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                    help="overrides for every model's config, e.g. train.batch_size=64 (applied last)")
     fp = sub.add_parser("faces")
     fp.add_argument("--path", help="the faces folder (default: DATA_DIR/att-faces)")
     fp.add_argument("--models", nargs="+", default=["vae", "dcgan"], choices=["vae", "dcgan"])
