@@ -272,6 +272,27 @@ def test_feature_network_trains_on_the_training_pool_not_the_runs_cap(tmp_path):
         RunConfig.from_dict(_cfg(tmp_path, **{"generation.feature_data": "everything"}))
 
 
+def test_runs_of_different_seeds_share_one_judge_seeded_by_feature_seed(tmp_path):
+    """The feature network is seeded by generation.feature_seed, not by the run's seed: a seed sweep (or a model
+    against its baseline at another seed) is scored by one network; another feature_seed trains another."""
+    from reprlab.capabilities.generation.task import _feature_net
+    from reprlab.config import RunConfig
+    from reprlab.runs import prepare_data
+
+    def judge(**over):
+        cfg = RunConfig.from_dict(_cfg(tmp_path, **{"generation.feature_max_images": 300, **over}))
+        return {k: v.clone() for k, v in _feature_net(cfg, prepare_data(cfg).train, None).state_dict().items()}
+
+    base = judge(seed=0)
+    other_seed = judge(seed=1)
+    assert all(torch.equal(base[k], other_seed[k]) for k in base)
+    reseeded = judge(seed=0, **{"generation.feature_seed": 1})
+    assert not all(torch.equal(base[k], reseeded[k]) for k in base)
+    assert len(list((tmp_path / "cache" / "features").iterdir())) == 2
+    with pytest.raises(ConfigError, match="feature_seed"):
+        RunConfig.from_dict(_cfg(tmp_path, **{"generation.feature_seed": -1}))
+
+
 def test_sample_cli_and_evaluate(gan_run, tmp_path):
     from reprlab.cli.main import main
     from reprlab import api

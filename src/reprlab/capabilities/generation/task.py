@@ -79,6 +79,7 @@ class GenerationConfig:
     feature_data: str = "all_train"  # all_train: every training image (not capped by data.max_train) | run_train
     feature_epochs: int = 5
     feature_max_images: int = 20000
+    feature_seed: int = 0          # the feature network's own seed, not the run's: runs of every seed share one judge
     cache_dir: str | None = None   # feature-network cache (default $REPRLAB_CACHE or ~/.cache/reprlab)
     snapshots: int = 5             # epochs shown in the progress figure
     for_vae: bool = False          # reconstruct runs of VAEs also get the generation metrics (post-run step)
@@ -97,6 +98,7 @@ class GenerationConfig:
         check_choice("generation.feature_data", self.feature_data, FEATURE_DATA)
         check_int("generation.feature_epochs", self.feature_epochs, minimum=1)
         check_int("generation.feature_max_images", self.feature_max_images, minimum=10)
+        check_int("generation.feature_seed", self.feature_seed, minimum=0)
         check_int("generation.snapshots", self.snapshots, minimum=1, maximum=20)
         check_int("generation.patience", self.patience, minimum=1)
         for name in ("d_loss_floor", "d_fake_floor", "diversity_floor"):
@@ -157,8 +159,10 @@ def feature_training_images(cfg: Any, train: ImageData) -> ImageData:
 
 
 def _feature_net(cfg: Any, train: ImageData, run_dir: Path | None):
+    """The judge: seeded by ``generation.feature_seed``, not by the run's ``seed``, so that runs of different
+    seeds (a seed sweep, a model against its baseline) are scored by the same network and their numbers compare."""
     g = cfg.generation
-    return feature_network(feature_training_images(cfg, train), objective=g.feature_objective, seed=cfg.seed,
+    return feature_network(feature_training_images(cfg, train), objective=g.feature_objective, seed=g.feature_seed,
                            epochs=g.feature_epochs, max_images=g.feature_max_images, cache_dir=g.cache_dir,
                            run_dir=run_dir)
 
