@@ -36,7 +36,7 @@ def test_cv_cli_folds_are_the_validation_splits_and_the_test_split_is_untouched(
     out = capsys.readouterr().out.strip().splitlines()
     cv_dir = tmp_path / "runs" / "tiny-cv3"
     assert out[-1] == str(cv_dir) and "fold/psnr=" in out[0]
-    val_sets, labels = [], None
+    val_sets = []
     for k in (1, 2, 3):
         run = cv_dir / f"fold-{k}"
         assert json.loads((run / "status.json").read_text())["state"] == "finished"
