@@ -56,3 +56,44 @@ def test_two_process_ddp_matches_single_process(tmp_path, tiny_arrays):
     assert ma["test/mse"] == pytest.approx(mb["test/mse"], rel=1e-4)
     # only rank 0 wrote: exactly one run directory per run
     assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["ddp", "single"]
+
+
+EXIT_SCRIPT = '''
+import atexit, pathlib, sys
+import torch.distributed as dist
+from reprlab.training.distributed import exit_distributed_process
+marker = pathlib.Path(sys.argv[1])
+atexit.register(lambda: marker.write_text("the interpreter's teardown ran"))
+exit_distributed_process(0)  # not in a process group yet: returns
+print("still here")
+dist.init_process_group("gloo", init_method=pathlib.Path(sys.argv[2]).as_uri(), rank=0, world_size=1)
+print("leaving", end="")  # not flushed by print: exit_distributed_process must flush it
+exit_distributed_process(3)
+print("not reached")
+'''
+
+
+def test_a_distributed_process_exits_with_its_code_without_the_interpreter_teardown(tmp_path):
+    """The gloo teardown abort (1 exit in 40) cannot be provoked on demand; what is checked is
+    that a process in a group leaves by ``os._exit`` with its code and flushed output, and that
+    one outside a group is left alone."""
+    if not torch.distributed.is_available():
+        pytest.fail("torch.distributed is not available in this build")
+    script, marker = tmp_path / "exit.py", tmp_path / "teardown.txt"
+    script.write_text(EXIT_SCRIPT)
+    proc = subprocess.run([sys.executable, str(script), str(marker), str(tmp_path / "rendezvous")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 3, proc.stderr[-2000:]
+    assert proc.stdout == "still here\nleaving"
+    assert not marker.exists()
+
+
+def test_the_cli_ends_a_torchrun_worker_through_exit_distributed_process(monkeypatch, tmp_path):
+    import reprlab.training.distributed as distributed
+    from reprlab.cli.main import main
+
+    seen = []
+    monkeypatch.setattr(distributed, "exit_distributed_process", seen.append)
+    assert main(["models"]) == 0
+    assert main(["train", str(tmp_path / "missing.yaml")]) == 2
+    assert seen == [0, 2]

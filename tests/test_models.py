@@ -166,6 +166,22 @@ def test_autoencoder_losses(loss):
         assert torch.allclose(out.loss, expected, atol=1e-5)
 
 
+def test_psnr_loss_is_minus_the_mean_per_image_psnr_the_metrics_report():
+    from reprlab.evaluation.reconstruction import per_image_metrics
+
+    for name in ("conv_ae", "resnet_ae"):
+        model = tiny(name, loss="psnr").eval()
+        x = batch((1, 28, 28))
+        with torch.no_grad():
+            out = model(x)
+        assert set(out.terms) == {"loss", "mse", "neg_psnr"}
+        assert torch.equal(out.loss, out.terms["neg_psnr"])
+        reported = per_image_metrics(x, out.reconstruction)["psnr"].mean()
+        assert float(out.loss) == pytest.approx(-float(reported), abs=1e-3)
+        # not the pixel MSE in disguise: images are weighted by the inverse of their own error
+        assert float(out.loss) != pytest.approx(10 * math.log10(float(out.terms["mse"])), abs=1e-3)
+
+
 def test_fc_ae_terms_and_tanh_range():
     model = tiny("fc_ae", output_range="-1_1")
     x = batch((1, 28, 28)) * 2 - 1

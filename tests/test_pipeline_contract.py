@@ -337,7 +337,7 @@ DDP_SCRIPT = textwrap.dedent('''
     from torch import nn
     from reprlab.data.dataset import ImageData
     from reprlab.models.base import ModelConfig, ModelOutput, ReprModel
-    from reprlab.training.distributed import DistInfo, init_distributed
+    from reprlab.training.distributed import DistInfo, exit_distributed_process, init_distributed
     from reprlab.training.engine import Trainer
 
     class Halves(ReprModel):
@@ -373,9 +373,9 @@ DDP_SCRIPT = textwrap.dedent('''
     trainer = Trainer(epochs=2, batch_size=4, lr=1e-2, dist=info).fit(model, data)
     moved = all(not torch.equal(b, p) for b, p in zip(before, model.parameters()))
     print(f"rank {info.rank} ok moved={moved} steps={trainer.global_step}", flush=True)
-    # end as `reprlab train` does: a barrier, then a plain exit (an explicit destroy_process_group can
-    # abort a gloo rank at teardown, "terminate called without an active exception")
-    torch.distributed.barrier()
+    # end as `reprlab` does under torchrun: a barrier, then os._exit (the interpreter's teardown of the
+    # gloo group aborts about one exit in 40: "terminate called without an active exception")
+    exit_distributed_process(0)
 ''')
 
 

@@ -61,6 +61,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if positional:
         setattr(args, positional, list(getattr(args, positional, None) or []) + extra)
     _configure_logging(logging.DEBUG if args.debug else (logging.WARNING if args.quiet else logging.INFO))
+    code = _run_command(args, positional)
+    if "torch.distributed" in sys.modules:  # a torchrun worker leaves without the gloo teardown abort
+        from reprlab.training.distributed import exit_distributed_process
+        exit_distributed_process(code)
+    return code
+
+
+def _run_command(args: argparse.Namespace, positional: str | None) -> int:
     try:
         return importlib.import_module(f"reprlab.cli.{args.command}").run(args)
     except ReprlabError as exc:

@@ -250,8 +250,9 @@ class ConvAEConfig(ModelConfig):
 
     ``channels`` has one entry per stage; ``stride`` (1 or 2) is the conv stride for
     ``downsample="stride"`` (1 keeps the size); ``padding`` defaults to
-    ``kernel_size // 2``; ``loss`` is ``"mse"``, ``"l1"`` or ``"bce"`` (``"bce"`` needs
-    ``output_range="0_1"``).
+    ``kernel_size // 2``; ``loss`` is ``"mse"``, ``"l1"``, ``"bce"`` (needs
+    ``output_range="0_1"``) or ``"psnr"`` (the mean per-image PSNR, maximised; see
+    :func:`~reprlab.models.layers.reconstruction_terms`).
 
     Example:
         >>> ConvAEConfig(channels=[16, 32], upsample="pixelshuffle").channels

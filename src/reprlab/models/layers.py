@@ -284,7 +284,9 @@ def check_channels(name: str, value: object, *, allow_empty: bool = False) -> tu
 
 # -- deterministic autoencoder skeleton shared by fc_ae, conv_ae and resnet_ae -------------------
 
-RECON_LOSSES: tuple[str, ...] = ("mse", "l1", "bce")
+RECON_LOSSES: tuple[str, ...] = ("mse", "l1", "bce", "psnr")
+#: floor on a per-image MSE inside the ``"psnr"`` loss (a perfect image would give log(0))
+PSNR_LOSS_MSE_FLOOR = 1e-10
 
 
 def check_recon_loss(loss: str, output_range: str, *, name: str = "loss") -> None:
@@ -301,10 +303,15 @@ def check_recon_loss(loss: str, output_range: str, *, name: str = "loss") -> Non
 
 def reconstruction_terms(x: torch.Tensor, logits: torch.Tensor, recon: torch.Tensor,
                          loss: str) -> dict[str, torch.Tensor]:
-    """Per-pixel reconstruction losses: always ``"mse"``, plus ``"l1"``/``"bce"`` when used.
+    """Per-pixel reconstruction losses: always ``"mse"``, plus ``"l1"``/``"bce"``/``"neg_psnr"`` when used.
 
     ``"loss"`` is the selected one. BCE is computed from ``logits`` (before the sigmoid)
-    for numerical stability.
+    for numerical stability. ``"psnr"`` minimises ``neg_psnr``, the mean over images of
+    ``10 * log10(per-image MSE)``: minus the mean per-image PSNR for a data range of 1, the
+    figure the reconstruction metrics report. Against plain MSE it weights each image by the
+    inverse of its own error, so well-reconstructed images keep improving; the pixel MSE can
+    end a little higher. (For images in [-1, 1] it differs from minus the reported PSNR by a
+    constant, so the gradient is the same.)
 
     Example:
         >>> x = torch.rand(2, 1, 4, 4)
@@ -316,6 +323,10 @@ def reconstruction_terms(x: torch.Tensor, logits: torch.Tensor, recon: torch.Ten
         terms["l1"] = F.l1_loss(recon, x)
     elif loss == "bce":
         terms["bce"] = F.binary_cross_entropy_with_logits(logits, x)
+    elif loss == "psnr":
+        per_image = (recon - x).pow(2).flatten(1).mean(1).clamp_min(PSNR_LOSS_MSE_FLOOR)
+        terms["neg_psnr"] = 10.0 * torch.log10(per_image).mean()
+        return {**terms, "loss": terms["neg_psnr"]}
     terms["loss"] = terms[loss]
     return terms
 
