@@ -283,3 +283,71 @@ def test_progress_bar_can_be_forced_on(capsys):
 
     Trainer(epochs=1, batch_size=32, callbacks=[ProgressBar(enabled=True)]).fit(_model(), _data())
     assert "epoch 1/1" in capsys.readouterr().err
+
+
+def test_channels_last_trains_in_nhwc_and_matches_the_default_layout(tmp_path):
+    from reprlab.models import load_model, save_model
+
+    layouts = []
+
+    class SeeLayout(Callback):
+        def on_batch_end(self, trainer, step, batch_size):
+            conv = next(m for m in trainer.model.modules() if isinstance(m, nn.Conv2d))
+            layouts.append(conv.weight.is_contiguous(memory_format=torch.channels_last))
+
+    seen_images = []
+
+    def conv(seed=0):
+        torch.manual_seed(seed)
+        model = create_model("conv_ae", input_shape=(3, 16, 16), latent_dim=4, channels=(8, 16))
+        forward = model.forward
+
+        def spy(x, *args, **kwargs):  # the images the model receives during training
+            if model.training:
+                seen_images.append(x.is_contiguous(memory_format=torch.channels_last))
+            return forward(x, *args, **kwargs)
+
+        model.forward = spy
+        return model
+
+    data = ImageData(torch.rand(64, 3, 16, 16, generator=torch.Generator().manual_seed(0)))
+    val = ImageData(torch.rand(16, 3, 16, 16, generator=torch.Generator().manual_seed(1)))
+    default = Trainer(epochs=2, batch_size=16, lr=1e-2, seed=0, callbacks=[SeeLayout()]).fit(conv(), data, val)
+    assert layouts == [False] * 8 and seen_images and not any(seen_images)
+    layouts.clear()
+    seen_images.clear()
+    nhwc_model = conv()
+    nhwc = Trainer(epochs=2, batch_size=16, lr=1e-2, seed=0, channels_last=True,
+                   callbacks=[SeeLayout()]).fit(nhwc_model, data, val)
+    assert layouts == [True] * 8 and seen_images and all(seen_images)
+    for a, b in zip(default.history, nhwc.history):
+        for key in ("train/loss", "val/loss"):
+            assert b[key] == pytest.approx(a[key], rel=1e-3), key
+    # its weights save and load into an ordinary (NCHW) model, unchanged
+    del nhwc_model.forward  # the spy
+    loaded = load_model(save_model(nhwc_model.eval(), tmp_path / "m")).eval()
+    x = torch.rand(2, 3, 16, 16)
+    with torch.no_grad():
+        assert torch.allclose(loaded(x).reconstruction, nhwc_model(x).reconstruction, atol=1e-5)
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_train_channels_last_in_a_config_reaches_the_trainer(tmp_path, tiny_arrays, channels_last):
+    import reprlab
+
+    seen = []
+
+    class SeeLayout(Callback):
+        def on_batch_end(self, trainer, step, batch_size):
+            # a conv with several input channels and a 3x3 kernel: for one of them both layouts coincide
+            conv = next(m for m in trainer.model.modules() if isinstance(m, nn.Conv2d) and m.in_channels > 1)
+            seen.append(conv.weight.is_contiguous(memory_format=torch.channels_last))
+
+    cfg = {"seed": 0, "output_dir": str(tmp_path / "runs"), "name": "layout",
+           "data": {"name": "arrays", "path": str(tiny_arrays)},
+           "model": {"name": "conv_ae", "latent_dim": 2, "channels": [4, 8]},
+           "train": {"epochs": 1, "batch_size": 32, "progress": "off", "channels_last": channels_last},
+           "eval": {"figures": False, "report": False}}
+    result = reprlab.train(cfg, callbacks=[SeeLayout()])
+    assert seen and set(seen) == {channels_last}
+    assert result.metrics["test/mse"] > 0

@@ -173,6 +173,7 @@ class TrainConfig:
     progress: str = "auto"
     tensorboard: bool = False
     num_threads: int | None = None
+    channels_last: bool = False  # conv nets: train with NHWC tensors (faster on CPU; BENCHMARKS.md, "Memory layout")
     sanity_check: bool = True
 
     @field_validator("progress", mode="before")

@@ -117,11 +117,25 @@ def _kept_checkpoints(trainer: "Trainer") -> str:
     return f"the last checkpoint (epoch {done}) was kept (no epoch had a finite {saver.monitor}, so there is no best)"
 
 
+def to_channels_last(images: torch.Tensor) -> torch.Tensor:
+    """``(N, C, H, W)`` images in the NHWC memory layout (same values and shape); other ranks unchanged.
+
+    Example:
+        >>> to_channels_last(torch.zeros(2, 3, 4, 4)).is_contiguous(memory_format=torch.channels_last)
+        True
+    """
+    return images.contiguous(memory_format=torch.channels_last) if images.ndim == 4 else images
+
+
 class Trainer:
     """Fit a reprlab model on an :class:`ImageData` with validation, callbacks and resume.
 
     Hyperparameters are keyword-only and validated by :class:`reprlab.config.TrainConfig`
     when built from a config; ``fit`` returns ``self`` with ``history`` (one dict per epoch).
+    ``channels_last=True`` trains in the NHWC memory layout (the model's 4-D weights and every
+    batch's images): the same values, other conv and pooling kernels, so the losses match the
+    default layout to float rounding, not bit for bit. The model stays in that layout after
+    ``fit``; saved weights are written contiguous (:func:`reprlab.models.save_model`).
     """
 
     def __init__(self, *, epochs: int = 10, batch_size: int = 128, optimizer: str = "adam", lr: float = 1e-3,
@@ -130,12 +144,14 @@ class Trainer:
                  plateau_patience: int = 3, grad_clip: float | None = None,
                  group_options: dict[str, dict[str, Any]] | None = None, monitor: str = "val/loss",
                  augment: Callable | None = None, device: str | torch.device = "cpu", seed: int = 0,
-                 callbacks: Sequence[Callback] = (), dist: DistInfo | None = None, paired: str = "larger") -> None:
+                 callbacks: Sequence[Callback] = (), dist: DistInfo | None = None, paired: str = "larger",
+                 channels_last: bool = False) -> None:
         self.epochs, self.batch_size = epochs, batch_size
         self.optimizer_name, self.lr, self.momentum, self.weight_decay = optimizer, lr, momentum, weight_decay
         self.betas = tuple(betas)
         self.group_options = dict(group_options or {})
         self.paired = paired
+        self.channels_last = bool(channels_last)
         self.l1_penalty, self.grad_clip = l1_penalty, grad_clip
         self.scheduler_name, self.step_size, self.gamma, self.plateau_patience = scheduler, step_size, gamma, plateau_patience
         self.monitor = monitor
@@ -198,6 +214,8 @@ class Trainer:
     def _fit(self, model: nn.Module, train: ImageData, val: ImageData | None, resume: dict | None,
              target: ImageData | None = None) -> None:
         self.model = model.to(self.device)
+        if self.channels_last:  # before the optimisers: their state takes the parameters' layout
+            model.to(memory_format=torch.channels_last)
         self._build_optimizers(model)
         self._forward_module = self._wrap_distributed(model)
         if resume is not None:
@@ -234,7 +252,7 @@ class Trainer:
             for i, batch in enumerate(loader.epoch(epoch)):
                 if self.augment is not None:
                     batch = batch.map_images(lambda x: self.augment(x, aug_gen))
-                batch = batch.to(self.device, non_blocking=True)
+                batch = self._to_device(batch)
                 if low < 0:
                     batch = batch.map_images(lambda x: x * 2 - 1)
                 ctx.epoch, ctx.step_in_epoch, ctx.progress = epoch, i, epoch + i / max(1, self.steps_per_epoch)
@@ -274,7 +292,7 @@ class Trainer:
         sums: dict[str, torch.Tensor] = {}
         seen = 0
         for batch in loader.epoch(0):
-            batch = batch.to(self.device, non_blocking=True)
+            batch = self._to_device(batch)
             if low < 0:
                 batch = batch.map_images(lambda x: x * 2 - 1)
             if hasattr(model, "validation_step"):
@@ -297,6 +315,13 @@ class Trainer:
         return {f"{prefix}/{k}": float(packed[i]) / max(total, 1.0) for i, k in enumerate(keys)}
 
     # -- helpers --------------------------------------------------------------------------
+    def _to_device(self, batch):
+        """The batch on the training device, its images in the model's memory layout."""
+        batch = batch.to(self.device, non_blocking=True)
+        if self.channels_last:
+            batch = batch.map_images(to_channels_last)
+        return batch
+
     @staticmethod
     def _model_low(model: nn.Module) -> float:
         rng = getattr(model, "output_range", (0.0, 1.0))

@@ -1,0 +1,98 @@
+"""Training speed in the channels-last (NHWC) memory layout against the default (NCHW).
+
+For each model, reprlab's Trainer runs one epoch over the same random images in each layout
+(``train.channels_last`` false / true), from the same initial weights, in alternating rounds
+(ABBA...) in one process after one untimed epoch of each, so both layouts see the same machine
+load. Reported per model: CPU milliseconds per training image in each layout (process CPU time
+of the epoch) and their ratio (channels-last / default; below 1 is faster), the median over
+rounds, with the spread of the per-round ratios. The models are those of the configs the
+benchmarks of BENCHMARKS.md use, at their configs' batch sizes:
+
+    conv_ae   configs/conv_ae.yaml (1x28x28, batch 16)
+    resnet_ae configs/resnet_ae.yaml (1x28x28, batch 128)
+    dann      configs/adapt_mnist_usps.yaml (3x32x32 source + target, batch 64)
+    pixelda   configs/adapt_mnist_mnistm_pixelda.yaml (3x32x32, batch 32)
+
+    python bench/memory_format.py --images 1024 --rounds 6 --threads 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import save  # noqa: E402
+from reprlab.data.dataset import ImageData  # noqa: E402
+from reprlab.models import create_model  # noqa: E402
+from reprlab.training.engine import Trainer  # noqa: E402
+
+#: name -> (model options, image shape, batch size, optimiser settings, two domains)
+MODELS = {
+    "conv_ae": (dict(name="conv_ae", latent_dim=32, channels=(32, 64), activation="silu", upsample="pixelshuffle"),
+                (1, 28, 28), 16, dict(optimizer="adam", lr=8e-3), False),
+    "resnet_ae": (dict(name="resnet_ae", latent_dim=32, channels=(32, 64, 128)), (1, 28, 28), 128,
+                  dict(optimizer="adam", lr=2e-3), False),
+    "dann": (dict(name="dann", preset="mnist", num_classes=10), (3, 32, 32), 64,
+             dict(optimizer="sgd", lr=0.01, momentum=0.9), True),
+    "pixelda": (dict(name="pixelda", num_classes=10), (3, 32, 32), 32,
+                dict(optimizer="adam", lr=2e-4, betas=(0.5, 0.999)), True),
+}
+
+
+def epoch_cpu_ms_per_image(model, data, target, batch_size, optim, channels_last: bool) -> float:
+    """Process CPU milliseconds per training image of one epoch (a fresh Trainer, as a run makes)."""
+    trainer = Trainer(epochs=1, batch_size=batch_size, seed=0, channels_last=channels_last, **optim)
+    start = time.process_time()
+    trainer.fit(model, data, target=target)
+    return (time.process_time() - start) * 1000 / len(data)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
+    p.add_argument("--images", type=int, default=1024, help="training images per epoch (random, seeded)")
+    p.add_argument("--rounds", type=int, default=6, help="rounds; each runs both layouts, in alternating order")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--tag", default="memory_format")
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+
+    results = {}
+    for name in args.models:
+        options, shape, batch_size, optim, two_domains = MODELS[name]
+        options = dict(options)
+        g = torch.Generator().manual_seed(0)
+        labels = torch.randint(0, 10, (args.images,), generator=g)
+        data = ImageData(torch.rand(args.images, *shape, generator=g), labels)
+        target = ImageData(torch.rand(args.images, *shape, generator=g)) if two_domains else None
+        torch.manual_seed(0)
+        initial = create_model(options.pop("name"), input_shape=shape, output_range="-1_1", **options)
+        for layout in (False, True):  # warm-up, not counted: the first epoch of a layout builds its kernels
+            epoch_cpu_ms_per_image(copy.deepcopy(initial), data, target, batch_size, optim, layout)
+        times: dict[bool, list[float]] = {False: [], True: []}
+        for r in range(args.rounds):
+            for layout in ((False, True) if r % 2 == 0 else (True, False)):
+                times[layout].append(epoch_cpu_ms_per_image(copy.deepcopy(initial), data, target, batch_size, optim,
+                                                            layout))
+        ratios = [b / a for a, b in zip(times[False], times[True])]
+        results[name] = {"batch_size": batch_size, "nchw_ms_per_image": round(statistics.median(times[False]), 3),
+                         "channels_last_ms_per_image": round(statistics.median(times[True]), 3),
+                         "ratio_median": round(statistics.median(ratios), 3),
+                         "ratio_min": round(min(ratios), 3), "ratio_max": round(max(ratios), 3)}
+        r = results[name]
+        print(f"{name}: NCHW {r['nchw_ms_per_image']} ms/img, channels-last {r['channels_last_ms_per_image']} ms/img, "
+              f"ratio {r['ratio_median']} (rounds {r['ratio_min']}..{r['ratio_max']})", flush=True)
+    path = save(args.tag, {"command": "python bench/memory_format.py " + " ".join(sys.argv[1:]),
+                           "images": args.images, "rounds": args.rounds, "threads": args.threads, "models": results})
+    print(f"results: {path}")
+
+
+if __name__ == "__main__":
+    main()
