@@ -153,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-train", type=int, default=None, help="cap on source training images")
     p.add_argument("--max-target", type=int, default=None, help="cap on target adaptation images")
     p.add_argument("--max-eval", type=int, default=None, help="cap on target evaluation images")
-    p.add_argument("--selection", default=None, help="label-free criterion: source_val (default), entropy, dev, snd")
+    p.add_argument("--selection", default=None, help="label-free criterion: source_val (default), entropy, dev, snd, last")
     p.add_argument("--quick", action="store_true", help="1 epoch, 500 source / 500 target / 500 evaluation images")
     p.add_argument("--tsne", action="store_true", help="a t-SNE figure of the seed-0 runs of each task")
     p.add_argument("--data-dir", default=None)

@@ -295,6 +295,19 @@ def test_source_val_selection_is_the_default_and_dev_is_recorded(tmp_path):
     assert get_task("adapt").monitor_for(as_config(_cfg(tmp_path))) == ("val/acc", "max")
 
 
+def test_last_selection_makes_the_final_epoch_the_default_checkpoint(tmp_path):
+    cfg = _cfg(tmp_path, selection="last")
+    cfg["train"]["epochs"] = 4
+    cfg["train"]["early_stopping"] = {"patience": 1}  # must not fire: every epoch "improves"
+    run = reprlab.train(cfg).run_dir
+    acc = [r["oracle/target_acc"] for r in _rows(run / "metrics.csv")]
+    assert len(acc) == 4
+    m = json.loads((run / "metrics.json").read_text())
+    assert m["best/monitor"] == "epoch" and m["best/epoch"] == m["select/epoch"] == 4
+    assert m["test/acc"] == pytest.approx(acc[-1]) and m["test/acc"] == pytest.approx(m["last/acc"])
+    assert m["oracle/epoch"] == int(np.argmax(acc)) + 1
+
+
 def test_oracle_checkpoint_keeps_the_epoch_of_the_best_target_accuracy(tmp_path):
     from types import SimpleNamespace
 

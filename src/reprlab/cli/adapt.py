@@ -26,7 +26,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--source", default="mnist", help="labelled source dataset (default mnist)")
     p.add_argument("--target", required=True, help="target dataset: mnist-m, usps, mnist, svhn, arrays or folder")
     p.add_argument("--method", default=None, help="source_only, dann (default), pixelda or target_only")
-    p.add_argument("--selection", default=None, help="label-free checkpoint criterion: source_val, entropy, dev, snd")
+    p.add_argument("--selection", default=None, help="label-free checkpoint criterion: source_val, entropy, dev, snd, last")
     p.add_argument("--protocol", default=None, help="auto (default), splits or holdout")
     p.add_argument("--config", default=None, help="a YAML config to start from (default: configs/adapt_SOURCE_TARGET.yaml "
                                                    "when present, else built-in defaults)")

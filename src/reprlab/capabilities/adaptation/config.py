@@ -33,6 +33,11 @@ SELECTIONS: dict[str, tuple[str, str]] = {
     "entropy": ("select/target_entropy", "min"),
     "dev": ("select/dev", "min"),
     "snd": ("select/snd", "max"),
+    # the final checkpoint: the epoch number always improves, so the last epoch is the best one and
+    # early stopping never fires. DANN's schedule (lambda rising to 1, the learning rate annealed)
+    # is built to end on the adapted model; source accuracy falls as adaptation rises, which
+    # biases source_val towards early, barely adapted epochs (BENCHMARKS.md, issue 14)
+    "last": ("epoch", "max"),
 }
 #: ``digits``: both domains resized to 32x32, 3 channels, scaled to [-1, 1] (where data.resize /
 #: data.channels are unset; data.scale always); ``data``: data.resize / channels / scale as given.
