@@ -186,7 +186,9 @@ def main(argv: list[str] | None = None) -> int:
                 fig = compare_run_embeddings(dirs, RESULTS / f"{args.tag}_{task}_tsne.png", seed=args.seeds[0])
                 print(f"t-SNE: {fig}")
     table = summarise(rows)
-    md = markdown(table, args.selection or "source_val")
+    # the criterion the runs recorded (the configs choose it, e.g. last for DANN), not an assumed default
+    used = sorted({str(r["selection"]) for r in rows if r.get("selection")}) or [args.selection or "source_val"]
+    md = markdown(table, "/".join(used))
     path = save(args.tag, {"command": "python bench/adaptation.py " + " ".join(argv if argv is not None else sys.argv[1:]),
                            "rows": rows, "table": table})
     path.with_suffix(".md").write_text(md + "\n")

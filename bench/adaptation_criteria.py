@@ -62,12 +62,13 @@ def main() -> None:
                    if (m.parent / "config.yaml").is_file()})
     found = [picks(r) for r in runs]
     found = [r for r in found if r["criteria"]]
-    lines = ["| task | method | runs (seeds) | " + " | ".join(CRITERIA) + " |", "|---" * (3 + len(CRITERIA)) + "|"]
+    shown = [c for c in CRITERIA if any(c in r["criteria"] for r in found)]  # dev only where recorded
+    lines = ["| task | method | runs (seeds) | " + " | ".join(shown) + " |", "|---" * (3 + len(shown)) + "|"]
     table = []
     for key in dict.fromkeys((r["task"], r["method"]) for r in found):
         group = [r for r in found if (r["task"], r["method"]) == key]
         cells, row = [], {"task": key[0], "method": key[1], "seeds": sorted(r["seed"] for r in group)}
-        for name in CRITERIA:
+        for name in shown:
             acc = [r["criteria"][name]["target_acc"] * 100 for r in group if name in r["criteria"]]
             if len(acc) != len(group):
                 cells.append("")
