@@ -8,7 +8,8 @@ epoch that criterion picks: no retraining. (``dev`` is recorded only when it is 
 criterion, so it is shown only where every run has it.) The oracle column picks with the
 target's labels and is there to compare with published numbers only.
 
-One line per (task, method): mean ± std (ddof 1) over the runs (seeds) found.
+One line per (task, method): mean ± std (ddof 1) over the runs (seeds) found. The criteria are
+reprlab's own (``SELECTIONS``), so a new one appears here without a change.
 
     python bench/adaptation_criteria.py runs/bench_adaptation/*/ --tag da-criteria
 """
@@ -25,11 +26,11 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import RESULTS, save  # noqa: E402
+from reprlab.capabilities.adaptation.config import SELECTIONS  # noqa: E402
+from reprlab.capabilities.adaptation.selection import ORACLE_KEY  # noqa: E402
 
-#: criterion -> (metrics.csv column, better); the same as reprlab's adaptation SELECTIONS, plus the oracle
-CRITERIA = {"source_val": ("val/acc", "max"), "entropy": ("select/target_entropy", "min"),
-            "snd": ("select/snd", "max"), "dev": ("select/dev", "min"), "last": ("epoch", "max"),
-            "oracle": ("oracle/target_acc", "max")}
+#: criterion -> (metrics.csv column, better): reprlab's label-free criteria, plus the oracle
+CRITERIA = {**SELECTIONS, "oracle": (ORACLE_KEY, "max")}
 
 
 def picks(run_dir: Path) -> dict:

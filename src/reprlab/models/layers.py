@@ -326,8 +326,7 @@ def reconstruction_terms(x: torch.Tensor, logits: torch.Tensor, recon: torch.Ten
     elif loss == "psnr":
         per_image = (recon - x).pow(2).flatten(1).mean(1).clamp_min(PSNR_LOSS_MSE_FLOOR)
         terms["neg_psnr"] = 10.0 * torch.log10(per_image).mean()
-        return {**terms, "loss": terms["neg_psnr"]}
-    terms["loss"] = terms[loss]
+    terms["loss"] = terms["neg_psnr" if loss == "psnr" else loss]
     return terms
 
 
