@@ -46,12 +46,47 @@ MODELS = {
 }
 
 
-def epoch_cpu_ms_per_image(model, data, target, batch_size, optim, channels_last: bool) -> float:
+def epoch_cpu_ms_per_image(model, data, target, batch_size, optim, **trainer_options) -> float:
     """Process CPU milliseconds per training image of one epoch (a fresh Trainer, as a run makes)."""
-    trainer = Trainer(epochs=1, batch_size=batch_size, seed=0, channels_last=channels_last, **optim)
+    trainer = Trainer(epochs=1, batch_size=batch_size, seed=0, **optim, **trainer_options)
     start = time.process_time()
     trainer.fit(model, data, target=target)
     return (time.process_time() - start) * 1000 / len(data)
+
+
+def compare_trainer_options(name: str, *, images: int, rounds: int, settings: dict[str, dict]) -> dict:
+    """CPU ms per image of model ``name`` under two Trainer settings (label -> options), and their ratio.
+
+    Same random images and initial weights for both; one untimed epoch of each (the first epoch
+    of a setting builds its kernels), then ``rounds`` rounds in alternating order (ABBA...).
+    """
+    (a, a_options), (b, b_options) = settings.items()
+    options, shape, batch_size, optim, two_domains = MODELS[name]
+    options = dict(options)
+    g = torch.Generator().manual_seed(0)
+    labels = torch.randint(0, 10, (images,), generator=g)
+    data = ImageData(torch.rand(images, *shape, generator=g), labels)
+    target = ImageData(torch.rand(images, *shape, generator=g)) if two_domains else None
+    torch.manual_seed(0)
+    initial = create_model(options.pop("name"), input_shape=shape, output_range="-1_1", **options)
+
+    def epoch(label: str) -> float:
+        return epoch_cpu_ms_per_image(copy.deepcopy(initial), data, target, batch_size, optim, **settings[label])
+
+    for label in settings:  # warm-up, not counted
+        epoch(label)
+    times: dict[str, list[float]] = {a: [], b: []}
+    for r in range(rounds):
+        for label in ((a, b) if r % 2 == 0 else (b, a)):
+            times[label].append(epoch(label))
+    ratios = [y / x for x, y in zip(times[a], times[b])]
+    result = {"batch_size": batch_size, f"{a}_ms_per_image": round(statistics.median(times[a]), 3),
+              f"{b}_ms_per_image": round(statistics.median(times[b]), 3),
+              "ratio_median": round(statistics.median(ratios), 3),
+              "ratio_min": round(min(ratios), 3), "ratio_max": round(max(ratios), 3)}
+    print(f"{name}: {a} {result[f'{a}_ms_per_image']} ms/img, {b} {result[f'{b}_ms_per_image']} ms/img, "
+          f"ratio {result['ratio_median']} (rounds {result['ratio_min']}..{result['ratio_max']})", flush=True)
+    return result
 
 
 def main() -> None:
@@ -63,32 +98,9 @@ def main() -> None:
     p.add_argument("--tag", default="memory_format")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-
-    results = {}
-    for name in args.models:
-        options, shape, batch_size, optim, two_domains = MODELS[name]
-        options = dict(options)
-        g = torch.Generator().manual_seed(0)
-        labels = torch.randint(0, 10, (args.images,), generator=g)
-        data = ImageData(torch.rand(args.images, *shape, generator=g), labels)
-        target = ImageData(torch.rand(args.images, *shape, generator=g)) if two_domains else None
-        torch.manual_seed(0)
-        initial = create_model(options.pop("name"), input_shape=shape, output_range="-1_1", **options)
-        for layout in (False, True):  # warm-up, not counted: the first epoch of a layout builds its kernels
-            epoch_cpu_ms_per_image(copy.deepcopy(initial), data, target, batch_size, optim, layout)
-        times: dict[bool, list[float]] = {False: [], True: []}
-        for r in range(args.rounds):
-            for layout in ((False, True) if r % 2 == 0 else (True, False)):
-                times[layout].append(epoch_cpu_ms_per_image(copy.deepcopy(initial), data, target, batch_size, optim,
-                                                            layout))
-        ratios = [b / a for a, b in zip(times[False], times[True])]
-        results[name] = {"batch_size": batch_size, "nchw_ms_per_image": round(statistics.median(times[False]), 3),
-                         "channels_last_ms_per_image": round(statistics.median(times[True]), 3),
-                         "ratio_median": round(statistics.median(ratios), 3),
-                         "ratio_min": round(min(ratios), 3), "ratio_max": round(max(ratios), 3)}
-        r = results[name]
-        print(f"{name}: NCHW {r['nchw_ms_per_image']} ms/img, channels-last {r['channels_last_ms_per_image']} ms/img, "
-              f"ratio {r['ratio_median']} (rounds {r['ratio_min']}..{r['ratio_max']})", flush=True)
+    layouts = {"nchw": {"channels_last": False}, "channels_last": {"channels_last": True}}
+    results = {name: compare_trainer_options(name, images=args.images, rounds=args.rounds, settings=layouts)
+               for name in args.models}
     path = save(args.tag, {"command": "python bench/memory_format.py " + " ".join(sys.argv[1:]),
                            "images": args.images, "rounds": args.rounds, "threads": args.threads, "models": results})
     print(f"results: {path}")

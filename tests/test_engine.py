@@ -351,3 +351,67 @@ def test_train_channels_last_in_a_config_reaches_the_trainer(tmp_path, tiny_arra
     result = reprlab.train(cfg, callbacks=[SeeLayout()])
     assert seen and set(seen) == {channels_last}
     assert result.metrics["test/mse"] > 0
+
+
+def _record_layer_dtypes(model: nn.Module, seen: dict[bool, set]) -> None:
+    """Record, by train / eval mode, the dtypes the model's conv and linear layers compute in."""
+    for layer in model.modules():
+        if isinstance(layer, (nn.Conv2d, nn.Linear)):
+            layer.register_forward_hook(lambda m, _i, out: seen.setdefault(m.training, set()).add(out.dtype))
+
+
+def test_bf16_precision_trains_under_autocast_and_validates_in_float32():
+    data = ImageData(torch.rand(64, 3, 16, 16, generator=torch.Generator().manual_seed(0)))
+    val = ImageData(torch.rand(16, 3, 16, 16, generator=torch.Generator().manual_seed(1)))
+    histories, models = {}, {}
+    for precision in ("fp32", "bf16"):
+        torch.manual_seed(0)
+        model = create_model("conv_ae", input_shape=(3, 16, 16), latent_dim=4, channels=(8, 16))
+        seen: dict[bool, set] = {}
+        _record_layer_dtypes(model, seen)
+        histories[precision] = Trainer(epochs=2, batch_size=16, lr=1e-2, seed=0, precision=precision).fit(
+            model, data, val).history
+        models[precision] = model
+        low = torch.float32 if precision == "fp32" else torch.bfloat16
+        assert seen == {True: {low}, False: {torch.float32}}, precision  # training steps only; validation exact
+    assert {p.dtype for p in models["bf16"].parameters()} == {torch.float32}  # float32 master weights
+    for a, b in zip(histories["fp32"], histories["bf16"]):
+        for key in ("train/loss", "val/loss"):
+            assert isinstance(b[key], float) and b[key] == pytest.approx(a[key], rel=5e-2), key
+    assert histories["bf16"][0]["train/loss"] != histories["fp32"][0]["train/loss"]  # not the float32 run again
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_train_precision_in_a_config_reaches_the_trainer(tmp_path, tiny_arrays, precision):
+    import reprlab
+
+    seen: dict[bool, set] = {}
+
+    class RecordOnce(Callback):
+        def on_fit_start(self, trainer):
+            _record_layer_dtypes(trainer.model, seen)
+
+    cfg = {"seed": 0, "output_dir": str(tmp_path / "runs"), "name": "precision",
+           "data": {"name": "arrays", "path": str(tiny_arrays)},
+           "model": {"name": "conv_ae", "latent_dim": 2, "channels": [4, 8]},
+           "train": {"epochs": 1, "batch_size": 32, "progress": "off", "precision": precision},
+           "eval": {"figures": False, "report": False}}
+    result = reprlab.train(cfg, callbacks=[RecordOnce()])
+    assert seen[True] == {torch.bfloat16 if precision == "bf16" else torch.float32}
+    assert result.metrics["test/mse"] > 0
+
+
+def test_an_unknown_or_unsupported_precision_is_refused_before_any_run_directory(tmp_path, tiny_arrays):
+    import reprlab
+    from reprlab.base.errors import ConfigError
+    from reprlab.training.engine import training_autocast
+
+    cfg = {"output_dir": str(tmp_path / "runs"), "data": {"name": "arrays", "path": str(tiny_arrays)},
+           "model": {"name": "conv_ae", "latent_dim": 2, "channels": [4, 8]}, "train": {"precision": "fp16"}}
+    with pytest.raises(ConfigError, match="train.precision") as info:
+        reprlab.train(cfg)
+    assert "bf16" in str(info.value) and not (tmp_path / "runs").exists()
+    with pytest.raises(ConfigError, match="train.precision"):
+        Trainer(precision="half")
+    with pytest.raises(ConfigError, match="CPU or CUDA"):
+        training_autocast("bf16", torch.device("mps"))

@@ -38,6 +38,8 @@ from reprlab.config.yamlio import dump_yaml, load_yaml, parse_value
 
 #: The string choices of ``data.scale`` and ``model.output_range``.
 SCALES: tuple[str, ...] = ("0_1", "-1_1")
+#: ``train.precision``: ``fp32`` (the default) or ``bf16`` (training steps under bfloat16 autocast).
+PRECISIONS: tuple[str, ...] = ("fp32", "bf16")
 
 
 @section
@@ -174,6 +176,7 @@ class TrainConfig:
     tensorboard: bool = False
     num_threads: int | None = None
     channels_last: bool = False  # conv nets: train with NHWC tensors (faster on CPU; BENCHMARKS.md, "Memory layout")
+    precision: str = "fp32"  # fp32 | bf16: training steps under bfloat16 autocast (BENCHMARKS.md, "Mixed precision")
     sanity_check: bool = True
 
     @field_validator("progress", mode="before")
@@ -216,6 +219,7 @@ class TrainConfig:
             raise ConfigError(f"train.device must be auto, cpu, cuda[:N] or mps, got {self.device!r}",
                               fix="set train.device=auto")
         check_choice("train.progress", self.progress, ("auto", "on", "off"))
+        check_choice("train.precision", self.precision, PRECISIONS)
         if self.num_threads is not None:
             check_int("train.num_threads", self.num_threads, minimum=1)
         self.early_stopping.validate()

@@ -46,7 +46,7 @@ from reprlab.training.callbacks import (Callback, Checkpointer, CPUBudget, Early
                                         TensorBoardLogger)
 from reprlab.training.checkpoint import load_state, resolve_checkpoint
 from reprlab.training.distributed import DistInfo, barrier, broadcast_object, init_distributed
-from reprlab.training.engine import Trainer
+from reprlab.training.engine import Trainer, training_autocast
 from reprlab.training.optim import check_group_options
 
 logger = logging.getLogger(__name__)
@@ -109,7 +109,8 @@ def _make_trainer(cfg: RunConfig, task: Task, run: RunDir | None, device: torch.
                    betas=tuple(t.betas), weight_decay=t.weight_decay, l1_penalty=t.l1_penalty, scheduler=t.scheduler,
                    step_size=t.step_size, gamma=t.gamma, plateau_patience=t.plateau_patience, grad_clip=t.grad_clip,
                    group_options=t.groups, monitor=monitor, augment=augment, device=device, seed=cfg.seed,
-                   callbacks=callbacks, dist=dist, paired=t.paired_epoch, channels_last=t.channels_last)
+                   callbacks=callbacks, dist=dist, paired=t.paired_epoch, channels_last=t.channels_last,
+                   precision=t.precision)
 
 
 def _prepare(cfg: RunConfig, splits: Splits | None = None) -> tuple[Task, torch.device, Splits, torch.nn.Module]:
@@ -118,6 +119,7 @@ def _prepare(cfg: RunConfig, splits: Splits | None = None) -> tuple[Task, torch.
     if cfg.train.num_threads:
         torch.set_num_threads(cfg.train.num_threads)
     device = resolve_device(cfg.train.device, DistInfo.from_env())
+    training_autocast(cfg.train.precision, device)  # bf16 on a device without it: refused before any run directory
     splits = task.prepare_data(cfg) if splits is None else splits
     model = build_model(cfg, splits.train.shape)
     task.check(cfg, model, splits)
