@@ -10,7 +10,7 @@ benchmarks of BENCHMARKS.md use, at their configs' batch sizes:
 
     conv_ae   configs/conv_ae.yaml (1x28x28, batch 16)
     resnet_ae configs/resnet_ae.yaml (1x28x28, batch 128)
-    dann      configs/adapt_mnist_usps.yaml (3x32x32 source + target, batch 64)
+    dann      preset mnist, as configs/adapt_mnist_mnistm.yaml (3x32x32 source + target, batch 64)
     pixelda   configs/adapt_mnist_mnistm_pixelda.yaml (3x32x32, batch 32)
 
     python bench/memory_format.py --images 1024 --rounds 6 --threads 1

@@ -7,7 +7,7 @@ of each. Both precisions train in the channels-last layout (``--layout nchw`` fo
 layout). Reported per model: process CPU milliseconds per training image in each precision
 (median over rounds) and their ratio bf16 / fp32 (below 1 is faster), with the range of the
 per-round ratios. The speed-up needs a CPU with bfloat16 instructions (AMX or AVX512-BF16; the
-script prints what ``lscpu`` reports) or a recent GPU; elsewhere bf16 can be slower.
+script prints the flags ``/proc/cpuinfo`` lists) or a recent GPU; elsewhere bf16 can be slower.
 
     python bench/precision.py --images 512 --rounds 4 --threads 1
 """
@@ -15,26 +15,23 @@ script prints what ``lscpu`` reports) or a recent GPU; elsewhere bf16 can be slo
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import save  # noqa: E402
+from common import machine, save  # noqa: E402
 from memory_format import MODELS, compare_trainer_options  # noqa: E402
 
+from reprlab.training.engine import cpu_bf16_flags  # noqa: E402
 
-def cpu_bf16_flags() -> str:
-    """The CPU's model name and its bfloat16-related flags, as ``lscpu`` prints them ("" if unknown)."""
-    try:
-        text = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-    except (OSError, subprocess.CalledProcessError):
-        return ""
-    lines = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
-    flags = [f for f in lines.get("Flags", "").split() if "bf16" in f or f.startswith("amx")]
-    return f"{lines.get('Model name', '?').strip()}; {' '.join(flags) or 'no bf16 flags'}"
+
+def cpu_description() -> str:
+    """The machine (``common.machine``) and its CPU's bfloat16 flags (:func:`reprlab.training.engine.cpu_bf16_flags`)."""
+    flags = cpu_bf16_flags()
+    listed = "unknown bf16 flags" if flags is None else (" ".join(sorted(flags)) or "no bf16 flags")
+    return f"{machine()}; {listed}"
 
 
 def main() -> None:
@@ -47,7 +44,7 @@ def main() -> None:
     p.add_argument("--tag", default="precision")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    cpu = cpu_bf16_flags()
+    cpu = cpu_description()
     print(f"CPU: {cpu}", flush=True)
     channels_last = args.layout == "channels_last"
     precisions = {p: {"channels_last": channels_last, "precision": p} for p in ("fp32", "bf16")}

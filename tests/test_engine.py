@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 
 import pytest
@@ -14,6 +15,7 @@ from reprlab.data.dataset import ImageData
 from reprlab.models import create_model
 from reprlab.models.base import ModelConfig, ModelOutput, ReprModel, images_of
 from reprlab.training.callbacks import Callback, EarlyStopping
+from reprlab.training import engine
 from reprlab.training.engine import Trainer
 from reprlab.training.loader import BatchLoader
 
@@ -379,6 +381,43 @@ def test_bf16_precision_trains_under_autocast_and_validates_in_float32():
         for key in ("train/loss", "val/loss"):
             assert isinstance(b[key], float) and b[key] == pytest.approx(a[key], rel=5e-2), key
     assert histories["bf16"][0]["train/loss"] != histories["fp32"][0]["train/loss"]  # not the float32 run again
+
+
+_CPUINFO_AMX = "processor\t: 0\nflags\t\t: fpu sse2 avx512f avx512_bf16 amx_bf16 amx_tile\n"
+_CPUINFO_PLAIN = "processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f\n\nprocessor\t: 1\nflags\t\t: fpu sse2 avx2\n"
+_CPUINFO_ARM = "processor\t: 0\nFeatures\t: fp asimd sve bf16 i8mm\n"
+
+
+def test_cpu_bf16_flags_reads_cpuinfo_and_says_unknown_without_it(tmp_path):
+    files = {"amx": _CPUINFO_AMX, "plain": _CPUINFO_PLAIN, "arm": _CPUINFO_ARM}
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    assert engine.cpu_bf16_flags(str(tmp_path / "amx")) == {"avx512_bf16", "amx_bf16"}
+    assert engine.cpu_bf16_flags(str(tmp_path / "plain")) == frozenset()
+    assert engine.cpu_bf16_flags(str(tmp_path / "arm")) == {"bf16"}
+    assert engine.cpu_bf16_flags(str(tmp_path / "missing")) is None
+
+
+def test_bf16_on_a_cpu_without_bf16_instructions_warns_once_per_fit(tmp_path, monkeypatch, caplog):
+    (tmp_path / "plain").write_text(_CPUINFO_PLAIN)
+    (tmp_path / "amx").write_text(_CPUINFO_AMX)
+    cpu = torch.device("cpu")
+    with caplog.at_level(logging.WARNING, logger="reprlab.training.engine"):
+        assert engine.warn_if_bf16_is_emulated("bf16", cpu, cpuinfo=str(tmp_path / "plain"))
+        assert "train.precision=fp32" in caplog.text and "emulates bfloat16" in caplog.text
+        caplog.clear()
+        assert not engine.warn_if_bf16_is_emulated("bf16", cpu, cpuinfo=str(tmp_path / "amx"))
+        assert not engine.warn_if_bf16_is_emulated("fp32", cpu, cpuinfo=str(tmp_path / "plain"))
+        assert not engine.warn_if_bf16_is_emulated("bf16", cpu, cpuinfo=str(tmp_path / "missing"))  # unknown: silent
+        assert caplog.text == ""
+
+        real = engine.warn_if_bf16_is_emulated
+        monkeypatch.setattr(engine, "warn_if_bf16_is_emulated",
+                            lambda precision, device: real(precision, device, cpuinfo=str(tmp_path / "plain")))
+        data = ImageData(torch.rand(32, 1, 8, 8, generator=torch.Generator().manual_seed(0)))
+        model = create_model("fc_ae", input_shape=(1, 8, 8), latent_dim=2, hidden_sizes=(8,))
+        Trainer(epochs=2, batch_size=16, precision="bf16").fit(model, data)
+        assert caplog.text.count("without bfloat16 instructions") == 1
 
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])

@@ -151,6 +151,50 @@ def training_autocast(precision: str, device: torch.device) -> contextlib.Abstra
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
 
 
+def cpu_bf16_flags(cpuinfo: str = "/proc/cpuinfo") -> frozenset[str] | None:
+    """This CPU's bfloat16 instruction flags (``avx512_bf16``, ``amx_bf16``; ``bf16`` on Arm), read from
+    ``cpuinfo``; ``None`` where that file cannot be read (not Linux), i.e. unknown.
+
+    Written here because PyTorch exposes no public test for native bfloat16 arithmetic on a CPU
+    (``torch.backends.cpu.get_cpu_capability()`` names the vector width, not bf16 support).
+
+    Example:
+        >>> flags = cpu_bf16_flags()
+        >>> flags is None or isinstance(flags, frozenset)
+        True
+    """
+    try:
+        with open(cpuinfo, encoding="utf-8", errors="replace") as fh:
+            text = fh.read()
+    except OSError:
+        return None
+    flags: set[str] = set()
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("flags", "Features"):
+            flags.update(f for f in value.split() if "bf16" in f)
+    return frozenset(flags)
+
+
+def warn_if_bf16_is_emulated(precision: str, device: torch.device, *, cpuinfo: str = "/proc/cpuinfo") -> bool:
+    """Log a warning, and return True, when ``precision="bf16"`` will run on a CPU without bfloat16
+    instructions: PyTorch then emulates bfloat16, which can cost more CPU than float32.
+
+    Example:
+        >>> warn_if_bf16_is_emulated("fp32", torch.device("cpu"))
+        False
+    """
+    if precision != "bf16" or device.type != "cpu":
+        return False
+    flags = cpu_bf16_flags(cpuinfo)
+    if flags is None or flags:
+        return False
+    logger.warning("train.precision=bf16 on a CPU without bfloat16 instructions (no avx512_bf16, amx_bf16 or bf16 "
+                   "in %s): PyTorch emulates bfloat16, which can be slower than float32, so a CPU-minute budget "
+                   "buys fewer epochs; set train.precision=fp32 (the configs' comments give the fp32 epochs)", cpuinfo)
+    return True
+
+
 class Trainer:
     """Fit a reprlab model on an :class:`ImageData` with validation, callbacks and resume.
 
@@ -267,6 +311,7 @@ class Trainer:
         ctx = _StepContext(self)
         low = self._model_low(model)
         autocast = training_autocast(self.precision, self.device)
+        warn_if_bf16_is_emulated(self.precision, self.device)
 
         for cb in self.callbacks:
             cb.on_fit_start(self)
