@@ -14,8 +14,8 @@ from reprlab.base.errors import TrainingError
 from reprlab.data.dataset import ImageData
 from reprlab.models import create_model
 from reprlab.models.base import ModelConfig, ModelOutput, ReprModel, images_of
-from reprlab.training.callbacks import Callback, EarlyStopping
 from reprlab.training import engine
+from reprlab.training.callbacks import Callback, EarlyStopping
 from reprlab.training.engine import Trainer
 from reprlab.training.loader import BatchLoader
 
