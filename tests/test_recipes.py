@@ -191,9 +191,13 @@ def test_cli_list_run_strict_and_errors(tmp_path):
         assert name in listed.stdout
 
     path = tmp_path / "tiny.yaml"
-    path.write_text(yaml.safe_dump(tiny()))
+    recipe = tiny()
+    long_label = "autoencoder B, a row label longer than sixteen characters"
+    recipe["tables"][1]["rows"] = {"A": "a", long_label: "b"}
+    path.write_text(yaml.safe_dump(recipe))
     ok = run_cli("experiment", "run", str(path), "--output-dir", str(tmp_path / "out"), "run.train.epochs=1")
     assert ok.returncode == 0, ok.stderr
+    assert long_label in ok.stdout  # printed whole, not cut to the column width
     assert "always fails" in ok.stdout and "FAIL" in ok.stdout and ok.stdout.strip().endswith("report.html")
     strict = run_cli("experiment", "run", str(path), "--output-dir", str(tmp_path / "out"), "--strict", "run.train.epochs=1")
     assert strict.returncode == 1 and "0 step(s) run, 3 reused" in strict.stdout

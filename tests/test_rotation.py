@@ -92,3 +92,38 @@ def test_save_load_round_trip_keeps_the_head(tmp_path):
     m.eval()
     with torch.no_grad():
         assert torch.allclose(back.rotation_head(back.encode(x)), m.rotation_head(m.encode(x)))
+
+
+def test_one_random_view_rotates_each_image_once_and_labels_its_rotation(monkeypatch):
+    m = create_model("fc_ae", input_shape=(1, 8, 8), latent_dim=3, hidden_sizes=(16,), rotation_beta=1.0,
+                     rotation_views=1)
+    x = torch.rand(64, 1, 8, 8)
+    seen = []
+
+    def spy(xb):
+        seen.append(xb)
+        return m(xb)
+
+    torch.manual_seed(0)
+    m.rotation_objective(x, spy)
+    xr = seen[0]
+    assert xr.shape == x.shape  # one view per image, not four
+    ks = [next(k for k in range(4) if torch.equal(xr[i], torch.rot90(x[i], k, dims=(1, 2)))) for i in range(64)]
+    assert set(ks) == {0, 1, 2, 3}  # drawn at random, every rotation appears
+    # the head's targets are the drawn rotations of the same images
+    targets = []
+    real_ce = torch.nn.functional.cross_entropy
+    monkeypatch.setattr(torch.nn.functional, "cross_entropy", lambda logits, t: targets.append(t) or real_ce(logits, t))
+    torch.manual_seed(0)
+    m.rotation_objective(x, spy)
+    assert targets[0].tolist() == ks
+    with pytest.raises(ConfigError, match="rotation_views must be 1 or 4"):
+        create_model("fc_ae", input_shape=(1, 8, 8), rotation_beta=1.0, rotation_views=2)
+
+
+def test_one_random_view_learns_the_rotation_through_the_trainer():
+    x = oriented_images()
+    model = create_model("conv_ae", input_shape=(1, 12, 12), latent_dim=6, channels=(4, 8), rotation_beta=1.0,
+                         rotation_views=1)
+    trainer = Trainer(epochs=10, batch_size=16, lr=5e-3, seed=0).fit(model, ImageData(x[:80]), ImageData(x[80:]))
+    assert trainer.history[-1]["train/rotation_acc"] > 0.9

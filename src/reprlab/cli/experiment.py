@@ -40,10 +40,12 @@ def run(args: argparse.Namespace) -> int:
                         data_dir=args.data_dir, output_dir=args.output_dir)
     for t in result.tables:
         print(f"\n{t['title']}")
-        print("  ".join([f"{'':<16}"] + [f"{c:>14}" for c in t["columns"]]))
+        label_width = max([16] + [len(row["label"]) for row in t["rows"]])
+        widths = [max(14, len(c)) for c in t["columns"]]
+        print("  ".join([" " * label_width] + [f"{c:>{w}}" for c, w in zip(t["columns"], widths)]))
         for row in t["rows"]:
-            cells = [f"{v:>14.4g}" if isinstance(v, (int, float)) else f"{v!s:>14}" for v in row["cells"]]
-            print("  ".join([f"{row['label'][:16]:<16}"] + cells))
+            cells = [f"{v:>{w}.4g}" if isinstance(v, (int, float)) else f"{v!s:>{w}}" for v, w in zip(row["cells"], widths)]
+            print("  ".join([f"{row['label']:<{label_width}}"] + cells))
     print()
     print(result.expectation_lines())
     print(f"\n{len(result.trained)} step(s) run, {len(result.reused)} reused, {result.seconds:.1f} s")

@@ -20,7 +20,8 @@ or schedule; the config's ``train.groups.NAME.*`` overrides them.
 Rotation self-supervision (any model using the default ``training_step``, VAEs included):
 with ``rotation_beta > 0`` in the config the model owns ``rotation_head``, a linear layer
 from the latent to 4 logits. Each training batch is then shown in all four rotations
-(0/90/180/270 degrees, ``torch.rot90`` on H, W); the model's own loss is computed on the
+(0/90/180/270 degrees, ``torch.rot90`` on H, W), or with ``rotation_views=1`` each image in
+one rotation drawn at random (a quarter of the cost per step); the model's own loss is computed on the
 rotated batch (it learns to reconstruct rotated images) and the head must tell the
 rotation from the latent: ``loss = model loss + rotation_beta * cross-entropy``, logged
 with the terms ``rotation_ce`` and ``rotation_acc``. ``forward`` (validation, evaluation,
@@ -107,13 +108,16 @@ class ModelConfig:
 
     ``input_shape`` is ``(C, H, W)``; ``output_range`` is ``"0_1"`` (sigmoid output) or
     ``"-1_1"`` (tanh output) and must match the data scaling. ``rotation_beta`` (>= 0)
-    weights the rotation self-supervision loss (0 disables it; it needs square images).
+    weights the rotation self-supervision loss (0 disables it; it needs square images);
+    ``rotation_views`` is 4 (each training image in all four rotations) or 1 (each in one
+    rotation drawn at random: the same expected loss for a quarter of the images per step).
     """
 
     input_shape: tuple[int, int, int] = (1, 28, 28)
     latent_dim: int = 16
     output_range: str = "0_1"
     rotation_beta: float = 0.0
+    rotation_views: int = 4
 
     def __post_init__(self) -> None:
         self.input_shape = tuple(int(v) for v in self.input_shape)  # type: ignore[assignment]
@@ -125,6 +129,9 @@ class ModelConfig:
         check_int("latent_dim", self.latent_dim, minimum=1)
         check_choice("output_range", self.output_range, ("0_1", "-1_1"))
         check_float("rotation_beta", self.rotation_beta, minimum=0.0)
+        if isinstance(self.rotation_views, bool) or self.rotation_views not in (1, 4):
+            raise ConfigError(f"rotation_views must be 1 or 4, got {self.rotation_views!r}",
+                              fix="use model.rotation_views=4 (all four rotations of each image) or 1 (one at random)")
         if self.rotation_beta > 0 and self.input_shape[1] != self.input_shape[2]:
             raise ConfigError(f"rotation_beta={self.rotation_beta} rotates images by 90 degrees, which needs square "
                               f"images, but input_shape is {self.input_shape}",
@@ -200,7 +207,8 @@ class ReprModel(nn.Module):
         """Loss and terms of rotation self-supervision on batch ``x`` (needs ``rotation_beta > 0``).
 
         The batch is repeated in the four rotations (``4 * N`` images, rotation ``k`` by
-        ``k * 90`` degrees); ``forward`` (default: the model itself) gives the model's own
+        ``k * 90`` degrees), or with ``rotation_views=1`` each image is rotated by a ``k`` drawn
+        uniformly at random (``N`` images; torch's global generator, which the Trainer seeds); ``forward`` (default: the model itself) gives the model's own
         loss on them, and ``rotation_head`` predicts ``k`` from the latent (the posterior
         mean for VAEs; a spatial code is averaged per channel first). Returns
         ``(loss + rotation_beta * ce, terms)`` with ``terms["loss"]`` the total and the extra
@@ -218,8 +226,13 @@ class ReprModel(nn.Module):
             raise ConfigError(f"{self.registry_name} has no rotation head (rotation_beta is 0)",
                               fix="build the model with rotation_beta > 0, e.g. model.rotation_beta=1")
         forward = self if forward is None else forward
-        xr = torch.cat([torch.rot90(x, k, dims=(2, 3)) for k in range(4)])
-        target = torch.arange(4, device=x.device).repeat_interleave(x.shape[0])
+        if int(self.config.rotation_views) == 1:
+            target = torch.randint(0, 4, (x.shape[0],), device=x.device)
+            every = torch.stack([torch.rot90(x, k, dims=(2, 3)) for k in range(4)])  # (4, N, C, H, W)
+            xr = every[target, torch.arange(x.shape[0], device=x.device)]
+        else:
+            xr = torch.cat([torch.rot90(x, k, dims=(2, 3)) for k in range(4)])
+            target = torch.arange(4, device=x.device).repeat_interleave(x.shape[0])
         out = forward(xr)
         z = out.latent.reshape(xr.shape[0], -1)
         d = head.in_features
