@@ -47,6 +47,6 @@ def test_recipe_runs_end_to_end_in_quick_mode(name, tmp_path, request):
                     f"{name}: table {table['title']!r}, row {row['label']!r}, column {column!r} is {value!r}"
     html = result.report.read_text()
     assert result.recipe.name in html and "<img " in html
-    assert "missing: " not in html, f"{name}: a figure the recipe lists was not found (its file glob is wrong, or " \
-                                    f"quick mode turns that step's figures off)"
+    assert "missing: " not in html, (f"{name}: a figure the recipe lists was not found (its file glob is wrong, "
+                                     "or quick mode turns that step's figures off)")
 

@@ -209,8 +209,9 @@ class ReprModel(nn.Module):
         The batch is repeated in the four rotations (``4 * N`` images, rotation ``k`` by
         ``k * 90`` degrees), or with ``rotation_views=1`` each image is rotated by a ``k`` drawn
         uniformly at random (``N`` images; torch's global generator, which the Trainer seeds);
-        ``forward`` (default: the model itself) gives the model's own loss on them, and ``rotation_head`` predicts ``k`` from the latent (the posterior
-        mean for VAEs; a spatial code is averaged per channel first). Returns
+        ``forward`` (default: the model itself) gives the model's own loss on them, and
+        ``rotation_head`` predicts ``k`` from the latent (the posterior mean for VAEs; a spatial
+        code is averaged per channel first). Returns
         ``(loss + rotation_beta * ce, terms)`` with ``terms["loss"]`` the total and the extra
         terms ``rotation_ce`` and ``rotation_acc``.
 
