@@ -1,7 +1,8 @@
 """Every recipe under experiments/ runs end to end in quick mode (tiny data, one epoch, two trials, two folds):
 all its tables filled with numbers, every step finished, the report written; the recipes that need real data
 (the faces folder, the digit domains) get it through the ``real_data_dir`` fixture, the others use the
-embedded Fashion-MNIST sample. A second run of one recipe reuses every step."""
+embedded Fashion-MNIST sample. Each report opens in headless Chromium with every image loaded and no console
+error. A second run of one recipe reuses every step."""
 
 from __future__ import annotations
 
@@ -49,4 +50,9 @@ def test_recipe_runs_end_to_end_in_quick_mode(name, tmp_path, request):
     assert result.recipe.name in html and "<img " in html
     assert "missing: " not in html, (f"{name}: a figure the recipe lists was not found (its file glob is wrong, "
                                      "or quick mode turns that step's figures off)")
+    from test_report_browser import page_state
+
+    state = page_state(tmp_path, html, "recipe-report.html")
+    assert state["errors"] == [], f"{name}: the report's console errors: {state['errors']}"
+    assert state["images-ok"] == "true" and int(state["images"]) == html.count("<img "), f"{name}: {state}"
 
