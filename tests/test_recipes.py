@@ -210,14 +210,10 @@ def test_cli_list_run_strict_and_errors(tmp_path):
 
 
 def test_recipe_report_opens_in_a_browser(tmp_path):
-    from test_report_browser import page_state
+    from test_report_browser import assert_page_loads
 
     result = run_recipe(tiny(), output_dir=tmp_path)
-    text = result.report.read_text()
-    state = page_state(tmp_path, text, "recipe.html")
-    assert state["errors"] == [], state["errors"]
-    assert state["images-ok"] == "true", state
-    assert int(state["images"]) == text.count("<img ") >= 6
+    assert_page_loads(tmp_path, result.report.read_text(), "recipe.html", min_images=6, what="the recipe report")
 
 
 @pytest.mark.parametrize("name", ["conv_ae", "vae"])

@@ -13,6 +13,7 @@ import time
 import pytest
 
 from reprlab.experiments.recipes import list_recipe_files, load, run_recipe
+from test_report_browser import assert_page_loads
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -50,9 +51,5 @@ def test_recipe_runs_end_to_end_in_quick_mode(name, tmp_path, request):
     assert result.recipe.name in html and "<img " in html
     assert "missing: " not in html, (f"{name}: a figure the recipe lists was not found (its file glob is wrong, "
                                      "or quick mode turns that step's figures off)")
-    from test_report_browser import page_state
-
-    state = page_state(tmp_path, html, "recipe-report.html")
-    assert state["errors"] == [], f"{name}: the report's console errors: {state['errors']}"
-    assert state["images-ok"] == "true" and int(state["images"]) == html.count("<img "), f"{name}: {state}"
+    assert_page_loads(tmp_path, html, "recipe-report.html", what=f"{name}'s report")
 

@@ -97,6 +97,16 @@ def page_state(tmp: Path, html_text: str, name: str) -> dict:
     return attrs
 
 
+def assert_page_loads(tmp: Path, html_text: str, name: str, *, min_images: int = 1, what: str = "the page") -> dict:
+    """Open ``html_text`` in Chromium: no console error, and every one of its ``<img>`` (at least
+    ``min_images``) loaded. Returns the page state."""
+    state = page_state(tmp, html_text, name)
+    assert state["errors"] == [], f"{what}: console errors: {state['errors']}"
+    assert state["images-ok"] == "true", f"{what}: {state}"
+    assert int(state["images"]) == html_text.count("<img ") >= min_images, f"{what}: {state}"
+    return state
+
+
 def test_checker_catches_broken_images_and_script_errors(tmp_path):
     broken = ("<!DOCTYPE html><html><head><title>t</title></head><body>"
               "<img src=\"data:image/png;base64,iVBORw0KGgoAAAAAAAA\" alt=\"broken\">"
@@ -109,10 +119,7 @@ def test_checker_catches_broken_images_and_script_errors(tmp_path):
 def test_report_loads_every_image_without_console_errors(tiny_runs, tmp_path):
     report = tiny_runs["ae"] / "report.html"
     text = report.read_text()
-    state = page_state(tmp_path, text, "report.html")
-    assert state["errors"] == [], state["errors"]
-    assert state["images-ok"] == "true", state
-    assert int(state["images"]) == text.count("<img ") >= 8
+    assert_page_loads(tmp_path, text, "report.html", min_images=8, what="the run report")
 
     shot = tmp_path / "report-screenshot.png"
     proc = run_chromium(tmp_path, "--window-size=1280,1800", f"--screenshot={shot}", report.as_uri())
