@@ -9,6 +9,7 @@ import importlib
 import json
 
 import pytest
+import torch
 import yaml
 from conftest import REPO, run_cli
 
@@ -148,6 +149,11 @@ BAD = {
     "expectation without tolerance": (_bad(expect=[{"step": "a", "metric": "test/mse", "value": 1}]), "no tolerance"),
     "bad run config": (_bad(step_b={"kind": "train", "config": TINY_RUN, "overrides": ["model.latent_dim=-1"]}),
                        "steps.b.*latent_dim"),
+    "unset environment variable in a step that is not optional": (
+        _bad(step_b={"kind": "train", "config": {**TINY_RUN, "name": "${env:REPRLAB_SURELY_UNSET}"}}),
+        r"steps.b uses \$\{env:REPRLAB_SURELY_UNSET\}, but REPRLAB_SURELY_UNSET is not set.*optional: true"),
+    "optional that is neither true nor a sentence": (_bad(step_b={"kind": "train", "config": TINY_RUN, "optional": 3}),
+                                                    "steps.b.optional must be true or a sentence"),
     "no budget": (_bad(budget={}), "budget.cpu_minutes"),
     "unknown step option": (_bad(step_a={"kind": "train", "config": TINY_RUN, "epochs": 3}), "unknown option"),
 }
@@ -234,3 +240,101 @@ def test_the_architecture_sweep_triples_build_for_conv_ae_and_vae(name):
         assert (first.kernel_size, first.stride, first.padding) == ((k, k), (s, s), (p, p))
         sizes[(k, s, p)] = m.encoder[:2](torch.rand(1, 3, 50, 50)).shape[-1]
     assert sizes[(3, 1, 1)] == sizes[(9, 1, 4)] == 50 and sizes[(4, 2, 2)] < 30
+
+
+# -- optional steps: an input that cannot be shipped (a weights file) named by ${env:NAME} --------------------
+R18 = {"task": "classify", "data": {"resize": [32, 32]},
+       "model": {"name": "classifier", "encoder": "resnet18", "encoder_options": {"stem": "imagenet"},
+                 "pretrained": "${env:REPRLAB_TEST_R18}", "freeze": "all-but-2", "head": "linear"},
+       "classify": {"labels": 40}, "train": {"epochs": 1, "batch_size": 20, "progress": "off", "sanity_check": False},
+       "eval": {"report": False, "figures": False}}
+
+
+def with_imagenet_step() -> dict:
+    r = tiny()
+    r["steps"]["imagenet"] = {"kind": "train", "optional": "the weights file", "config": R18}
+    r["steps"]["probe"] = {"kind": "analyze", "run": "imagenet", "what": ["embeddings"], "method": ["pca"],
+                           "max_points": 40}
+    r["tables"].append({"title": "Accuracy", "columns": {"acc": "test/acc"}, "rows": {"ImageNet": "imagenet"}})
+    r["expect"].append({"step": "imagenet", "metric": "test/acc", "at_least": 0.0, "label": "imagenet accuracy"})
+    return r
+
+
+def test_an_optional_step_without_its_input_is_skipped_and_runs_once_it_is_given(tmp_path, monkeypatch, count_trains):
+    from reprlab.models import create_model
+
+    monkeypatch.delenv("REPRLAB_TEST_R18", raising=False)
+    first = run_recipe(with_imagenet_step(), output_dir=tmp_path)
+    assert len(count_trains) == 2 and first.trained == ["a", "b", "scores"]
+    assert set(first.skipped) == {"imagenet", "probe"}  # probe reads the skipped step, so it is skipped too
+    assert first.skipped["imagenet"] == "REPRLAB_TEST_R18 is not set (the weights file)"
+    assert "reads step 'imagenet', which is skipped" in first.skipped["probe"]
+    row = first.tables[-1]["rows"][0]
+    assert row["cells"] == [None] and row["skipped"] == first.skipped["imagenet"]
+    assert [e["result"] for e in first.expectations] == ["pass", "fail", "skipped"]
+    assert [e["name"] for e in first.failed_expectations] == ["always fails"]  # skipped is not failed
+    html = first.report.read_text()
+    assert "not run: REPRLAB_TEST_R18 is not set (the weights file)" in html
+    assert json.loads((tmp_path / "tiny" / "recipe.json").read_text())["steps"]["imagenet"]["state"] == "skipped"
+    assert not (tmp_path / "tiny" / "imagenet").exists()
+
+    weights = tmp_path / "r18.pth"
+    torch.save(create_model("resnet18", input_shape=(3, 32, 32), num_classes=1000, stem="imagenet").state_dict(), weights)
+    monkeypatch.setenv("REPRLAB_TEST_R18", str(weights))
+    second = run_recipe(with_imagenet_step(), output_dir=tmp_path)
+    assert second.skipped == {} and second.reused == ["a", "b", "scores"] and second.trained == ["imagenet", "probe"]
+    assert len(count_trains) == 3
+    cfg = yaml.safe_load((tmp_path / "tiny" / "imagenet" / "run" / "config.yaml").read_text())
+    assert cfg["model"]["pretrained"] == str(weights)
+    assert 0.0 <= second.tables[-1]["rows"][0]["cells"][0] <= 1.0
+    assert [e["result"] for e in second.expectations] == ["pass", "fail", "pass"]
+
+    monkeypatch.setenv("REPRLAB_TEST_R18", str(tmp_path / "missing.pth"))
+    with pytest.raises(ConfigError, match="steps.imagenet.*missing.pth does not exist"):
+        run_recipe(with_imagenet_step(), output_dir=tmp_path)
+    assert len(count_trains) == 3
+
+
+# -- a variants step reuses its unchanged variants ---------------------------------------------------------------
+def with_variants(y_latent: int = 3) -> dict:
+    r = tiny()
+    r["steps"] = {"v": {"kind": "variants", "config": TINY_RUN,
+                        "variants": {"x": ["model.latent_dim=2"], "y": [f"model.latent_dim={y_latent}"]}}}
+    r["tables"] = [{"title": "MSE", "columns": {"x": "x/test/mse", "y": "y/test/mse"}, "rows": {"v": "v"}}]
+    r["expect"] = []
+    return r
+
+
+def test_a_changed_variant_is_retrained_alone(tmp_path, count_trains):
+    first = run_recipe(with_variants(), output_dir=tmp_path)
+    assert [p.name for p in count_trains] == ["x", "y"]
+    step = tmp_path / "tiny" / "v"
+    # a record written before parts were kept gets them when the unchanged step is reused
+    record = json.loads((step / "step.json").read_text())
+    (step / "step.json").write_text(json.dumps({k: v for k, v in record.items() if k != "parts"}))
+    assert run_recipe(with_variants(), output_dir=tmp_path).reused == ["v"] and len(count_trains) == 2
+    assert json.loads((step / "step.json").read_text())["parts"] == record["parts"]
+
+    changed = run_recipe(with_variants(4), output_dir=tmp_path)
+    assert [p.name for p in count_trains] == ["x", "y", "y"], "the unchanged variant x was trained again"
+    assert changed.steps["v"]["dir"] == str(tmp_path / "tiny" / "v-2")
+    assert changed.steps["v"]["outputs"]["x"] == str(step / "x") and changed.steps["v"]["outputs"]["reused_variants"] == ["x"]
+    assert changed.tables[0]["rows"][0]["cells"][0] == first.tables[0]["rows"][0]["cells"][0]
+    assert "latent_dim: 4" in (tmp_path / "tiny" / "v-2" / "y" / "config.yaml").read_text()
+
+
+def test_a_failed_variants_step_keeps_its_finished_variants(tmp_path, monkeypatch, count_trains):
+    real = train_module.train
+
+    def fails_on_y(*args, **kwargs):
+        if kwargs.get("run_dir").name == "y":
+            raise RuntimeError("boom")
+        return real(*args, **kwargs)
+    monkeypatch.setattr(train_module, "train", fails_on_y)
+    with pytest.raises(RuntimeError, match="boom"):
+        run_recipe(with_variants(), output_dir=tmp_path)
+    monkeypatch.setattr(train_module, "train", real)
+    calls = []
+    monkeypatch.setattr(train_module, "train", lambda *a, **k: calls.append(k["run_dir"].name) or real(*a, **k))
+    result = run_recipe(with_variants(), output_dir=tmp_path)
+    assert calls == ["y"] and result.steps["v"]["outputs"]["x"] == str(tmp_path / "tiny" / "v" / "x")

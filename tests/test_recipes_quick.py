@@ -1,7 +1,7 @@
 """Every recipe under experiments/ runs end to end in quick mode (tiny data, one epoch, two trials, two folds):
 all its tables filled with numbers, every step finished, the report written; the recipes that need real data
 (the faces folder, the digit domains) get it through the ``real_data_dir`` fixture, the others use the
-embedded Fashion-MNIST sample. Each report opens in headless Chromium with every image loaded and no console
+embedded Fashion-MNIST sample; optional steps get a weights file the test writes. Each report opens in headless Chromium with every image loaded and no console
 error. A second run of one recipe reuses every step."""
 
 from __future__ import annotations
@@ -32,8 +32,22 @@ def test_the_five_recipes_are_there():
         assert load(name).expect, f"{name}: the full recipe states its headline expectations"
 
 
+@pytest.fixture(scope="module")
+def resnet18_weights(tmp_path_factory):
+    """A ResNet-18 state dict in torchvision's layout (random values: none can be downloaded here), for the
+    optional steps that start from ImageNet weights (generative-study's ``resnet_imagenet``)."""
+    import torch
+
+    from reprlab.models import create_model
+
+    path = tmp_path_factory.mktemp("weights") / "resnet18.pth"
+    torch.save(create_model("resnet18", input_shape=(3, 32, 32), num_classes=1000, stem="imagenet").state_dict(), path)
+    return path
+
+
 @pytest.mark.parametrize("name", RECIPES)
-def test_recipe_runs_end_to_end_in_quick_mode(name, tmp_path, request):
+def test_recipe_runs_end_to_end_in_quick_mode(name, tmp_path, request, monkeypatch, resnet18_weights):
+    monkeypatch.setenv("REPRLAB_RESNET18_WEIGHTS", str(resnet18_weights))  # so every optional step runs too
     data_dir = str(request.getfixturevalue("real_data_dir")) if name in REAL_DATA else None
     started = time.perf_counter()
     result = run_recipe(name, quick=True, output_dir=tmp_path, data_dir=data_dir)

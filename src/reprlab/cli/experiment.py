@@ -44,11 +44,16 @@ def run(args: argparse.Namespace) -> int:
         widths = [max(14, len(c)) for c in t["columns"]]
         print("  ".join([" " * label_width] + [f"{c:>{w}}" for c, w in zip(t["columns"], widths)]))
         for row in t["rows"]:
+            if row.get("skipped"):
+                print(f"{row['label']:<{label_width}}  not run: {row['skipped']}")
+                continue
             cells = [f"{v:>{w}.4g}" if isinstance(v, (int, float)) else f"{v!s:>{w}}" for v, w in zip(row["cells"], widths)]
             print("  ".join([f"{row['label']:<{label_width}}"] + cells))
     print()
     print(result.expectation_lines())
-    print(f"\n{len(result.trained)} step(s) run, {len(result.reused)} reused, {result.seconds:.1f} s")
+    skipped = f", {len(result.skipped)} skipped ({'; '.join(f'{n}: {why}' for n, why in result.skipped.items())})" \
+        if result.skipped else ""
+    print(f"\n{len(result.trained)} step(s) run, {len(result.reused)} reused{skipped}, {result.seconds:.1f} s")
     print(result.report)
     if args.strict and result.failed_expectations:
         return EXIT_EXPECTATION

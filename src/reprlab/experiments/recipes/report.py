@@ -1,6 +1,6 @@
 """The recipe's HTML report (``OUT/NAME/report.html``): one self-contained page in reporting's style.
 
-Tables, the expectations with their pass/fail column, the steps (reused or run, time, directory),
+Tables, the expectations with their pass/fail column, the steps (reused, run or skipped, time, directory),
 the sweep/fold tables the steps made and every figure as an embedded PNG (a missing file is
 listed as missing, never a broken image). Rendered with Jinja2 (template ``templates/recipe.html.j2``,
 which includes reporting's stylesheet).
@@ -38,6 +38,8 @@ def collect_figures(r: Recipe, records: dict[str, dict[str, Any]]) -> list[dict[
     out: list[dict[str, Any]] = []
     seen: set[str] = set()
     for f in r.figures:
+        if records[f.step].get("state") == "skipped":
+            continue  # the step's row says why it did not run
         base = Path(records[f.step]["dir"])
         paths = sorted(glob.glob(str(base / f.file), recursive=True))
         if not paths:
@@ -68,7 +70,8 @@ def write_recipe_report(root: Path, r: Recipe, records: dict[str, dict[str, Any]
                              trim_blocks=True, lstrip_blocks=True, undefined=jinja2.StrictUndefined)
     env.filters["fmt"] = fmt
     steps = [{"name": n, "kind": rec.get("kind"), "dir": rec.get("dir"), "seconds": rec.get("seconds"),
-              "state": "reused" if rec.get("reused") else "run"} for n, rec in records.items()]
+              "state": rec["state"] if rec.get("state") == "skipped" else "reused" if rec.get("reused") else "run",
+              "reason": rec.get("reason", "")} for n, rec in records.items()]
     step_tables = [t for rec in records.values() for t in rec.get("tables") or []]
     html = env.get_template("recipe.html.j2").render(
         title=f"Recipe {r.name}" + (" (quick)" if r.quick else ""), recipe=r, tables=tables, expectations=expectations,

@@ -4,7 +4,8 @@ Every step runs in ``OUT/NAME/STEP`` (quick mode: ``OUT/NAME-quick/STEP``). A st
 fingerprint (a hash of its kind, resolved options and run config, and the fingerprints of the
 steps it reads) in ``step.json``; a later run of the recipe reuses a finished step with the same
 fingerprint, and runs a changed or failed one again in a new directory (``STEP-2``, ``STEP-3``,
-...), never overwriting.
+...), never overwriting. An ``optional`` step whose ``${env:NAME}`` is unset is skipped, with the
+steps that read it: their table cells say why, and their expectations are ``skipped``, not failed.
 
 Example:
     >>> result = run_recipe("experiments/ae-clustering.yaml", quick=True)  # doctest: +SKIP
@@ -48,7 +49,13 @@ class RecipeResult:
 
     @property
     def failed_expectations(self) -> list[dict[str, Any]]:
-        return [e for e in self.expectations if e["result"] != "pass"]
+        """Expectations that failed or have no value (those of skipped optional steps do not count)."""
+        return [e for e in self.expectations if e["result"] not in ("pass", "skipped")]
+
+    @property
+    def skipped(self) -> dict[str, str]:
+        """Steps that did not run, with why (an optional step's input is not given)."""
+        return {n: rec["reason"] for n, rec in self.steps.items() if rec.get("state") == "skipped"}
 
     def expectation_lines(self) -> str:
         """The expectations as a fixed-width table with a pass/fail column."""
@@ -97,6 +104,11 @@ def check_recipe(recipe: Recipe) -> dict[str, set[str] | None]:
             if order.index(ref) >= i:
                 raise ConfigError(f"steps.{name} refers to step {ref!r}, which comes after it",
                                   fix=f"move {ref!r} before {name!r} (steps run in the order written)")
+            if recipe.steps[ref].skipped and not spec.skipped:
+                spec.skipped = f"it reads step {ref!r}, which is skipped: {recipe.steps[ref].skipped}"
+        if spec.skipped:
+            reported[name] = None  # its config names an input that is not given: nothing more can be checked
+            continue
         try:
             reported[name] = kind.check(spec, recipe)
         except ReprlabError as exc:
@@ -127,15 +139,22 @@ def check_recipe(recipe: Recipe) -> dict[str, set[str] | None]:
     return reported
 
 
+def _earlier_records(root: Path, name: str) -> list[dict[str, Any]]:
+    """The records of the step's directories (``STEP``, ``STEP-2``, ...), newest first, each with its ``dir``."""
+    pattern = re.compile(rf"^{re.escape(name)}(-(\d+))?$")
+    found = []
+    for d in root.glob(f"{name}*"):
+        m = pattern.match(d.name)
+        if m and (d / "step.json").is_file():
+            found.append((int(m.group(2) or 1), dict(read_json(d / "step.json"), dir=str(d))))
+    return [rec for _, rec in sorted(found, key=lambda x: -x[0])]
+
+
 def _step_dir(root: Path, name: str, fp: str) -> tuple[Path, dict[str, Any] | None]:
     """The finished directory of this fingerprint (and its record), else the first free ``STEP[-k]``."""
-    pattern = re.compile(rf"^{re.escape(name)}(-\d+)?$")
-    for d in sorted((p for p in root.glob(f"{name}*") if pattern.match(p.name)), key=lambda p: p.name):
-        rec_path = d / "step.json"
-        if rec_path.is_file():
-            rec = read_json(rec_path)
-            if rec.get("fingerprint") == fp and rec.get("state") == "finished":
-                return d, rec
+    for rec in reversed(_earlier_records(root, name)):
+        if rec.get("fingerprint") == fp and rec.get("state") == "finished":
+            return Path(rec.pop("dir")), rec
     d, k = root / name, 2
     while d.exists():
         d, k = root / f"{name}-{k}", k + 1
@@ -158,23 +177,32 @@ def run_recipe(recipe: str | Path | dict | Recipe, *, quick: bool = False, overr
     fps: dict[str, str] = {}
     trained, reused = [], []
     for name, spec in r.steps.items():
+        if spec.skipped:
+            logger.warning("recipe %s: step %s skipped: %s", r.name, name, spec.skipped)
+            records[name] = {"step": name, "kind": spec.kind, "state": "skipped", "reason": spec.skipped}
+            outputs[name], metrics[name] = {}, {}
+            continue
         kind = get_step(spec.kind)
         deps = {ref: fps[ref] for ref in kind.refs(spec)}
         fp = fingerprint({"kind": spec.kind, "spec": kind.fingerprint(spec, r), "deps": deps})
+        parts = {part: fingerprint({"part": v, "deps": deps}) for part, v in kind.parts(spec, r).items()}
         fps[name] = fp
         step_dir, rec = _step_dir(root, name, fp)
         if rec is not None:
             logger.info("recipe %s: step %s reused from %s", r.name, name, step_dir)
             reused.append(name)
+            if parts and rec.get("parts") != parts:  # a record from before parts were kept: same fingerprint, same parts
+                write_json(step_dir / "step.json", dict(rec, parts=parts))
             rec = dict(rec, reused=True)
         else:
             logger.info("recipe %s: step %s (%s) in %s", r.name, name, spec.kind, step_dir)
+            earlier = _earlier_records(root, name)
             step_dir.mkdir(parents=True)
-            rec = {"step": name, "kind": spec.kind, "fingerprint": fp, "state": "running"}
+            rec = {"step": name, "kind": spec.kind, "fingerprint": fp, "state": "running", **({"parts": parts} if parts else {})}
             write_json(step_dir / "step.json", rec)
             t0 = time.perf_counter()
             try:
-                out: StepOutput = kind.run(spec, StepContext(r, step_dir, outputs, metrics))
+                out: StepOutput = kind.run(spec, StepContext(r, step_dir, outputs, metrics, earlier, parts))
             except BaseException as exc:
                 rec.update(state="failed", error=str(exc) or type(exc).__name__)
                 write_json(step_dir / "step.json", rec)
@@ -189,11 +217,14 @@ def run_recipe(recipe: str | Path | dict | Recipe, *, quick: bool = False, overr
         records[name] = rec
     tables = build_tables(r, metrics)
     expectations = check_expectations(r, metrics)
+    for e in expectations:
+        if r.steps[e["step"]].skipped:
+            e.update(result="skipped", expected=f"{e['expected']} (step skipped: {r.steps[e['step']].skipped})")
     seconds = time.perf_counter() - started
     summary = {"name": r.name, "quick": r.quick, "budget": r.budget, "seconds": round(seconds, 3),
                "trained": trained, "reused": reused,
-               "steps": {n: {k: rec.get(k) for k in ("kind", "dir", "fingerprint", "seconds", "metrics", "outputs")}
-                         for n, rec in records.items()},
+               "steps": {n: {k: rec.get(k) for k in ("kind", "state", "reason", "dir", "fingerprint", "seconds", "metrics",
+                                                     "outputs") if k in rec} for n, rec in records.items()},
                "tables": tables, "expectations": expectations}
     write_json(root / "recipe.json", summary)
     report = write_recipe_report(root, r, records, tables, expectations, seconds)
@@ -204,7 +235,8 @@ def build_tables(r: Recipe, metrics: dict[str, dict[str, Any]]) -> list[dict[str
     """The recipe's tables as ``{title, columns, rows: [{label, cells}]}`` filled from the steps' metrics."""
     out = []
     for t in r.tables:
-        rows = [{"label": label, "cells": [metrics.get(step, {}).get(prefix + m) for m in t.columns.values()]}
+        rows = [{"label": label, "cells": [metrics.get(step, {}).get(prefix + m) for m in t.columns.values()],
+                 "skipped": r.steps[step].skipped if step in r.steps else ""}
                 for label, step, prefix in t.rows]
         out.append({"title": t.title, "columns": list(t.columns), "metrics": list(t.columns.values()), "rows": rows,
                     "note": t.note})

@@ -10,6 +10,7 @@ A recipe is a YAML mapping (see docs/recipes.md)::
     steps:                                # run in order; each has a registered kind
       conv: {kind: train, config: {model: {name: conv_ae}}, overrides: [train.epochs=10]}
       scores: {kind: anomaly, runs: [conv], normal_class: 0}
+      imagenet: {kind: train, optional: true, config: {model: {pretrained: "${env:MY_WEIGHTS}"}}}  # skipped when unset
     quick: {data: {...}, overrides: [...], steps: {STEP: {...}}, expect: [...]}
     tables: [{title: ..., columns: {LABEL: METRIC}, rows: {LABEL: STEP or {step: STEP, prefix: P}}}]
     figures: [{title: ..., step: STEP, file: GLOB}]
@@ -42,6 +43,7 @@ TOP_KEYS = frozenset({"name", "description", "budget", "seed", "data", "steps", 
 QUICK_KEYS = frozenset({"data", "overrides", "steps", "expect"})
 STEP_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 REF = re.compile(r"\$\{([A-Za-z][A-Za-z0-9_]*)\.([A-Za-z_]+)\}")
+ENV_REF = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
 @dataclass
@@ -52,6 +54,7 @@ class StepSpec:
     kind: str
     options: dict[str, Any]
     quick_overrides: list[str] = field(default_factory=list)  # quick.steps.NAME.overrides: after quick.overrides
+    skipped: str = ""  # why an ``optional`` step does not run (an environment variable it names is not set)
 
 
 @dataclass
@@ -247,7 +250,9 @@ def parse_recipe(raw: dict[str, Any], *, quick: bool = False, overrides: list[st
         kind = opts.pop("kind", None)
         if not isinstance(kind, str):
             raise ConfigError(f"step {sname!r} has no kind", fix="add kind: train (or tune, cv, sweep, an analysis)")
-        steps[str(sname)] = StepSpec(str(sname), kind, opts, late.get(str(sname), []))
+        optional = opts.pop("optional", False)
+        opts, skipped = expand_env(opts, step=str(sname), optional=optional)
+        steps[str(sname)] = StepSpec(str(sname), kind, opts, late.get(str(sname), []), skipped)
     tables = [_table(i, t) for i, t in enumerate(raw.get("tables") or [])]
     figures = []
     for i, f in enumerate(raw.get("figures") or []):
@@ -292,6 +297,47 @@ def _expectation(i: int, e: Any) -> Expectation:
     if x.value is not None and (x.tolerance is None or x.tolerance < 0):
         raise ConfigError(f"{where} has a value but no tolerance >= 0", fix="add tolerance: T (what three seeds stay within)")
     return x
+
+
+def expand_env(options: Any, *, step: str, optional: Any = False) -> tuple[Any, str]:
+    """Replace ``${env:NAME}`` in a step's options by the environment variable ``NAME``.
+
+    Returns the options and, for an ``optional`` step (``optional: true`` or a sentence saying what to
+    set) that names an unset variable, why it is skipped; a step that is not optional and names an
+    unset variable is a :class:`ConfigError`. Inputs that cannot be shipped (weights files, private
+    data) enter a recipe this way.
+
+    Example:
+        >>> import os; os.environ["DOC_WEIGHTS"] = "/w.pth"
+        >>> expand_env({"config": {"model": {"pretrained": "${env:DOC_WEIGHTS}"}}}, step="s")
+        ({'config': {'model': {'pretrained': '/w.pth'}}}, '')
+        >>> expand_env({"x": "${env:DOC_UNSET_VAR}"}, step="s", optional="the weights")[1]
+        'DOC_UNSET_VAR is not set (the weights)'
+    """
+    import os
+
+    if not isinstance(optional, (bool, str)):
+        raise ConfigError(f"steps.{step}.optional must be true or a sentence, got {optional!r}",
+                          fix="write optional: true, or optional: \"what to set, and why\"")
+    missing: list[str] = []
+
+    def walk(v: Any) -> Any:
+        if isinstance(v, str):
+            missing.extend(m.group(1) for m in ENV_REF.finditer(v) if m.group(1) not in os.environ)
+            return ENV_REF.sub(lambda m: os.environ.get(m.group(1), m.group(0)), v)
+        if isinstance(v, dict):
+            return {k: walk(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [walk(x) for x in v]
+        return v
+    options = walk(options)
+    if not missing:
+        return options, ""
+    names = " and ".join(dict.fromkeys(missing))
+    if not optional:
+        raise ConfigError(f"steps.{step} uses ${{env:{missing[0]}}}, but {names} is not set",
+                          fix=f"set {missing[0]}=... in the environment, or mark the step optional: true to skip it")
+    return options, f"{names} is not set" + (f" ({optional})" if isinstance(optional, str) and optional else "")
 
 
 def step_refs(options: Any) -> list[str]:
@@ -341,6 +387,7 @@ __all__ = [
     "StepSpec",
     "TableSpec",
     "deep_merge",
+    "expand_env",
     "find_recipe",
     "list_recipe_files",
     "parse_recipe",

@@ -75,6 +75,10 @@ class StepContext:
     step_dir: Path
     outputs: dict[str, dict[str, Any]]
     metrics: dict[str, dict[str, Any]]
+    #: the records (``step.json``) of earlier directories of this step, finished or failed, newest first
+    earlier: list[dict[str, Any]] = field(default_factory=list)
+    #: this run's :meth:`StepKind.parts` (fingerprints of the parts that can be reused one by one)
+    parts: dict[str, str] = field(default_factory=dict)
 
 
 def matches(metric: str, names: set[str] | None) -> bool:
@@ -108,6 +112,11 @@ class StepKind:
 
     def fingerprint(self, spec: StepSpec, recipe: Recipe) -> Any:
         return spec.options
+
+    def parts(self, spec: StepSpec, recipe: Recipe) -> dict[str, Any]:
+        """What identifies each part of the step that a later, changed run of it may reuse on its own
+        (a variants step: each variant's run config); empty when the step is one piece."""
+        return {}
 
     def run(self, spec: StepSpec, ctx: StepContext) -> StepOutput:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -225,7 +234,8 @@ def run_dir_of(ctx: StepContext, ref: str) -> str:
     out = ctx.outputs[step]
     key = variant or "run_dir"
     if key not in out:
-        raise ConfigError(f"{ref!r} names no run of step {step!r}", fix=f"use one of {sorted(k for k in out if k != 'step_dir')}")
+        raise ConfigError(f"{ref!r} names no run of step {step!r}",
+                          fix=f"use one of {sorted(k for k in out if k not in ('step_dir', 'reused_variants'))}")
     return out[key]
 
 
@@ -410,7 +420,9 @@ class VariantsStep(StepKind):
     """Named variants of one run config, each a :func:`train` run in ``STEP_DIR/VARIANT`` (``variants: {NAME:
     [key=value, ...]}``): settings that go together, such as (kernel, stride, padding) triples, which a grid
     sweep would multiply out. Metrics ``VARIANT/M`` for every metric of each run; the table of ``columns``
-    (default: the task's headline test metrics) goes into the report. Outputs ``VARIANT`` -> its run directory."""
+    (default: the task's headline test metrics) goes into the report. Outputs ``VARIANT`` -> its run directory.
+    When the step changes, a variant whose config and inputs did not change reuses its finished run from an
+    earlier directory of the step (listed in the output ``reused_variants``)."""
 
     options = frozenset({"config", "overrides", "variants", "columns"})
 
@@ -437,7 +449,27 @@ class VariantsStep(StepKind):
     def fingerprint(self, spec: StepSpec, recipe: Recipe) -> Any:
         return {v: run_raw(self._spec_for(spec, extra), recipe) for v, extra in self._variants(spec).items()}
 
+    def parts(self, spec: StepSpec, recipe: Recipe) -> dict[str, Any]:
+        return self.fingerprint(spec, recipe)
+
+    @staticmethod
+    def finished_variant(ctx: StepContext, variant: str) -> Path | None:
+        """A finished run of ``variant`` with this run's config in an earlier directory of the step, if any:
+        changing one variant of a recipe then trains that variant only."""
+        from reprlab.base.io import read_json
+
+        want = ctx.parts.get(variant)
+        for rec in ctx.earlier:
+            if want is None or (rec.get("parts") or {}).get(variant) != want:
+                continue
+            run_dir = Path((rec.get("outputs") or {}).get(variant) or Path(rec["dir"]) / variant)
+            status = run_dir / "status.json"
+            if status.is_file() and read_json(status).get("state") == "finished" and (run_dir / "metrics.json").is_file():
+                return run_dir
+        return None
+
     def run(self, spec: StepSpec, ctx: StepContext) -> StepOutput:
+        from reprlab.base.io import read_json
         from reprlab.experiments.train import train
         from reprlab.tasks import get_task
 
@@ -446,11 +478,18 @@ class VariantsStep(StepKind):
         columns = spec.options.get("columns")
         for variant, extra in self._variants(spec).items():
             raw = run_raw(self._spec_for(spec, extra), ctx.recipe, ctx.outputs)
-            result = train(raw, run_dir=ctx.step_dir / variant)
-            out.metrics.update({f"{variant}/{k}": v for k, v in _numbers(result.metrics).items()})
-            out.outputs[variant] = str(result.run_dir.resolve())
+            run_dir = self.finished_variant(ctx, variant)
+            if run_dir is not None:
+                logger.info("recipe step %s: variant %s reused from %s", spec.name, variant, run_dir)
+                metrics = read_json(run_dir / "metrics.json")
+                out.outputs.setdefault("reused_variants", []).append(variant)
+            else:
+                result = train(raw, run_dir=ctx.step_dir / variant)
+                run_dir, metrics = result.run_dir, result.metrics
+            out.metrics.update({f"{variant}/{k}": v for k, v in _numbers(metrics).items()})
+            out.outputs[variant] = str(Path(run_dir).resolve())
             cols = columns or [m for m in get_task(raw.get("task", "reconstruct")).headline if m.startswith("test/")]
-            rows.append({"variant": variant, "settings": " ".join(extra), **{c: result.metrics.get(c) for c in cols}})
+            rows.append({"variant": variant, "settings": " ".join(extra), **{c: metrics.get(c) for c in cols}})
         out.tables.append({"title": f"{spec.name}: variants", "columns": ["variant", "settings", *cols], "rows": rows})
         return out
 
