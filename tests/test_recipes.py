@@ -299,8 +299,9 @@ def test_an_optional_step_without_its_input_is_skipped_and_runs_once_it_is_given
 def with_variants(y_latent: int = 3) -> dict:
     r = tiny()
     r["steps"] = {"v": {"kind": "variants", "config": TINY_RUN,
-                        "variants": {"x": ["model.latent_dim=2"], "y": [f"model.latent_dim={y_latent}"]}}}
+                        "variants": {"x": ["model.latent_dim=2", "eval.figures=true"], "y": [f"model.latent_dim={y_latent}"]}}}
     r["tables"] = [{"title": "MSE", "columns": {"x": "x/test/mse", "y": "y/test/mse"}, "rows": {"v": "v"}}]
+    r["figures"] = [{"title": "x", "step": "v", "file": "x/figures/*.png"}]
     r["expect"] = []
     return r
 
@@ -321,6 +322,8 @@ def test_a_changed_variant_is_retrained_alone(tmp_path, count_trains):
     assert changed.steps["v"]["outputs"]["x"] == str(step / "x") and changed.steps["v"]["outputs"]["reused_variants"] == ["x"]
     assert changed.tables[0]["rows"][0]["cells"][0] == first.tables[0]["rows"][0]["cells"][0]
     assert "latent_dim: 4" in (tmp_path / "tiny" / "v-2" / "y" / "config.yaml").read_text()
+    html = changed.report.read_text()  # the reused variant's figures are found in its earlier directory
+    assert "missing: " not in html and html.count("<img ") == first.report.read_text().count("<img ") > 0
 
 
 def test_a_failed_variants_step_keeps_its_finished_variants(tmp_path, monkeypatch, count_trains):

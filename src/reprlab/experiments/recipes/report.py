@@ -33,6 +33,21 @@ def fmt(value: Any) -> str:
     return "–" if value is None else format_value(value)
 
 
+def figure_pattern(file: str, record: dict[str, Any]) -> str:
+    """The glob of a recipe figure: ``file`` under the step's directory, except that a first part naming one
+    of the step's output directories (a variant reused from an earlier directory of the step) goes there.
+
+    Example:
+        >>> figure_pattern("dann/adaptation/*.png", {"dir": "/o/adapt-2", "outputs": {"dann": "/o/adapt/dann"}})
+        '/o/adapt/dann/adaptation/*.png'
+    """
+    first, _, rest = file.partition("/")
+    target = (record.get("outputs") or {}).get(first)
+    if rest and isinstance(target, str) and Path(target).is_absolute():
+        return str(Path(target) / rest)
+    return str(Path(record["dir"]) / file)
+
+
 def collect_figures(r: Recipe, records: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     """The recipe's ``figures:`` (globs in the step directories), then the figures the steps declared."""
     out: list[dict[str, Any]] = []
@@ -40,8 +55,7 @@ def collect_figures(r: Recipe, records: dict[str, dict[str, Any]]) -> list[dict[
     for f in r.figures:
         if records[f.step].get("state") == "skipped":
             continue  # the step's row says why it did not run
-        base = Path(records[f.step]["dir"])
-        paths = sorted(glob.glob(str(base / f.file), recursive=True))
+        paths = sorted(glob.glob(figure_pattern(f.file, records[f.step]), recursive=True))
         if not paths:
             logger.warning("recipe %s: figure %r (%s in step %s) is missing", r.name, f.title, f.file, f.step)
             out.append({"title": f.title, "uri": None, "caption": f"missing: {f.step}/{f.file}"})
@@ -82,4 +96,4 @@ def write_recipe_report(root: Path, r: Recipe, records: dict[str, dict[str, Any]
     return path
 
 
-__all__ = ["collect_figures", "fmt", "write_recipe_report"]
+__all__ = ["collect_figures", "figure_pattern", "fmt", "write_recipe_report"]
