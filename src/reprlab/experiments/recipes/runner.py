@@ -217,9 +217,6 @@ def run_recipe(recipe: str | Path | dict | Recipe, *, quick: bool = False, overr
         records[name] = rec
     tables = build_tables(r, metrics)
     expectations = check_expectations(r, metrics)
-    for e in expectations:
-        if r.steps[e["step"]].skipped:
-            e.update(result="skipped", expected=f"{e['expected']} (step skipped: {r.steps[e['step']].skipped})")
     seconds = time.perf_counter() - started
     summary = {"name": r.name, "quick": r.quick, "budget": r.budget, "seconds": round(seconds, 3),
                "trained": trained, "reused": reused,
@@ -244,12 +241,15 @@ def build_tables(r: Recipe, metrics: dict[str, dict[str, Any]]) -> list[dict[str
 
 
 def check_expectations(r: Recipe, metrics: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
-    """One row per expectation: name, value, expected text and ``pass`` / ``fail`` / ``missing``."""
+    """One row per expectation: name, value, expected text and ``pass`` / ``fail`` / ``missing`` (``skipped``
+    for a step that did not run)."""
     rows = []
     for e in r.expect:
         value = metrics.get(e.step, {}).get(e.metric)
+        skipped = r.steps[e.step].skipped
         rows.append({"name": e.label or f"{e.step}: {e.metric}", "step": e.step, "metric": e.metric, "value": value,
-                     "expected": e.expected_text(), "result": e.check(value)})
+                     "expected": e.expected_text() + (f" (step skipped: {skipped})" if skipped else ""),
+                     "result": "skipped" if skipped else e.check(value)})
     return rows
 
 

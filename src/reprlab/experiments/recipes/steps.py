@@ -25,6 +25,7 @@ import torch
 import yaml
 
 from reprlab.base.errors import ConfigError
+from reprlab.base.io import read_json
 from reprlab.config import apply_overrides
 from reprlab.experiments.recipes.spec import Recipe, StepSpec, deep_merge, step_refs, substitute
 
@@ -456,8 +457,6 @@ class VariantsStep(StepKind):
     def finished_variant(ctx: StepContext, variant: str) -> Path | None:
         """A finished run of ``variant`` with this run's config in an earlier directory of the step, if any:
         changing one variant of a recipe then trains that variant only."""
-        from reprlab.base.io import read_json
-
         want = ctx.parts.get(variant)
         for rec in ctx.earlier:
             if want is None or (rec.get("parts") or {}).get(variant) != want:
@@ -469,7 +468,6 @@ class VariantsStep(StepKind):
         return None
 
     def run(self, spec: StepSpec, ctx: StepContext) -> StepOutput:
-        from reprlab.base.io import read_json
         from reprlab.experiments.train import train
         from reprlab.tasks import get_task
 
