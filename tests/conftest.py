@@ -20,6 +20,24 @@ from reprlab.models.base import ModelConfig, ModelOutput, ReprModel
 REPO = Path(__file__).resolve().parents[1]
 
 
+#: Threading libraries told to use one thread in each pytest-xdist worker (and the CLI subprocesses it starts).
+ONE_THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
+def pytest_configure(config) -> None:
+    """In a pytest-xdist worker (pyproject's ``-n auto``), run torch, BLAS and every subprocess a test
+    starts on one thread: the workers already fill the cores, and extra threads only spin against
+    each other (BENCHMARKS.md, "Test suite")."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return
+    from threadpoolctl import threadpool_limits
+
+    for name in ONE_THREAD_ENV:
+        os.environ.setdefault(name, "1")
+    torch.set_num_threads(1)
+    threadpool_limits(1)
+
+
 def shared_data_dir() -> Path | None:
     """``$REPRLAB_DATA`` or ``../shared/data`` beside the checkout, when present."""
     env = os.environ.get("REPRLAB_DATA")
