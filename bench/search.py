@@ -2,7 +2,10 @@
 
 1. The same search (same sampler seed, so the same trial parameters while TPE is still in its random
    start-up phase) with ``--pruner none`` and with each of ``--pruners`` (median by default, or
-   hyperband): best value, CPU time (the tune process and its workers), wall time, trials pruned.
+   hyperband; ``NAME:KEY=VALUE,...`` sets the pruner's options, e.g. ``median:n_warmup_steps=0``):
+   best value, CPU time (the tune process and its workers), wall time, trials pruned. With several
+   ``--search-seeds`` the comparison is repeated per sampler seed, which shows how far the best value
+   of a 20-trial search moves with the seed alone (the noise a pruned search is judged against).
 2. ``--workers 1`` against ``--workers 2`` on one shared storage (a journal file by default, or the
    PostgreSQL URL of ``--storage``): wall time, CPU time, and the trial count check (every trial
    complete, one run directory each, none run twice).
@@ -12,6 +15,7 @@ Every figure comes from running ``reprlab tune`` as a subprocess and reading its
     python bench/search.py                                # the small version (embedded sample, minutes)
     python bench/search.py --data fashion-mnist --max-train 60000 --trials 20 --epochs 10   # the full one
     python bench/search.py --only workers --storage postgresql://USER:PASS@HOST:5432/DB
+    python bench/search.py --only pruning --search-seeds 0 1 2 --pruners median median:n_warmup_steps=0
 
 Results: bench/results/search.json (and printed).
 """
@@ -39,6 +43,17 @@ SPACE = {"model.latent_dim": {"type": "int", "low": 8, "high": 32, "step": 8},
          "model.dropout": {"type": "float", "low": 0.0, "high": 0.3},
          "train.lr": {"type": "float", "low": 3e-4, "high": 1e-2, "log": True},
          "train.weight_decay": {"type": "float", "low": 1e-6, "high": 1e-3, "log": True}}
+
+
+def pruner_args(spec: str) -> tuple[str, list[str]]:
+    """``NAME[:KEY=VALUE,...]`` -> the pruner name and its ``search.pruner_options.KEY=VALUE`` overrides.
+
+    Example:
+        >>> pruner_args("median:n_warmup_steps=0")
+        ('median', ['search.pruner_options.n_warmup_steps=0'])
+    """
+    name, _, options = spec.partition(":")
+    return name, [f"search.pruner_options.{kv}" for kv in options.split(",") if kv]
 
 
 def base_config(args, root: Path) -> dict:
@@ -104,8 +119,11 @@ def main() -> None:
     p.add_argument("--worker-trials", type=int, default=4, help="trials of the 1-vs-2-worker comparison")
     p.add_argument("--storage", default=None, help="shared storage of the worker comparison (default: a journal file)")
     p.add_argument("--only", choices=("pruning", "workers"), default=None)
-    p.add_argument("--pruners", nargs="+", default=["median"], choices=("median", "hyperband"),
-                   help="pruners compared with the unpruned search (default: median)")
+    p.add_argument("--pruners", nargs="+", default=["median"],
+                   help="pruners compared with the unpruned search: median, hyperband, or NAME:KEY=VALUE,... "
+                        "with the pruner's options (default: median)")
+    p.add_argument("--search-seeds", nargs="+", type=int, default=[0],
+                   help="sampler seeds (search.seed): the comparison is repeated for each (default: 0)")
     p.add_argument("--tag", default="search", help="name of the results file under bench/results (default search)")
     args = p.parse_args()
     args.data_dir = data_dir(args.data_dir) if args.data != "fashion-mnist-sample" else args.data_dir
@@ -115,18 +133,37 @@ def main() -> None:
     config.write_text(yaml.safe_dump(cfg, sort_keys=False))
     results: dict = {"config": cfg, "cpu_count": os.cpu_count()}
     if args.only in (None, "pruning"):
-        unpruned = run_tune(config, "--study-name", "unpruned", "--pruner", "none")
-        results["pruning"] = {"none": unpruned}
-        for pruner in args.pruners:
-            pruned = run_tune(config, "--study-name", f"pruned-{pruner}", "--pruner", pruner)
-            results["pruning"][pruner] = pruned
-            results["pruning"][f"cpu_saving_{pruner}"] = round(1 - pruned["cpu_s"] / unpruned["cpu_s"], 3)
-        for name in ("none", *args.pruners):
-            r = results["pruning"][name]
-            print(f"pruner={name}: best={r['best_value']:.5g} cpu={r['cpu_s']}s wall={r['wall_s']}s "
-                  f"epochs={r['epochs_run']} ({r['epoch_seconds']}s) pruned={r['counts'].get('pruned', 0)}")
-        for pruner in args.pruners:
-            print(f"CPU saving of the {pruner} pruner: {results['pruning'][f'cpu_saving_{pruner}']:.0%}")
+        results["pruning"] = {}
+        for seed in args.search_seeds:
+            per_seed = results["pruning"][f"seed{seed}"] = {}
+            seed_arg = [f"search.seed={seed}"]
+            unpruned = per_seed["none"] = run_tune(config, "--study-name", f"unpruned-s{seed}", "--pruner", "none",
+                                                   *seed_arg)
+            for spec in args.pruners:
+                name, options = pruner_args(spec)
+                tag = spec.replace(":", "-").replace("=", "").replace(",", "-")
+                pruned = per_seed[spec] = run_tune(config, "--study-name", f"pruned-{tag}-s{seed}", "--pruner", name,
+                                                   *seed_arg, *options)
+                pruned["cpu_saving"] = round(1 - pruned["cpu_s"] / unpruned["cpu_s"], 3)
+            for spec, r in per_seed.items():
+                print(f"seed {seed} pruner={spec}: best={r['best_value']:.5g} cpu={r['cpu_s']}s wall={r['wall_s']}s "
+                      f"epochs={r['epochs_run']} ({r['epoch_seconds']}s) pruned={r['counts'].get('pruned', 0)}"
+                      + (f" saving={r['cpu_saving']:.0%}" if "cpu_saving" in r else ""))
+        if len(args.search_seeds) > 1:
+            import statistics
+
+            summary = results["pruning"]["summary"] = {}
+            for spec in ("none", *args.pruners):
+                runs = [results["pruning"][f"seed{s}"][spec] for s in args.search_seeds]
+                best = [r["best_value"] for r in runs]
+                cpu = sum(r["cpu_s"] for r in runs)
+                summary[spec] = {"best_mean": statistics.mean(best), "best_std": statistics.stdev(best),
+                                 "cpu_s_total": round(cpu, 1)}
+            base = summary["none"]["cpu_s_total"]
+            for spec, row in summary.items():
+                row["cpu_saving"] = round(1 - row["cpu_s_total"] / base, 3)
+                print(f"over seeds {args.search_seeds}: pruner={spec}: best {row['best_mean']:.5g} +- "
+                      f"{row['best_std']:.2g}, cpu {row['cpu_s_total']}s, saving {row['cpu_saving']:.0%}")
     if args.only in (None, "workers"):
         rows = {}
         for workers in (1, 2):
