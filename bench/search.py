@@ -124,6 +124,8 @@ def main() -> None:
                         "with the pruner's options (default: median)")
     p.add_argument("--search-seeds", nargs="+", type=int, default=[0],
                    help="sampler seeds (search.seed): the comparison is repeated for each (default: 0)")
+    p.add_argument("--skip-unpruned", action="store_true",
+                   help="run only the pruned searches (their unpruned baselines already measured on this machine)")
     p.add_argument("--tag", default="search", help="name of the results file under bench/results (default search)")
     args = p.parse_args()
     args.data_dir = data_dir(args.data_dir) if args.data != "fashion-mnist-sample" else args.data_dir
@@ -137,19 +139,22 @@ def main() -> None:
         for seed in args.search_seeds:
             per_seed = results["pruning"][f"seed{seed}"] = {}
             seed_arg = [f"search.seed={seed}"]
-            unpruned = per_seed["none"] = run_tune(config, "--study-name", f"unpruned-s{seed}", "--pruner", "none",
-                                                   *seed_arg)
+            unpruned = None if args.skip_unpruned else run_tune(config, "--study-name", f"unpruned-s{seed}",
+                                                                "--pruner", "none", *seed_arg)
+            if unpruned is not None:
+                per_seed["none"] = unpruned
             for spec in args.pruners:
                 name, options = pruner_args(spec)
                 tag = spec.replace(":", "-").replace("=", "").replace(",", "-")
                 pruned = per_seed[spec] = run_tune(config, "--study-name", f"pruned-{tag}-s{seed}", "--pruner", name,
                                                    *seed_arg, *options)
-                pruned["cpu_saving"] = round(1 - pruned["cpu_s"] / unpruned["cpu_s"], 3)
+                if unpruned is not None:
+                    pruned["cpu_saving"] = round(1 - pruned["cpu_s"] / unpruned["cpu_s"], 3)
             for spec, r in per_seed.items():
                 print(f"seed {seed} pruner={spec}: best={r['best_value']:.5g} cpu={r['cpu_s']}s wall={r['wall_s']}s "
                       f"epochs={r['epochs_run']} ({r['epoch_seconds']}s) pruned={r['counts'].get('pruned', 0)}"
                       + (f" saving={r['cpu_saving']:.0%}" if "cpu_saving" in r else ""))
-        if len(args.search_seeds) > 1:
+        if len(args.search_seeds) > 1 and not args.skip_unpruned:
             import statistics
 
             summary = results["pruning"]["summary"] = {}
