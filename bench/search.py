@@ -26,7 +26,9 @@ import argparse
 import csv
 import json
 import os
+import re
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -145,7 +147,7 @@ def main() -> None:
                 per_seed["none"] = unpruned
             for spec in args.pruners:
                 name, options = pruner_args(spec)
-                tag = spec.replace(":", "-").replace("=", "").replace(",", "-")
+                tag = re.sub(r"[^A-Za-z0-9_]+", "-", spec)
                 pruned = per_seed[spec] = run_tune(config, "--study-name", f"pruned-{tag}-s{seed}", "--pruner", name,
                                                    *seed_arg, *options)
                 if unpruned is not None:
@@ -155,8 +157,6 @@ def main() -> None:
                       f"epochs={r['epochs_run']} ({r['epoch_seconds']}s) pruned={r['counts'].get('pruned', 0)}"
                       + (f" saving={r['cpu_saving']:.0%}" if "cpu_saving" in r else ""))
         if len(args.search_seeds) > 1 and not args.skip_unpruned:
-            import statistics
-
             summary = results["pruning"]["summary"] = {}
             for spec in ("none", *args.pruners):
                 runs = [results["pruning"][f"seed{s}"][spec] for s in args.search_seeds]
