@@ -17,7 +17,7 @@ import yaml
 from reprlab.base.errors import ConfigError
 from reprlab.cli.main import main
 from reprlab.config import RunConfig
-from reprlab.experiments.search import parse_dimension, parse_search, split_quota, tune
+from reprlab.experiments.search import PRUNERS, make_pruner, parse_dimension, parse_search, split_quota, tune
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -119,6 +119,32 @@ def test_median_pruner_prunes_and_the_run_dir_ends_failed_pruned(tmp_path):
     assert status["state"] == "failed" and status["pruned"] is True and "pruned by the search" in status["error"]
     assert not (run / "metrics.json").exists()
     assert len((run / "metrics.csv").read_text().strip().splitlines()) == 2  # header + the one epoch it ran
+
+
+@pytest.mark.parametrize("name", PRUNERS)
+def test_every_pruner_is_built_with_its_defaults_and_takes_options(name):
+    import optuna
+
+    expected = {"none": optuna.pruners.NopPruner, "median": optuna.pruners.MedianPruner,
+                "percentile": optuna.pruners.PercentilePruner, "hyperband": optuna.pruners.HyperbandPruner,
+                "successive_halving": optuna.pruners.SuccessiveHalvingPruner}[name]
+    space = {"train.lr": [1e-3, 1e-2]}
+    assert type(make_pruner(parse_search({"pruner": name, "space": space}), 8)) is expected
+    if name in ("median", "percentile"):
+        pruner = make_pruner(parse_search({"pruner": name, "space": space,
+                                           "pruner_options": {"n_warmup_steps": 4}}), 8)
+        assert pruner._n_warmup_steps == 4 and pruner._n_startup_trials == 3  # option over default, default kept
+        assert pruner._percentile == (50.0 if name == "median" else 25.0)
+    if name == "hyperband":
+        assert make_pruner(parse_search({"pruner": name, "space": space}), 8)._max_resource == 8  # the run's epochs
+    if name != "none":
+        with pytest.raises(ConfigError, match="refused by"):
+            make_pruner(parse_search({"pruner": name, "space": space, "pruner_options": {"no_such_option": 1}}), 8)
+
+
+def test_an_unknown_pruner_is_one_clear_error():
+    with pytest.raises(ConfigError, match="search.pruner"):
+        parse_search({"pruner": "mediam", "space": {"train.lr": [1e-3, 1e-2]}})
 
 
 def test_hyperband_pruner_is_fed_every_epoch(tmp_path):

@@ -17,7 +17,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--study-name", help="study name and folder (default: the config's name or file stem)")
     p.add_argument("--trials", type=int, help="trials the study should hold in the end (default: search.trials)")
     p.add_argument("--workers", type=int, help="worker processes on this machine (default: search.workers, 1)")
-    p.add_argument("--pruner", choices=("none", "median", "hyperband"), help="stop poor trials early (default: search.pruner)")
+    p.add_argument("--pruner", help="stop poor trials early: none, median, percentile, hyperband or successive_halving "
+                                   "(default: search.pruner; checked with the config)")
     add_data_dir(p)
     add_output_dir(p, default=None)
 

@@ -3,7 +3,7 @@
 A search space over any config key (float on a linear or log scale, int, categorical), an
 objective (any metric of ``metrics.json``, or ``cv`` for the cross-validated mean; by
 default the task's monitored value at the best checkpoint, ``best/value``), Optuna's TPE
-sampler and an optional median / Hyperband pruner fed per epoch by a training
+sampler and an optional pruner (median, percentile, Hyperband, successive halving) fed per epoch by a training
 :class:`~reprlab.training.callbacks.Callback`. Every trial is an ordinary run directory
 under ``STUDY_DIR/trials/``. Optuna does the sampling, pruning, storage and plots; this
 module only maps trials onto reprlab runs, recovers interrupted trials and writes the
@@ -28,7 +28,7 @@ The config file holds the usual run sections plus::
       trials: 20
       objective: best/value        # or test/psnr, ..., or cv (the mean of cv.metric over cv.folds)
       direction: null              # minimize / maximize; inferred from the metric when null
-      pruner: median               # none | median | hyperband
+      pruner: median               # none | median | percentile | hyperband | successive_halving
       space:
         train.lr: {type: float, low: 1.0e-4, high: 1.0e-2, log: true}
         model.latent_dim: {type: int, low: 8, high: 64, step: 8}
@@ -86,7 +86,17 @@ MAXIMIZE = {"psnr", "ssim", "accuracy", "acc", "auc", "auroc", "aupr", "ap", "nm
             "recall", "silhouette", "purity"}
 MINIMIZE = {"loss", "mse", "l1", "mae", "rmse", "elbo_nats", "kl", "error", "bpd", "nll", "recon", "fid"}
 
-PRUNERS = ("none", "median", "hyperband")
+#: Pruner name -> (Optuna class, reprlab's defaults, given before ``search.pruner_options``). ``percentile``
+#: keeps only trials in the best ``percentile`` per cent at each epoch (25: prunes more than the median);
+#: ``successive_halving`` is asynchronous successive halving (ASHA). ``epochs`` fills ``max_resource``.
+PRUNER_DEFAULTS: dict[str, tuple[str, dict]] = {
+    "none": ("NopPruner", {}),
+    "median": ("MedianPruner", {"n_startup_trials": 3, "n_warmup_steps": 1}),
+    "percentile": ("PercentilePruner", {"percentile": 25.0, "n_startup_trials": 3, "n_warmup_steps": 1}),
+    "hyperband": ("HyperbandPruner", {"min_resource": 1, "max_resource": "epochs", "reduction_factor": 3}),
+    "successive_halving": ("SuccessiveHalvingPruner", {"min_resource": 1, "reduction_factor": 3}),
+}
+PRUNERS = tuple(PRUNER_DEFAULTS)
 SAMPLERS = ("tpe", "random")
 KINDS = ("float", "int", "categorical")
 
@@ -532,16 +542,21 @@ def make_sampler(spec: SearchSpec, seed: int) -> Any:
 
 
 def make_pruner(spec: SearchSpec, epochs: int) -> Any:
-    """The pruner: median (reprlab's defaults: 3 startup trials, 1 warm-up epoch), Hyperband
-    (1..``epochs`` epochs, factor 3) or none; ``search.pruner_options`` override the defaults."""
+    """The pruner named by ``search.pruner`` (see :data:`PRUNER_DEFAULTS`: median with 3 startup trials
+    and 1 warm-up epoch, percentile 25 likewise, Hyperband over 1..``epochs`` epochs with factor 3, ASHA,
+    or none); ``search.pruner_options`` override the defaults.
+
+    Example:
+        >>> make_pruner(parse_search({"pruner": "percentile", "space": {"train.lr": [1e-3, 1e-2]}}), 8)._percentile
+        25.0
+    """
     optuna = _optuna()
-    defaults = {"none": {}, "median": {"n_startup_trials": 3, "n_warmup_steps": 1},
-                "hyperband": {"min_resource": 1, "max_resource": max(1, epochs), "reduction_factor": 3}}[spec.pruner]
-    cls = {"none": optuna.pruners.NopPruner, "median": optuna.pruners.MedianPruner,
-           "hyperband": optuna.pruners.HyperbandPruner}[spec.pruner]
+    class_name, defaults = PRUNER_DEFAULTS[spec.pruner]
+    cls = getattr(optuna.pruners, class_name)
+    options = {key: max(1, epochs) if value == "epochs" else value for key, value in defaults.items()}
     try:
-        return cls(**{**defaults, **spec.pruner_options})
-    except TypeError as exc:
+        return cls(**{**options, **spec.pruner_options})
+    except (TypeError, ValueError) as exc:
         raise ConfigError(f"search.pruner_options {spec.pruner_options!r} are refused by {cls.__name__}: {exc}",
                           fix=f"see the options of optuna.pruners.{cls.__name__}") from None
 
