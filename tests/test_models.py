@@ -146,6 +146,24 @@ def test_conv_ae_kernel_and_padding_variants(options):
         assert model(batch(shape, n=2)).reconstruction.shape == (2, *shape)
 
 
+@pytest.mark.parametrize("downsample", ["stride", "maxpool"])
+def test_conv_ae_residual_blocks_per_stage(downsample):
+    for shape in [(1, 28, 28), (3, 50, 50)]:
+        model = tiny("conv_ae", shape, channels=(4, 8), blocks_per_stage=2, downsample=downsample)
+        blocks = [[m for m in part.modules() if isinstance(m, ResidualBlock)] for part in (model.encoder, model.decoder)]
+        assert [len(b) for b in blocks] == [4, 4]  # 2 stages x 2 blocks on each side
+        assert [b.conv1.in_channels for b in blocks[0]] == [4, 4, 8, 8]  # each at its stage's width
+        assert [b.conv1.in_channels for b in blocks[1]] == [4, 4, 4, 4]  # decoder stages end at channels[i-1]
+        out = model(batch(shape, n=2))
+        assert out.reconstruction.shape == (2, *shape)
+        out.loss.backward()
+        assert all(p.grad is not None for p in model.parameters())
+    plain = tiny("conv_ae", (1, 28, 28), channels=(4, 8))
+    assert not any(isinstance(m, ResidualBlock) for m in plain.modules())  # the default adds none
+    with pytest.raises(ConfigError, match="blocks_per_stage"):
+        tiny("conv_ae", (1, 28, 28), blocks_per_stage=-1)
+
+
 def test_conv_bottleneck_code_is_a_feature_map():
     model = tiny("conv_ae", (1, 28, 28), bottleneck="conv")
     assert model.feature_shape == (4, 7, 7)

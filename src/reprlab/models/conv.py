@@ -38,8 +38,9 @@ from torch import nn
 
 from reprlab.base.errors import ConfigError, ModelError
 from reprlab.models.base import ModelConfig, check_choice, check_int
-from reprlab.models.layers import (ACTIVATIONS, NORMS, UPSAMPLE_MODES, Autoencoder, FitTo, check_channels,
-                                   check_dropout, check_recon_loss, make_activation, make_norm, make_upsample)
+from reprlab.models.layers import (ACTIVATIONS, NORMS, UPSAMPLE_MODES, Autoencoder, FitTo, ResidualBlock,
+                                   check_channels, check_dropout, check_recon_loss, make_activation, make_norm,
+                                   make_upsample)
 from reprlab.models.registry import register_model
 
 DOWNSAMPLE_MODES: tuple[str, ...] = ("stride", "maxpool", "avgpool")
@@ -121,11 +122,13 @@ def plan_conv_stages(input_shape: tuple[int, int, int], channels: tuple[int, ...
 
 def build_conv_encoder(input_shape: tuple[int, int, int], channels: tuple[int, ...], *, kernel_size: int = 3,
                        stride: int = 2, padding: int | None = None, norm: str = "batch", activation: str = "relu",
-                       dropout: float = 0.0, downsample: str = "stride") -> tuple[nn.Sequential, list[ConvStagePlan]]:
+                       dropout: float = 0.0, downsample: str = "stride",
+                       blocks_per_stage: int = 0) -> tuple[nn.Sequential, list[ConvStagePlan]]:
     """The conv stages (no bottleneck) and their size plan.
 
     Returns ``(stages, plans)``; ``stages`` maps ``(N, C, H, W)`` to
-    ``(N, channels[-1], *plans[-1].out_size)``.
+    ``(N, channels[-1], *plans[-1].out_size)``. ``blocks_per_stage`` residual blocks
+    (:class:`~reprlab.models.layers.ResidualBlock`) follow each stage's downsampling, at its output size.
 
     Example:
         >>> import torch
@@ -148,6 +151,7 @@ def build_conv_encoder(input_shape: tuple[int, int, int], channels: tuple[int, .
             layers.append(nn.MaxPool2d(2, ceil_mode=True))
         elif downsample == "avgpool":
             layers.append(nn.AvgPool2d(2, ceil_mode=True))
+        layers += [ResidualBlock(plan.out_channels, norm=norm, activation=activation) for _ in range(blocks_per_stage)]
         if dropout > 0:
             layers.append(nn.Dropout(dropout))
         stages[f"stage{plan.index}"] = nn.Sequential(*layers)
@@ -155,12 +159,12 @@ def build_conv_encoder(input_shape: tuple[int, int, int], channels: tuple[int, .
 
 
 def build_conv_decoder(plans: list[ConvStagePlan], *, norm: str = "batch", activation: str = "relu",
-                       dropout: float = 0.0, upsample: str = "transpose") -> nn.Sequential:
+                       dropout: float = 0.0, upsample: str = "transpose", blocks_per_stage: int = 0) -> nn.Sequential:
     """Mirror of :func:`build_conv_encoder`: feature map to image logits.
 
     Each encoder stage ``i`` (in reverse) becomes ``upsample(x2) -> crop to the stage's
-    input size -> norm -> activation`` (a 3x3 conv instead of the upsampling for stages
-    that did not downsample); a final 3x3 conv maps to the image channels.
+    input size -> norm -> activation -> blocks_per_stage residual blocks`` (a 3x3 conv instead
+    of the upsampling for stages that did not downsample); a final 3x3 conv maps to the image channels.
 
     Example:
         >>> import torch
@@ -182,6 +186,7 @@ def build_conv_decoder(plans: list[ConvStagePlan], *, norm: str = "batch", activ
         if produced != plan.in_size:
             layers.append(FitTo(plan.in_size))
         layers += [make_norm(norm, out_ch), make_activation(activation)]
+        layers += [ResidualBlock(out_ch, norm=norm, activation=activation) for _ in range(blocks_per_stage)]
         if dropout > 0:
             layers.append(nn.Dropout(dropout))
         blocks[f"stage{plan.index}"] = nn.Sequential(*layers)
@@ -250,7 +255,8 @@ class ConvAEConfig(ModelConfig):
 
     ``channels`` has one entry per stage; ``stride`` (1 or 2) is the conv stride for
     ``downsample="stride"`` (1 keeps the size); ``padding`` defaults to
-    ``kernel_size // 2``; ``loss`` is ``"mse"``, ``"l1"``, ``"bce"`` (needs
+    ``kernel_size // 2``; ``blocks_per_stage`` residual blocks (3x3, the stage's width) after each
+    encoder stage and each decoder stage (0: plain conv stages); ``loss`` is ``"mse"``, ``"l1"``, ``"bce"`` (needs
     ``output_range="0_1"``) or ``"psnr"`` (the mean per-image PSNR, maximised; see
     :func:`~reprlab.models.layers.reconstruction_terms`).
 
@@ -269,10 +275,12 @@ class ConvAEConfig(ModelConfig):
     downsample: str = "stride"
     upsample: str = "transpose"
     bottleneck: str = "dense"
+    blocks_per_stage: int = 0
     loss: str = "mse"
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        check_int("blocks_per_stage", self.blocks_per_stage, minimum=0)
         self.channels = validate_conv_options(self.input_shape, self.channels, self.kernel_size, self.stride,
                                               self.padding, self.norm, self.activation, self.dropout,
                                               self.downsample, self.upsample)
@@ -300,7 +308,8 @@ class ConvAE(Autoencoder):
         c = config
         stages, plans = build_conv_encoder(c.input_shape, c.channels, kernel_size=c.kernel_size, stride=c.stride,
                                            padding=c.padding, norm=c.norm, activation=c.activation,
-                                           dropout=float(c.dropout), downsample=c.downsample)
+                                           dropout=float(c.dropout), downsample=c.downsample,
+                                           blocks_per_stage=c.blocks_per_stage)
         h, w = plans[-1].out_size
         feat = (c.channels[-1], h, w)
         enc: OrderedDict[str, nn.Module] = OrderedDict(stages.named_children())
@@ -317,7 +326,7 @@ class ConvAE(Autoencoder):
                                                nn.Conv2d(c.latent_dim, feat[0], 1, bias=c.norm == "none"),
                                                make_norm(c.norm, feat[0]), make_activation(c.activation))
         dec.update(build_conv_decoder(plans, norm=c.norm, activation=c.activation, dropout=float(c.dropout),
-                                      upsample=c.upsample).named_children())
+                                      upsample=c.upsample, blocks_per_stage=c.blocks_per_stage).named_children())
         self.encoder = nn.Sequential(enc)
         self.decoder = nn.Sequential(dec)
         self._finish(c.activation)
