@@ -7,7 +7,9 @@ bottleneck: ``"dense"`` (flatten + linear to ``latent_dim``) or ``"conv"`` (1x1 
 ``latent_dim`` channels; the code is that feature map, flattened, so ``code_size`` is
 ``latent_dim * h * w``). The decoder mirrors the encoder with x2 upsampling blocks
 (``"transpose"``, ``"nearest"`` or ``"pixelshuffle"``) and a final 3x3 conv to the image
-channels, followed by the output activation.
+channels, followed by the output activation. ``blocks_per_stage`` residual blocks follow each
+encoder and decoder stage (0 by default; ``configs/conv_ae.yaml`` uses 1: at latent 32 on
+Fashion-MNIST, 24.1 dB PSNR within 15 CPU-minutes in bf16, BENCHMARKS.md).
 
 Any input size works. All spatial sizes are computed from ``input_shape`` when the config
 is validated (:func:`plan_conv_stages`); odd sizes round up when halved (50 -> 25 -> 13),
