@@ -1,8 +1,9 @@
 """Benchmark of ``reprlab tune``: pruning's CPU saving, and one worker against two.
 
 1. The same search (same sampler seed, so the same trial parameters while TPE is still in its random
-   start-up phase) with ``--pruner none`` and with each of ``--pruners`` (median by default, or
-   hyperband; ``NAME:KEY=VALUE,...`` sets the pruner's options, e.g. ``median:n_warmup_steps=0``):
+   start-up phase) with ``--pruner none`` and with each of ``--pruners`` (median by default, or any
+   name of ``reprlab tune --pruner``; ``NAME:KEY=VALUE,...`` sets the pruner's options, e.g.
+   ``percentile:n_warmup_steps=0``; ``--skip-unpruned`` leaves the unpruned search out):
    best value, CPU time (the tune process and its workers), wall time, trials pruned. With several
    ``--search-seeds`` the comparison is repeated per sampler seed, which shows how far the best value
    of a 20-trial search moves with the seed alone (the noise a pruned search is judged against).
@@ -16,6 +17,7 @@ Every figure comes from running ``reprlab tune`` as a subprocess and reading its
     python bench/search.py --data fashion-mnist --max-train 60000 --trials 20 --epochs 10   # the full one
     python bench/search.py --only workers --storage postgresql://USER:PASS@HOST:5432/DB
     python bench/search.py --only pruning --search-seeds 0 1 2 --pruners median median:n_warmup_steps=0
+    python bench/search.py --only pruning --search-seeds 2 --pruners percentile:n_warmup_steps=0 --skip-unpruned
 
 Results: bench/results/search.json (and printed).
 """
@@ -122,7 +124,8 @@ def main() -> None:
     p.add_argument("--storage", default=None, help="shared storage of the worker comparison (default: a journal file)")
     p.add_argument("--only", choices=("pruning", "workers"), default=None)
     p.add_argument("--pruners", nargs="+", default=["median"],
-                   help="pruners compared with the unpruned search: median, hyperband, or NAME:KEY=VALUE,... "
+                   help="pruners compared with the unpruned search: median, percentile, hyperband, successive_halving, "
+                        "or NAME:KEY=VALUE,... "
                         "with the pruner's options (default: median)")
     p.add_argument("--search-seeds", nargs="+", type=int, default=[0],
                    help="sampler seeds (search.seed): the comparison is repeated for each (default: 0)")

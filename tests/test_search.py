@@ -140,6 +140,9 @@ def test_every_pruner_is_built_with_its_defaults_and_takes_options(name):
     if name != "none":
         with pytest.raises(ConfigError, match="refused by"):
             make_pruner(parse_search({"pruner": name, "space": space, "pruner_options": {"no_such_option": 1}}), 8)
+    if name == "percentile":  # an impossible value is Optuna's ValueError, turned into the same clear error
+        with pytest.raises(ConfigError, match="refused by PercentilePruner"):
+            make_pruner(parse_search({"pruner": name, "space": space, "pruner_options": {"percentile": 150}}), 8)
 
 
 def test_an_unknown_pruner_is_one_clear_error():

@@ -40,9 +40,9 @@ from torch import nn
 
 from reprlab.base.errors import ConfigError, ModelError
 from reprlab.models.base import ModelConfig, check_choice, check_int
-from reprlab.models.layers import (ACTIVATIONS, NORMS, UPSAMPLE_MODES, Autoencoder, FitTo, ResidualBlock,
-                                   check_channels, check_dropout, check_recon_loss, make_activation, make_norm,
-                                   make_upsample)
+from reprlab.models.layers import (ACTIVATIONS, NORMS, UPSAMPLE_MODES, Autoencoder, FitTo, check_channels,
+                                   check_dropout, check_recon_loss, make_activation, make_norm, make_upsample,
+                                   residual_blocks)
 from reprlab.models.registry import register_model
 
 DOWNSAMPLE_MODES: tuple[str, ...] = ("stride", "maxpool", "avgpool")
@@ -153,7 +153,7 @@ def build_conv_encoder(input_shape: tuple[int, int, int], channels: tuple[int, .
             layers.append(nn.MaxPool2d(2, ceil_mode=True))
         elif downsample == "avgpool":
             layers.append(nn.AvgPool2d(2, ceil_mode=True))
-        layers += [ResidualBlock(plan.out_channels, norm=norm, activation=activation) for _ in range(blocks_per_stage)]
+        layers += residual_blocks(plan.out_channels, blocks_per_stage, norm=norm, activation=activation)
         if dropout > 0:
             layers.append(nn.Dropout(dropout))
         stages[f"stage{plan.index}"] = nn.Sequential(*layers)
@@ -188,7 +188,7 @@ def build_conv_decoder(plans: list[ConvStagePlan], *, norm: str = "batch", activ
         if produced != plan.in_size:
             layers.append(FitTo(plan.in_size))
         layers += [make_norm(norm, out_ch), make_activation(activation)]
-        layers += [ResidualBlock(out_ch, norm=norm, activation=activation) for _ in range(blocks_per_stage)]
+        layers += residual_blocks(out_ch, blocks_per_stage, norm=norm, activation=activation)
         if dropout > 0:
             layers.append(nn.Dropout(dropout))
         blocks[f"stage{plan.index}"] = nn.Sequential(*layers)

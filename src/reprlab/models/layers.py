@@ -198,6 +198,16 @@ class ResidualBlock(nn.Module):
         return self.act2(h + x)
 
 
+def residual_blocks(channels: int, count: int, *, norm: str = "batch", activation: str = "relu") -> list[nn.Module]:
+    """``count`` :class:`ResidualBlock` s of width ``channels`` (an empty list for 0), to splice into a stage.
+
+    Example:
+        >>> len(residual_blocks(8, 2, norm="group"))
+        2
+    """
+    return [ResidualBlock(channels, norm=norm, activation=activation) for _ in range(count)]
+
+
 class FitTo(nn.Module):
     """Crop (bottom/right) a feature map that is too large, or resize one that is too small, to ``(height, width)``.
 

@@ -35,8 +35,8 @@ from torch import nn
 from reprlab.base.errors import ModelError
 from reprlab.models.base import ModelConfig, check_choice, check_int
 from reprlab.models.conv import format_size, build_dense_from_latent, build_dense_to_latent
-from reprlab.models.layers import (ACTIVATIONS, NORMS, Autoencoder, FitTo, PadToEven, PixelShuffleUp, ResidualBlock,
-                                   check_channels, check_recon_loss, make_activation, make_norm)
+from reprlab.models.layers import (ACTIVATIONS, NORMS, Autoencoder, FitTo, PadToEven, PixelShuffleUp, check_channels,
+                                   check_recon_loss, make_activation, make_norm, residual_blocks)
 from reprlab.models.registry import register_model
 
 
@@ -112,7 +112,7 @@ class ResNetAE(Autoencoder):
         bias = c.norm == "none"
 
         def blocks(ch: int) -> list[nn.Module]:
-            return [ResidualBlock(ch, norm=c.norm, activation=c.activation) for _ in range(c.blocks_per_stage)]
+            return residual_blocks(ch, c.blocks_per_stage, norm=c.norm, activation=c.activation)
 
         enc: OrderedDict[str, nn.Module] = OrderedDict()
         enc["stem"] = nn.Sequential(nn.Conv2d(c.input_shape[0], chans[0], 3, padding=1, bias=bias),
