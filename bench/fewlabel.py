@@ -129,7 +129,8 @@ def base_config(args, root: Path) -> dict:
     if args.max_test:
         data["max_test"] = args.max_test
     return {"output_dir": str(root), "data": data,
-            "train": {"progress": "off", "num_threads": args.threads, "sanity_check": True},
+            "train": {"progress": "off", "num_threads": args.threads, "sanity_check": True,
+                      "precision": args.precision, "channels_last": args.channels_last},
             "eval": {"report": False, "figures": False}}
 
 
@@ -158,7 +159,7 @@ def pretrain(args, root: Path) -> tuple[Path, float]:
 
 
 def classify(args, root: Path, name: str, model: dict, labels: int, seed: int, *, groups: dict | None = None,
-             lr: float = 1e-3) -> dict:
+             lr: float = 1e-3, fixmatch: bool = False) -> dict:
     cfg = base_config(args, root)
     batch = 32 if labels <= 200 else 64
     steps_per_epoch = max(1, -(-labels // batch))
@@ -166,6 +167,14 @@ def classify(args, root: Path, name: str, model: dict, labels: int, seed: int, *
     cfg.update(seed=seed, name=f"{name}-{labels}-s{seed}", task="classify", model=model,
                classify={"labels": labels, "val_labels": args.val_labels or labels})
     cfg["train"].update(epochs=epochs, batch_size=batch, lr=lr, weight_decay=args.weight_decay, optimizer="adamw")
+    if fixmatch:  # an epoch is one pass over the unlabelled images, paired with the labelled batches
+        cfg["model"] = {**model, "semi_supervised": "fixmatch", "confidence": args.confidence,
+                        "unlabelled_weight": args.unlabelled_weight,
+                        "distribution_alignment": args.distribution_alignment}
+        cfg["classify"]["unlabelled"] = args.unlabelled
+        cfg["data"]["augment"] = {"flip": True, "crop_padding": 2}  # the weak augmentation
+        cfg["train"].update(epochs=args.fixmatch_epochs, batch_size=args.fixmatch_batch_size, scheduler="cosine",
+                            target_batch_size=args.fixmatch_ratio * args.fixmatch_batch_size)
     if groups:
         cfg["train"]["groups"] = groups
     started = time.process_time()
@@ -173,7 +182,8 @@ def classify(args, root: Path, name: str, model: dict, labels: int, seed: int, *
     seconds = time.process_time() - started
     m = result.metrics
     return {"method": name, "labels": labels, "seed": seed, "acc": m["test/acc"], "balanced_acc": m["test/balanced_acc"],
-            "seconds": seconds, "epochs": epochs, "best_epoch": m.get("best/epoch"), "run_dir": str(result.run_dir)}
+            "seconds": seconds, "epochs": cfg["train"]["epochs"], "best_epoch": m.get("best/epoch"),
+            "run_dir": str(result.run_dir)}
 
 
 def baselines(args, encoder, labels: int, seed: int, prefix: str = "ae") -> list[dict]:
@@ -214,9 +224,23 @@ def main() -> None:
     p.add_argument("--val-labels", type=int, default=None, help="validation labels (default: the budget)")
     p.add_argument("--max-test", type=int, default=None)
     p.add_argument("--methods", nargs="+", default=["ae_probe", "ae_finetune", "scratch", "baselines"],
-                   help="ae_probe, ae_finetune, scratch, baselines (with --pretrain-model simclr the rows are "
-                        "named simclr_probe, simclr_finetune, scratch_simclr, simclr_logreg, simclr_knn)")
+                   help="ae_probe, ae_finetune, scratch, baselines, fixmatch (the fine-tuning with FixMatch on the "
+                        "unlabelled rest of the training split), scratch_fixmatch (the same from a random start); "
+                        "with --pretrain-model simclr the rows are named simclr_probe, simclr_finetune, "
+                        "scratch_simclr, simclr_logreg, simclr_knn, simclr_fixmatch, scratch_simclr_fixmatch")
+    p.add_argument("--unlabelled", default="all", help="FixMatch rows: unlabelled images (all, or a number)")
+    p.add_argument("--fixmatch-epochs", type=int, default=3, help="FixMatch rows: passes over the unlabelled images")
+    p.add_argument("--fixmatch-batch-size", type=int, default=64,
+                   help="FixMatch rows: labelled images per step")
+    p.add_argument("--fixmatch-ratio", type=int, default=1,
+                   help="FixMatch rows: unlabelled images per step, as a multiple of the labelled ones")
+    p.add_argument("--confidence", type=float, default=0.95, help="FixMatch rows: pseudo-label threshold")
+    p.add_argument("--unlabelled-weight", type=float, default=1.0, help="FixMatch rows: weight of the unlabelled loss")
+    p.add_argument("--distribution-alignment", action="store_true",
+                   help="FixMatch rows: align the pseudo-labels' class distribution to uniform")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"], help="train.precision of every run")
+    p.add_argument("--channels-last", action="store_true", help="train.channels_last=true for every run")
     p.add_argument("--data-dir")
     p.add_argument("--out", default="/tmp/reprlab-bench-fewlabel", help="parent folder of the run directories")
     p.add_argument("--tag", default="fewlabel")
@@ -236,7 +260,11 @@ def main() -> None:
     scratch_encoder = {k: v for k, v in ae_model.items() if k not in ("input_shape", "output_range")}
     prefix = "ae" if args.pretrain_model == "conv_ae" else args.pretrain_model
     renamed = {"ae_probe": f"{prefix}_probe", "ae_finetune": f"{prefix}_finetune",
-               "scratch": "scratch" if prefix == "ae" else f"scratch_{prefix}"}
+               "scratch": "scratch" if prefix == "ae" else f"scratch_{prefix}", "fixmatch": f"{prefix}_fixmatch",
+               "scratch_fixmatch": "scratch_fixmatch" if prefix == "ae" else f"scratch_{prefix}_fixmatch"}
+    finetuned = {"name": "classifier", "pretrained": str(ae_run), "freeze": "none", "feature_norm": True}
+    from_scratch = {"name": "classifier", "encoder": args.pretrain_model, "encoder_options": scratch_encoder,
+                    "feature_norm": True}
     rows: list[dict] = []
     for labels in args.labels:
         for seed in args.seeds:
@@ -244,13 +272,13 @@ def main() -> None:
                 "ae_probe": lambda: classify(args, root, renamed["ae_probe"], {"name": "classifier", "pretrained": str(ae_run),
                                                                       "freeze": "encoder", "feature_norm": True},
                                              labels, seed, lr=1e-2),
-                "ae_finetune": lambda: classify(args, root, renamed["ae_finetune"],
-                                                {"name": "classifier", "pretrained": str(ae_run), "freeze": "none",
-                                                 "feature_norm": True}, labels, seed,
+                "ae_finetune": lambda: classify(args, root, renamed["ae_finetune"], finetuned, labels, seed,
                                                 groups={"encoder": {"lr": 3e-4}, "head": {"lr": 3e-3}}),
-                "scratch": lambda: classify(args, root, renamed["scratch"], {"name": "classifier", "encoder": args.pretrain_model,
-                                                                    "encoder_options": scratch_encoder,
-                                                                    "feature_norm": True}, labels, seed, lr=3e-3),
+                "scratch": lambda: classify(args, root, renamed["scratch"], from_scratch, labels, seed, lr=3e-3),
+                "fixmatch": lambda: classify(args, root, renamed["fixmatch"], finetuned, labels, seed, fixmatch=True,
+                                             groups={"encoder": {"lr": 3e-4}, "head": {"lr": 3e-3}}),
+                "scratch_fixmatch": lambda: classify(args, root, renamed["scratch_fixmatch"], from_scratch, labels, seed,
+                                                     lr=3e-3, fixmatch=True),
             }
             for method in args.methods:
                 new = baselines(args, encoder, labels, seed, prefix) if method == "baselines" else [todo[method]()]

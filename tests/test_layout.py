@@ -104,6 +104,13 @@ def test_paired_loader_epochs_follow_the_larger_or_smaller_side():
     # the target side cycles: every target image is seen within an epoch over the larger side
     seen = torch.cat([s.target.images for s in steps[:3]])
     assert sorted(seen.flatten(1).sum(1).tolist()) == sorted(tgt.images.flatten(1).sum(1).tolist())
+    # a larger target batch (FixMatch's unlabelled ratio); an epoch over the larger side counts in steps of each
+    wide = PairedLoader(tgt, src, batch_size=2, seed=1, target_batch_size=8)
+    assert len(wide) == 6 and [(len(s), len(s.target)) for s in wide.epoch(0)] == [(2, 8)] * 6
+    from reprlab.base.errors import ConfigError
+    with pytest.raises(ConfigError, match=r"fewer images per rank than one batch \(50\)") as info:
+        PairedLoader(src, tgt, batch_size=4, target_batch_size=50)
+    assert "train.target_batch_size" in str(info.value)
 
 
 def test_batches_carry_labels_through_splits_and_subsets():

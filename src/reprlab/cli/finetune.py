@@ -26,6 +26,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--epochs", type=int, default=30, help="training epochs (default 30)")
     p.add_argument("--lr", type=float, default=1e-3, help="learning rate of the head (default 1e-3)")
     p.add_argument("--encoder-lr", type=float, default=None, help="learning rate of the encoder (default lr/10)")
+    p.add_argument("--unlabelled", default="none",
+                   help="FixMatch on this many unlabelled training images outside the budget: all, a number, or none "
+                        "(default)")
     p.add_argument("--seed", type=int, default=None, help="seed of the run and of the label subset (default: the run's)")
     p.add_argument("--data", default=None, help="dataset name (default: the pretrained run's)")
     add_data_dir(p)
@@ -39,7 +42,8 @@ def run(args: argparse.Namespace) -> int:
 
     labels = args.labels if str(args.labels).lower() == "all" else _int_or_text(args.labels)
     cfg = finetune_config(args.run_dir, labels=labels, freeze=args.freeze, head=args.head, epochs=args.epochs,
-                          lr=args.lr, encoder_lr=args.encoder_lr, seed=args.seed, data=args.data)
+                          lr=args.lr, encoder_lr=args.encoder_lr, seed=args.seed, data=args.data,
+                          unlabelled=_int_or_text(args.unlabelled))
     print_run_result(train(cfg, overrides=run_location_overrides(args)))
     return 0
 

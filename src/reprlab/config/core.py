@@ -168,6 +168,7 @@ class TrainConfig:
     grad_clip: float | None = None
     groups: dict[str, Any] = field(default_factory=dict)  # per parameter group: GroupConfig's keys, e.g. groups.encoder.lr
     paired_epoch: str = "larger"  # two-domain tasks: an epoch runs over the larger or the smaller domain
+    target_batch_size: int | None = None  # two-domain tasks: images of the second domain per step (None: batch_size)
     early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
     checkpoint_every: int | None = None  # None: best and last only; N: also epoch_NNNN every N epochs
     max_cpu_minutes: float | None = None  # stop after the epoch in which the run's process used this much CPU time
@@ -202,6 +203,8 @@ class TrainConfig:
                               fix="e.g. train.groups.encoder.lr=1e-4")
         self.groups = {str(name): GroupConfig.check(str(name), settings) for name, settings in self.groups.items()}
         check_choice("train.paired_epoch", self.paired_epoch, ("larger", "smaller"))
+        if self.target_batch_size is not None:
+            check_int("train.target_batch_size", self.target_batch_size, minimum=1)
         check_float("train.momentum", self.momentum, minimum=0, maximum=1)
         check_float("train.weight_decay", self.weight_decay, minimum=0)
         check_float("train.l1_penalty", self.l1_penalty, minimum=0)

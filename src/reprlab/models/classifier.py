@@ -19,6 +19,11 @@ Training regimes (``freeze``):
   layer counted with the conv/linear before it;
 * ``"none"``: everything trains (full fine-tuning).
 
+Semi-supervised training (``semi_supervised="fixmatch"``, with ``classify.unlabelled``): each
+labelled batch comes with unlabelled images, and confident predictions on their weak view
+teach the strong view (:mod:`reprlab.models.semisup`; ``unlabelled_weight``, ``confidence``,
+``strong_augment``, ``distribution_alignment``).
+
 The parameter groups are ``encoder`` (its trainable part, when there is one) and ``head``,
 so a config gives them their own settings: ``train.groups.encoder.lr=1e-4``,
 ``train.groups.head.lr=1e-3``.
@@ -57,6 +62,7 @@ from reprlab.base.errors import ConfigError, ModelError
 from reprlab.models.base import ModelConfig, ModelOutput, ReprModel, check_choice, check_float, check_int
 from reprlab.models.registry import create_model, get_model_entry, register_model
 from reprlab.models.resnet18 import ClassifierMixin, ResNet18, classification_terms, load_imagenet_weights
+from reprlab.models.semisup import SEMI_SUPERVISED, check_strong_augment
 
 logger = logging.getLogger(__name__)
 
@@ -125,6 +131,11 @@ class ClassifierConfig(ModelConfig):
     feature_norm: bool = False
     label_smoothing: float = 0.0
     freeze: str = "none"
+    semi_supervised: str = "none"
+    unlabelled_weight: float = 1.0
+    confidence: float = 0.95
+    strong_augment: dict[str, Any] = field(default_factory=dict)
+    distribution_alignment: bool = False
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -161,6 +172,17 @@ class ClassifierConfig(ModelConfig):
             raise ConfigError(f"feature_norm must be true or false, got {self.feature_norm!r}", fix="feature_norm=true")
         check_float("label_smoothing", self.label_smoothing, minimum=0, maximum=0.5)
         parse_freeze(self.freeze)
+        check_choice("semi_supervised", self.semi_supervised, SEMI_SUPERVISED)
+        check_float("unlabelled_weight", self.unlabelled_weight, minimum=0)
+        check_float("confidence", self.confidence, minimum=0, maximum=1)
+        if not isinstance(self.distribution_alignment, bool):
+            raise ConfigError(f"distribution_alignment must be true or false, got {self.distribution_alignment!r}",
+                              fix="distribution_alignment=true")
+        try:
+            self.strong_augment = check_strong_augment(self.strong_augment)
+        except ValueError as exc:
+            raise ConfigError(str(exc), fix="e.g. strong_augment={crop_scale: [0.4, 1], brightness: 0.4}, "
+                                            "or drop it for the defaults") from None
         if self.rotation_beta:
             raise ConfigError("a classifier has no rotation self-supervision", fix="set model.rotation_beta=0")
 
@@ -182,6 +204,9 @@ class Classifier(ClassifierMixin, ReprModel):
         super().__init__(config)
         c = config
         self.label_smoothing = float(c.label_smoothing)
+        self.semi_supervised, self.unlabelled_weight = c.semi_supervised, float(c.unlabelled_weight)
+        self.confidence, self.strong_augment = float(c.confidence), dict(c.strong_augment)
+        self.distribution_alignment = c.distribution_alignment
         opts = {**c.encoder_options, "input_shape": tuple(c.input_shape), "output_range": c.output_range}
         self.encoder = create_model(c.encoder, **opts)
         self.code_size = self._strip_unused()

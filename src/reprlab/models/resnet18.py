@@ -51,6 +51,7 @@ from torch import nn
 from reprlab.base.errors import ConfigError, ModelError
 from reprlab.models.base import ModelConfig, ModelOutput, ReprModel, check_choice, check_float, check_int, images_of
 from reprlab.models.registry import register_model
+from reprlab.models.semisup import fixmatch_terms, pseudo_labels, strong_view
 
 logger = logging.getLogger(__name__)
 
@@ -161,6 +162,12 @@ class ClassifierMixin:
 
     reconstructs: bool = False
     label_smoothing: float = 0.0
+    #: FixMatch settings (:mod:`reprlab.models.semisup`); a model with these config fields sets them.
+    semi_supervised: str = "none"
+    unlabelled_weight: float = 1.0
+    confidence: float = 0.95
+    strong_augment: dict[str, Any] | None = None
+    distribution_alignment: bool = False
 
     @property
     def decode(self) -> Any:
@@ -176,7 +183,8 @@ class ClassifierMixin:
         return ModelOutput(loss=terms["loss"], terms=terms, extras={"logits": logits})
 
     def training_step(self, batch: Any, ctx: Any) -> dict[str, torch.Tensor]:
-        """One cross-entropy step on ``batch.labels``.
+        """One cross-entropy step on ``batch.labels`` (plus FixMatch on ``batch.target`` when the model has
+        ``semi_supervised="fixmatch"``; :mod:`reprlab.models.semisup`).
 
         One parameter group: one step. The groups ``encoder`` and ``head`` (a classifier
         fine-tuned with its own learning rate per part) are stepped from one forward pass:
@@ -188,15 +196,44 @@ class ClassifierMixin:
         if labels is None:
             raise ConfigError(f"{self.registry_name} trains on labelled batches, but this batch has no labels",  # type: ignore[attr-defined]
                               fix="use task=classify with a labelled dataset")
-        out = ctx.forward(images_of(batch), labels)
+        x = images_of(batch)
+        unlabelled = getattr(batch, "target", None) if self.semi_supervised == "fixmatch" else None
+        if unlabelled is None:
+            out = ctx.forward(x, labels)
+
+            def loss_of(logits: torch.Tensor) -> dict[str, torch.Tensor]:
+                return classification_terms(logits, labels, label_smoothing=self.label_smoothing)
+            terms = out.terms
+        else:
+            u = images_of(unlabelled)
+            with torch.no_grad():
+                weak = self.logits(u)  # type: ignore[attr-defined]
+            running = self.prediction_mean(weak.shape[1]) if self.distribution_alignment else None
+            pseudo, mask = pseudo_labels(weak, confidence=self.confidence, running_mean=running)
+            strong = strong_view(u, value_range=self.output_range, options=self.strong_augment)  # type: ignore[attr-defined]
+            n = x.shape[0]
+            out = ctx.forward(torch.cat([x, strong]))
+
+            def loss_of(logits: torch.Tensor) -> dict[str, torch.Tensor]:
+                return fixmatch_terms(logits[:n], labels, logits[n:], pseudo, mask,
+                                      unlabelled_weight=self.unlabelled_weight, label_smoothing=self.label_smoothing)
+            terms = loss_of(out.extras["logits"])
         groups = list(self.optimizer_groups())  # type: ignore[attr-defined]
         if len(groups) == 1:
-            ctx.step(groups[0], out.loss)
+            ctx.step(groups[0], terms["loss"])
         else:
-            ctx.step("encoder", out.loss)
-            logits = self.head(out.extras["features"].detach())  # type: ignore[attr-defined]
-            ctx.step("head", classification_terms(logits, labels, label_smoothing=self.label_smoothing)["loss"])
-        return {k: v.detach() for k, v in out.terms.items()}
+            ctx.step("encoder", terms["loss"])
+            ctx.step("head", loss_of(self.head(out.extras["features"].detach()))["loss"])  # type: ignore[attr-defined]
+        return {k: v.detach() for k, v in terms.items()}
+
+    def prediction_mean(self, n_classes: int) -> torch.Tensor:
+        """The moving average of the class distribution predicted on unlabelled images (distribution
+        alignment); starts uniform, lives with the model object (not in its checkpoint)."""
+        rm = getattr(self, "_prediction_mean", None)
+        if rm is None or rm.shape[0] != n_classes:
+            rm = torch.full((n_classes,), 1.0 / n_classes)
+            self._prediction_mean = rm
+        return rm
 
     @torch.no_grad()
     def validation_step(self, batch: Any) -> dict[str, torch.Tensor]:

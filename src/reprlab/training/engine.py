@@ -220,13 +220,14 @@ class Trainer:
                  group_options: dict[str, dict[str, Any]] | None = None, monitor: str = "val/loss",
                  augment: Callable | None = None, device: str | torch.device = "cpu", seed: int = 0,
                  callbacks: Sequence[Callback] = (), dist: DistInfo | None = None, paired: str = "larger",
-                 channels_last: bool = False, precision: str = "fp32") -> None:
+                 channels_last: bool = False, precision: str = "fp32", target_batch_size: int | None = None) -> None:
         training_autocast(precision, torch.device(device))  # refuses an unknown or unsupported precision now
         self.epochs, self.batch_size = epochs, batch_size
         self.optimizer_name, self.lr, self.momentum, self.weight_decay = optimizer, lr, momentum, weight_decay
         self.betas = tuple(betas)
         self.group_options = dict(group_options or {})
         self.paired = paired
+        self.target_batch_size = target_batch_size
         self.channels_last = bool(channels_last)
         self.precision = precision
         self.l1_penalty, self.grad_clip = l1_penalty, grad_clip
@@ -303,7 +304,8 @@ class Trainer:
                                                              world_size=self.dist.world_size)
         else:
             loader = PairedLoader(train, target, batch_size=self.batch_size, seed=self.seed, epoch_by=self.paired,
-                                  rank=self.dist.rank, world_size=self.dist.world_size)
+                                  rank=self.dist.rank, world_size=self.dist.world_size,
+                                  target_batch_size=self.target_batch_size)
         batch_input = bool(getattr(model, "batch_input", False))
         val_loader = None if val is None else BatchLoader(val, batch_size=max(self.batch_size, 256), shuffle=False,
                                                           rank=self.dist.rank, world_size=self.dist.world_size)

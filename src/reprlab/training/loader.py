@@ -82,7 +82,8 @@ class BatchLoader:
 class PairedLoader:
     """A labelled source batch and an unlabelled target batch at every step.
 
-    The epoch is as long as the ``larger`` side (the other side starts again with a new
+    The target side takes ``target_batch_size`` images per step (``None``: ``batch_size``; FixMatch
+    pairs a labelled batch with a several times larger unlabelled one). The epoch is as long as the ``larger`` side (the other side starts again with a new
     seeded order when it runs out) or the ``smaller`` one. The target batch comes as
     ``batch.target``; domains are 0 (source) and 1 (target). Seeding and sharding follow
     :class:`BatchLoader`, so a resumed or multi-rank run replays exactly.
@@ -98,18 +99,21 @@ class PairedLoader:
     """
 
     def __init__(self, source: ImageData, target: ImageData, *, batch_size: int, seed: int = 0,
-                 epoch_by: str = "larger", rank: int = 0, world_size: int = 1) -> None:
+                 epoch_by: str = "larger", rank: int = 0, world_size: int = 1,
+                 target_batch_size: int | None = None) -> None:
         if epoch_by not in ("larger", "smaller"):
             raise ConfigError(f"train.paired_epoch must be 'larger' or 'smaller', got {epoch_by!r}",
                               fix="set train.paired_epoch=larger or smaller")
         self.source = BatchLoader(source, batch_size=batch_size, seed=seed, drop_last=True, rank=rank,
                                   world_size=world_size)
-        self.target = BatchLoader(target, batch_size=batch_size, seed=seed + 7_777, drop_last=True, rank=rank,
+        target_batch = batch_size if target_batch_size is None else int(target_batch_size)
+        self.target = BatchLoader(target, batch_size=target_batch, seed=seed + 7_777, drop_last=True, rank=rank,
                                   world_size=world_size)
-        for side, loader in (("source", self.source), ("target", self.target)):
+        for side, loader, size, key in (("source", self.source, batch_size, "batch_size"),
+                                        ("target", self.target, target_batch, "target_batch_size")):
             if len(loader) == 0:
-                raise ConfigError(f"the {side} domain has fewer images per rank than one batch ({batch_size})",
-                                  fix="lower train.batch_size or use more images")
+                raise ConfigError(f"the {side} domain has fewer images per rank than one batch ({size})",
+                                  fix=f"lower train.{key} or use more images")
         self.epoch_by = epoch_by
 
     def __len__(self) -> int:

@@ -52,6 +52,19 @@ def parse_budget(value: Any, *, where: str = "classify.labels") -> int | None:
     return k
 
 
+def parse_unlabelled(value: Any) -> int | None | bool:
+    """``classify.unlabelled``: ``"none"``/``0``/``False`` -> ``False`` (no unlabelled images),
+    ``"all"`` -> ``None`` (every image outside the budget), a positive integer -> itself.
+
+    Example:
+        >>> parse_unlabelled("none"), parse_unlabelled("all"), parse_unlabelled(5000)
+        (False, None, 5000)
+    """
+    if value is None or value is False or value == 0 or (isinstance(value, str) and value.strip().lower() in ("none", "0")):
+        return False
+    return parse_budget(value, where="classify.unlabelled")
+
+
 def label_budget(labels: torch.Tensor, k: int | None, *, seed: int, n_classes: int | None = None,
                  where: str = "classify.labels") -> torch.Tensor:
     """Sorted indices of a seeded, class-balanced subset of ``k`` of ``labels`` (all indices for ``k=None``).

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from reprlab.base.validation import check_int
-from reprlab.capabilities.classification.budgets import parse_budget
+from reprlab.capabilities.classification.budgets import parse_budget, parse_unlabelled
 from reprlab.config import register_section
 
 
@@ -23,17 +23,21 @@ class ClassifyConfig:
     ``budget_seed``: the seed of that choice (``None``: the run's ``seed``), so methods compared
     at one seed share the subset; ``val_labels``: a class-balanced subset of the validation
     split of this size for choosing the best checkpoint (``None``: the whole split; few-label
-    studies keep it small, as the labels it uses are labels too).
-    Only ``task: classify`` reads this section.
+    studies keep it small, as the labels it uses are labels too); ``unlabelled``: training images
+    outside the budget, labels dropped, paired with every labelled batch for a semi-supervised
+    model (``model.semi_supervised=fixmatch``): ``none`` (default), ``all``, or a number (a
+    seeded choice). Only ``task: classify`` reads this section.
     """
 
     labels: Any = "all"
     budget_seed: int | None = None
     val_labels: Any = None
+    unlabelled: Any = "none"
 
     def validate(self) -> None:
         parse_budget(self.labels, where="classify.labels")
         if self.val_labels is not None:
             parse_budget(self.val_labels, where="classify.val_labels")
+        parse_unlabelled(self.unlabelled)
         if self.budget_seed is not None:
             check_int("classify.budget_seed", self.budget_seed, minimum=0)

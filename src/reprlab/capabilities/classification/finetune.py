@@ -10,7 +10,8 @@ shape than this run's data (before any run directory exists).
 100 --freeze encoder``: the pretrained run's data (dataset, folder, resize, channels, scale),
 a ``classifier`` on its encoder, the ``classify`` task with the label budget, and for the
 regimes that train the encoder a smaller learning rate for it than for the head
-(``train.groups.encoder.lr`` and ``train.groups.head.lr``).
+(``train.groups.encoder.lr`` and ``train.groups.head.lr``); with ``--unlabelled all`` the
+semi-supervised version (FixMatch on the training images outside the budget).
 
 Example:
     >>> cfg = finetune_config("runs/conv_ae-fmnist", labels=100, freeze="all-but-1")  # doctest: +SKIP
@@ -26,7 +27,7 @@ from typing import Any
 
 from reprlab.base.errors import ConfigError, RunDirError
 from reprlab.base.io import read_json
-from reprlab.capabilities.classification.budgets import parse_budget
+from reprlab.capabilities.classification.budgets import parse_budget, parse_unlabelled
 from reprlab.models.classifier import WEIGHT_FILE_SUFFIXES, has_encoder, parse_freeze
 from reprlab.runs import RunDir
 
@@ -86,14 +87,17 @@ def resolve_pretrained(cfg: Any) -> None:
 
 def finetune_config(run_dir: str | Path, *, labels: Any = 100, freeze: str = "encoder", head: str = "linear",
                     epochs: int = 30, lr: float = 1e-3, encoder_lr: float | None = None, seed: int | None = None,
-                    data: str | None = None) -> dict[str, Any]:
+                    data: str | None = None, unlabelled: Any = "none") -> dict[str, Any]:
     """The config of a ``classify`` run with a head on the encoder of ``run_dir`` (see the module docstring).
 
-    ``encoder_lr`` defaults to ``lr / 10`` for the regimes that train the encoder. Every
+    ``encoder_lr`` defaults to ``lr / 10`` for the regimes that train the encoder. ``unlabelled``
+    (``all`` or a number) adds FixMatch on that many unlabelled training images
+    (``model.semi_supervised=fixmatch``, flips and 2-pixel crops as the weak augmentation). Every
     option is checked here (unknown freeze mode, a budget that is not a number, a run
     without encoder), before any run directory exists.
     """
     parse_budget(labels)
+    semi = parse_unlabelled(unlabelled) is not False
     mode, _ = parse_freeze(freeze)
     run = RunDir.open(run_dir, kinds=("train",), command="finetune")
     encoder_spec(run.path)  # refuse a model without encoder now
@@ -114,6 +118,10 @@ def finetune_config(run_dir: str | Path, *, labels: Any = 100, freeze: str = "en
         "train": train,
         "classify": {"labels": labels},
     }
+    if semi:
+        cfg["model"]["semi_supervised"] = "fixmatch"
+        cfg["classify"]["unlabelled"] = unlabelled
+        cfg["data"]["augment"] = {"flip": True, "crop_padding": 2}
     return cfg
 
 

@@ -27,11 +27,14 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import torch
+
 from reprlab.base.errors import ConfigError
 from reprlab.base.io import write_json
-from reprlab.capabilities.classification.budgets import label_budget, num_classes_of, parse_budget
+from reprlab.capabilities.classification.budgets import label_budget, num_classes_of, parse_budget, parse_unlabelled
 # predict / classification_metrics / class_names live in reprlab.evaluation.classification (shared with the
 # `adapt` task); they stay importable from here.
+from reprlab.data.dataset import ImageData
 from reprlab.evaluation.classification import class_names, classification_metrics, predict, write_class_tables
 from reprlab.reporting.figures import plot_loss_curves
 from reprlab.runs import PostRunContext, Splits
@@ -53,8 +56,10 @@ def budget_splits(cfg: Any, splits: Splits) -> tuple[Splits, int]:
     n_classes = num_classes_of(train.labels, train.class_names)
     c = cfg.classify
     seed = cfg.seed if c.budget_seed is None else c.budget_seed
+    full = train
     idx = label_budget(train.labels, parse_budget(c.labels), seed=seed, n_classes=n_classes)
     train = train.subset(idx)
+    target = unlabelled_images(cfg, full, idx, seed=seed)
     val = splits.val
     k_val = parse_budget(c.val_labels, where="classify.val_labels")
     if val is not None and k_val is not None:
@@ -62,7 +67,40 @@ def budget_splits(cfg: Any, splits: Splits) -> tuple[Splits, int]:
             raise ConfigError("the validation split has no labels", fix="use a labelled dataset")
         val = val.subset(label_budget(val.labels, k_val, seed=seed + 1, n_classes=n_classes,
                                       where="classify.val_labels"))
-    return Splits(train, val, splits.test), n_classes
+    return Splits(train, val, splits.test, target), n_classes
+
+
+def unlabelled_images(cfg: Any, train: ImageData, labelled: torch.Tensor, *, seed: int) -> ImageData | None:
+    """The training images outside the label budget ``labelled``, labels dropped (``classify.unlabelled``).
+
+    ``None`` when the run asks for none. Refused (:class:`ConfigError`) when the model would not
+    use them (``model.semi_supervised=none``), when a semi-supervised model gets none, and when
+    more are asked than the split has outside the budget.
+    """
+    k = parse_unlabelled(cfg.classify.unlabelled)
+    semi = str(cfg.model.get("semi_supervised", "none"))
+    if k is False:
+        if semi != "none":
+            raise ConfigError(f"model.semi_supervised={semi} needs unlabelled images, but classify.unlabelled is none",
+                              fix="set classify.unlabelled=all (or a number), or model.semi_supervised=none")
+        return None
+    if semi == "none":
+        raise ConfigError(f"classify.unlabelled={cfg.classify.unlabelled} gives unlabelled images, but "
+                          "model.semi_supervised is none, so they would not be used",
+                          fix="set model.semi_supervised=fixmatch (model.name=classifier), or classify.unlabelled=none")
+    keep = torch.ones(len(train), dtype=torch.bool)
+    keep[labelled] = False
+    rest = torch.nonzero(keep).flatten()
+    if k is not None:
+        if k > len(rest):
+            raise ConfigError(f"classify.unlabelled={k} but only {len(rest)} training images lie outside the label budget",
+                              fix=f"ask for at most {len(rest)} (or classify.unlabelled=all)")
+        rest = rest[torch.randperm(len(rest), generator=torch.Generator().manual_seed(int(seed) + 31))[:k]].sort().values
+    if len(rest) == 0:
+        raise ConfigError("classify.unlabelled: every training image is labelled, none is left to use unlabelled",
+                          fix="lower classify.labels, or set classify.unlabelled=none")
+    out = train.subset(rest)
+    return ImageData(out.images, None, out.name, out.source, out.class_names, dict(out.meta))
 
 
 @register_task("classify")
@@ -107,6 +145,7 @@ class ClassifyTask(Task):
         metrics, cm = classification_metrics(logits, labels, n_classes)
         metrics["classify/num_labels"] = int(len(ctx.splits.train))
         metrics["classify/num_val_labels"] = int(len(ctx.splits.val)) if ctx.splits.val is not None else 0
+        metrics["classify/num_unlabelled"] = int(len(ctx.splits.target)) if ctx.splits.target is not None else 0
         out = run.path / "classification"
         names = class_names(ctx.splits.test, n_classes)
         write_class_tables(out, cm, names)

@@ -1,0 +1,163 @@
+"""Tests of semi-supervised few-label training (FixMatch): the loss terms, the classifier step that
+uses the unlabelled batch, the `classify.unlabelled` images, `reprlab finetune --unlabelled`, and
+the refusals before any run directory."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from reprlab.base.errors import ConfigError
+from reprlab.cli.main import main
+from reprlab.config import RunConfig
+from reprlab.data.batch import Batch
+from reprlab.experiments.train import train
+from reprlab.models import create_model
+from reprlab.models.semisup import align_distribution, fixmatch_terms, pseudo_labels, strong_view
+from reprlab.tasks import get_task
+
+pytestmark = pytest.mark.usefixtures("single_thread")
+
+DATA = {"name": "fashion-mnist-sample", "max_train": 400, "max_test": 60, "val_fraction": 0.25}
+TRAIN = {"epochs": 1, "batch_size": 16, "progress": "off", "num_threads": 1}
+EVAL = {"report": False, "figures": False}
+ENCODER = {"latent_dim": 6, "channels": [4, 8]}
+
+
+def semi_cfg(root, name, *, labels=30, unlabelled="all", semi="fixmatch", **model):
+    return {"seed": 0, "output_dir": str(root), "name": name, "task": "classify",
+            "data": {**DATA, "augment": {"flip": True, "crop_padding": 2}},
+            "model": {"name": "classifier", "encoder": "conv_ae", "encoder_options": dict(ENCODER),
+                      "semi_supervised": semi, **model},
+            "train": dict(TRAIN), "eval": dict(EVAL), "classify": {"labels": labels, "unlabelled": unlabelled}}
+
+
+def test_pseudo_labels_and_the_masked_unlabelled_loss():
+    weak = torch.tensor([[5.0, 0.0, 0.0], [0.0, 0.2, 0.0], [0.0, 0.0, 6.0]])
+    pseudo, mask = pseudo_labels(weak, confidence=0.9)
+    assert pseudo.tolist() == [0, 1, 2] and mask.tolist() == [1.0, 0.0, 1.0]
+    labelled, labels = torch.tensor([[2.0, 0.0, 0.0]]), torch.tensor([0])
+    strong = torch.randn(3, 3)
+    t = fixmatch_terms(labelled, labels, strong, pseudo, mask, unlabelled_weight=0.5)
+    ce = F.cross_entropy(strong, pseudo, reduction="none")
+    expected_u = (ce[0] + ce[2]) / 3  # the unconfident image counts in the mean with weight 0
+    assert torch.allclose(t["unlabelled"], expected_u)
+    assert torch.allclose(t["supervised"], F.cross_entropy(labelled, labels))
+    assert torch.allclose(t["loss"], t["supervised"] + 0.5 * expected_u)
+    assert float(t["mask_rate"]) == pytest.approx(2 / 3)
+    none = fixmatch_terms(labelled, labels, strong, *pseudo_labels(weak, confidence=1.0), unlabelled_weight=1.0)
+    assert float(none["unlabelled"]) == 0.0 and float(none["mask_rate"]) == 0.0
+
+
+def test_distribution_alignment_lowers_the_over_predicted_class():
+    running = torch.tensor([0.7, 0.2, 0.1])  # the model has been predicting class 0 far too often
+    weak = torch.log(torch.tensor([[0.96, 0.02, 0.02], [0.02, 0.96, 0.02]]))
+    plain, plain_mask = pseudo_labels(weak, confidence=0.95)
+    aligned, mask = pseudo_labels(weak, confidence=0.95, running_mean=running.clone())
+    assert plain_mask.tolist() == [1.0, 1.0] and mask.tolist() == [0.0, 1.0]  # class 0 no longer passes
+    rm = running.clone()
+    align_distribution(torch.softmax(weak, 1), rm, momentum=0.5)
+    assert torch.allclose(rm, 0.5 * running + 0.5 * torch.softmax(weak, 1).mean(0))
+
+
+def test_strong_view_is_seeded_in_range_and_differs_from_the_input():
+    x = torch.rand(4, 1, 12, 12)
+    a = strong_view(x, value_range=(0.0, 1.0), generator=torch.Generator().manual_seed(0))
+    b = strong_view(x, value_range=(0.0, 1.0), generator=torch.Generator().manual_seed(0))
+    assert torch.equal(a, b) and not torch.allclose(a, x) and 0 <= float(a.min()) and float(a.max()) <= 1
+    y = strong_view(x * 2 - 1, value_range=(-1.0, 1.0), options={"brightness": 0.0, "contrast": 0.0})
+    assert float(y.min()) >= -1 and float(y.max()) <= 1
+
+
+def test_the_classifier_step_learns_from_the_unlabelled_batch():
+    """With every pseudo-label confident, the step's loss and update depend on the unlabelled images."""
+    torch.manual_seed(0)
+    x, y = torch.rand(6, 1, 28, 28), torch.tensor([0, 1, 2, 0, 1, 2])
+    u1, u2 = torch.rand(6, 1, 28, 28), torch.rand(6, 1, 28, 28)
+
+    def step(unlabelled, semi="fixmatch", weight=1.0):
+        torch.manual_seed(1)
+        m = create_model("classifier", input_shape=(1, 28, 28), encoder="conv_ae", encoder_options=dict(ENCODER),
+                         num_classes=3, semi_supervised=semi, confidence=0.0, unlabelled_weight=weight)
+        opts = {k: torch.optim.SGD(v, lr=0.5) for k, v in m.optimizer_groups().items()}
+
+        class Ctx:
+            forward = staticmethod(m)
+
+            @staticmethod
+            def step(name, loss):
+                opts[name].zero_grad(set_to_none=True), loss.backward(), opts[name].step()
+
+        torch.manual_seed(2)
+        terms = m.training_step(Batch(x, y, target=None if unlabelled is None else Batch(unlabelled)), Ctx)
+        return terms, m.head[-1].weight.detach().clone()
+
+    t1, w1 = step(u1)
+    t2, w2 = step(u2)
+    assert float(t1["mask_rate"]) == 1.0 and float(t1["unlabelled"]) > 0
+    assert not torch.allclose(t1["unlabelled"], t2["unlabelled"]) and not torch.allclose(w1, w2)
+    t0, w0 = step(u1, weight=0.0)  # the same images, the unlabelled term weighted 0: another update
+    assert torch.allclose(t0["loss"], t0["supervised"]) and torch.allclose(t0["supervised"], t1["supervised"])
+    assert not torch.allclose(w0, w1)
+    plain, _ = step(None)  # no unlabelled batch: the plain cross-entropy step
+    assert "unlabelled" not in plain
+    ignored, _ = step(u1, semi="none")  # a supervised model ignores a target batch
+    assert "unlabelled" not in ignored
+
+
+def test_unlabelled_images_are_the_rest_of_the_training_split_without_labels():
+    cfg = RunConfig.from_dict(semi_cfg("/unused", "x"))
+    splits = get_task("classify").prepare_data(cfg)
+    assert len(splits.train) == 30 and splits.target is not None and splits.target.labels is None
+    assert len(splits.train) + len(splits.target) == 300  # 400 images, a quarter for validation
+    labelled = {bytes(img.numpy()) for img in splits.train.images}
+    assert not labelled & {bytes(img.numpy()) for img in splits.target.images}
+    capped = get_task("classify").prepare_data(RunConfig.from_dict(semi_cfg("/unused", "y", unlabelled=50)))
+    assert len(capped.target) == 50
+    plain = get_task("classify").prepare_data(RunConfig.from_dict(semi_cfg("/unused", "z", unlabelled="none",
+                                                                           semi="none")))
+    assert plain.target is None
+
+
+def test_fixmatch_classify_run_end_to_end(tmp_path):
+    result = train(semi_cfg(tmp_path, "fm", confidence=0.2))
+    m = result.metrics
+    assert m["classify/num_labels"] == 30 and m["classify/num_unlabelled"] == 270
+    header = (result.run_dir / "metrics.csv").read_text().splitlines()[0].split(",")
+    assert {"train/unlabelled", "train/mask_rate", "train/supervised"} <= set(header)
+    rows = (result.run_dir / "metrics.csv").read_text().splitlines()
+    assert len(rows) == 2  # one epoch: one pass over the 270 unlabelled images, paired with labelled batches
+
+
+def test_bad_semi_supervised_input_is_refused_before_any_run_directory(tmp_path):
+    out = tmp_path / "runs"
+    cases = [
+        (semi_cfg(out, "a", semi="none"), "would not be used"),
+        (semi_cfg(out, "b", unlabelled="none"), "needs unlabelled images"),
+        (semi_cfg(out, "c", unlabelled=5000), "only 270 training images lie outside"),
+        (semi_cfg(out, "d", unlabelled="some"), "classify.unlabelled"),
+        (semi_cfg(out, "e", strong_augment={"zoom": 2}), "unknown option .zoom."),
+        (semi_cfg(out, "e2", strong_augment={"cutout": 3}), "cutout=3.0 is not a fraction"),
+        (semi_cfg(out, "f", confidence=1.5), "confidence"),
+        (semi_cfg(out, "g", semi="mixmatch"), "semi_supervised"),
+        (semi_cfg(out, "h", labels="all"), "every training image is labelled"),
+    ]
+    for cfg, match in cases:
+        with pytest.raises(ConfigError, match=match) as info:
+            train(cfg)
+        assert "Fix:" in str(info.value)
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_reprlab_finetune_with_unlabelled_images(tmp_path, capsys):
+    pre = train({"seed": 0, "output_dir": str(tmp_path), "name": "ae", "data": dict(DATA),
+                 "model": {"name": "conv_ae", **ENCODER}, "train": dict(TRAIN), "eval": dict(EVAL)}).run_dir
+    rc = main(["finetune", str(pre), "--labels", "20", "--freeze", "none", "--epochs", "1", "--unlabelled", "100",
+               "--output-dir", str(tmp_path), "--name", "ft", "data.max_train=400", "data.max_test=40",
+               "data.val_fraction=0.25", "train.progress=off", "eval.report=false", "eval.figures=false",
+               "train.batch_size=16"])
+    assert rc == 0
+    cfg = RunConfig.from_yaml(tmp_path / "ft" / "config.yaml")
+    assert cfg.model["semi_supervised"] == "fixmatch" and cfg.classify.unlabelled == 100
+    assert "test/acc=" in capsys.readouterr().out
