@@ -61,6 +61,16 @@ def test_distribution_alignment_lowers_the_over_predicted_class():
     assert torch.allclose(rm, 0.5 * running + 0.5 * torch.softmax(weak, 1).mean(0))
 
 
+def test_checking_a_classifier_config_leaves_the_global_rng_alone():
+    torch.manual_seed(0)
+    expected = torch.rand(3)
+    from reprlab.models.classifier import ClassifierConfig
+
+    torch.manual_seed(0)
+    ClassifierConfig(input_shape=(1, 28, 28), encoder="conv_ae", strong_augment={"cutout": 0.3})
+    assert torch.equal(torch.rand(3), expected)
+
+
 def test_strong_view_is_seeded_in_range_and_differs_from_the_input():
     x = torch.rand(4, 1, 12, 12)
     a = strong_view(x, value_range=(0.0, 1.0), generator=torch.Generator().manual_seed(0))
@@ -76,10 +86,11 @@ def test_the_classifier_step_learns_from_the_unlabelled_batch():
     x, y = torch.rand(6, 1, 28, 28), torch.tensor([0, 1, 2, 0, 1, 2])
     u1, u2 = torch.rand(6, 1, 28, 28), torch.rand(6, 1, 28, 28)
 
-    def step(unlabelled, semi="fixmatch", weight=1.0):
+    def step(unlabelled, semi="fixmatch", weight=1.0, align=False, model=None):
         torch.manual_seed(1)
-        m = create_model("classifier", input_shape=(1, 28, 28), encoder="conv_ae", encoder_options=dict(ENCODER),
-                         num_classes=3, semi_supervised=semi, confidence=0.0, unlabelled_weight=weight)
+        m = model or create_model("classifier", input_shape=(1, 28, 28), encoder="conv_ae",
+                                  encoder_options=dict(ENCODER), num_classes=3, semi_supervised=semi, confidence=0.0,
+                                  unlabelled_weight=weight, distribution_alignment=align)
         opts = {k: torch.optim.SGD(v, lr=0.5) for k, v in m.optimizer_groups().items()}
 
         class Ctx:
@@ -91,7 +102,7 @@ def test_the_classifier_step_learns_from_the_unlabelled_batch():
 
         torch.manual_seed(2)
         terms = m.training_step(Batch(x, y, target=None if unlabelled is None else Batch(unlabelled)), Ctx)
-        return terms, m.head[-1].weight.detach().clone()
+        return (terms, m.head[-1].weight.detach().clone()) if model is None else m
 
     t1, w1 = step(u1)
     t2, w2 = step(u2)
@@ -104,6 +115,10 @@ def test_the_classifier_step_learns_from_the_unlabelled_batch():
     assert "unlabelled" not in plain
     ignored, _ = step(u1, semi="none")  # a supervised model ignores a target batch
     assert "unlabelled" not in ignored
+    aligned = create_model("classifier", input_shape=(1, 28, 28), encoder="conv_ae", encoder_options=dict(ENCODER),
+                           num_classes=3, semi_supervised="fixmatch", distribution_alignment=True)
+    step(u1, model=aligned)  # the moving average of the predictions leaves the uniform start
+    assert not torch.allclose(aligned.prediction_mean(3), torch.full((3,), 1 / 3))
 
 
 def test_unlabelled_images_are_the_rest_of_the_training_split_without_labels():
