@@ -100,6 +100,22 @@ average pooling learns slowly from 100 labels), and the conv_ae fine-tuning by +
 ``--pretrain-option temperature=0.2`` (544 CPU s of pretraining) gives the same within a std:
 simclr_finetune 72.8 ± 1.8 / 83.3 ± 0.6, simclr_logreg 71.2 ± 0.3 / 80.6 ± 0.4. The issue's
 absolute goals (80% / 87%) are not reached with 8-9 CPU-minutes of pretraining.
+
+Semi-supervised rows (``--methods fixmatch scratch_fixmatch``): the same classifier trained with
+FixMatch (``model.semi_supervised=fixmatch``) on the budget plus the rest of the training split
+without labels (``--unlabelled``), ``--fixmatch-epochs`` passes over the unlabelled images,
+``--fixmatch-batch-size`` labelled images per step and ``--fixmatch-ratio`` times as many unlabelled
+ones. With a [32, 64, 128] simclr encoder pretrained 10 epochs in bfloat16 (1,074 CPU s), 3 seeds,
+measured 2026-12-04 (Intel Xeon with AMX, 1 thread)::
+
+    python bench/fewlabel.py --pretrain-run runs/s33/simclr_c32_e10_bf16 --labels 100 1000 --seeds 0 1 2 \
+        --methods baselines ae_finetune scratch fixmatch --epochs 10 --min-steps 200 --fixmatch-epochs 3 \
+        --threads 1 --precision bf16 --channels-last --tag fewlabel-simclr10-fixmatch-3seeds
+
+    simclr_fixmatch 79.7 ± 1.2 (100 labels) / 86.6 ± 0.3 (1,000), about 225 CPU s per run;
+    simclr_finetune 75.8 ± 1.2 / 84.8 ± 0.3; scratch_simclr 63.2 ± 1.6 / 80.4 ± 0.8
+
+(BENCHMARKS.md, "Few labels: a longer contrastive encoder and FixMatch fine-tuning", has every row.)
 """
 
 from __future__ import annotations

@@ -141,6 +141,21 @@ class LinearAE(ReprModel):
         return ModelOutput(loss=mse, terms={"loss": mse, "mse": mse}, reconstruction=xhat, latent=z)
 
 
+def sgd_step_context(model, lr: float):
+    """A stand-in for the engine's step context: ``forward`` is ``model``, ``step(name, loss)`` runs one SGD
+    step of the model's parameter group ``name`` (one optimiser per group, as the engine builds them)."""
+    opts = {k: torch.optim.SGD(v, lr=lr) for k, v in model.optimizer_groups().items()}
+
+    class Ctx:
+        forward = staticmethod(model)
+
+        @staticmethod
+        def step(name, loss):
+            opts[name].zero_grad(set_to_none=True), loss.backward(), opts[name].step()
+
+    return Ctx
+
+
 def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
     """Run ``python -m reprlab ARGS`` and capture its output."""
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}

@@ -23,6 +23,8 @@ from reprlab.runs import load_run_model, prepare_data
 from reprlab.tasks import get_task
 from reprlab.training.engine import Trainer
 
+from conftest import sgd_step_context
+
 pytestmark = pytest.mark.usefixtures("single_thread")
 
 DATA = {"name": "fashion-mnist-sample", "max_train": 400, "max_test": 60, "val_fraction": 0.25}
@@ -128,17 +130,9 @@ def test_two_groups_step_like_one_joint_step():
     b = tiny_classifier(dropout=0.0)
     b.load_state_dict(a.state_dict())
     x, y = torch.rand(8, 1, 28, 28), torch.tensor([0, 1, 2, 0, 1, 2, 0, 1])
-    opts = {k: torch.optim.SGD(v, lr=0.1) for k, v in a.optimizer_groups().items()}
-
-    class Ctx:
-        forward = staticmethod(a)
-
-        @staticmethod
-        def step(name, loss):
-            opts[name].zero_grad(set_to_none=True), loss.backward(), opts[name].step()
-
+    ctx = sgd_step_context(a, lr=0.1)
     a.train(), b.train()
-    a.training_step(Batch(x, y), Ctx)
+    a.training_step(Batch(x, y), ctx)
     joint = torch.optim.SGD([p for p in b.parameters() if p.requires_grad], lr=0.1)
     b(x, y).loss.backward()
     joint.step()

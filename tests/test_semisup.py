@@ -17,6 +17,8 @@ from reprlab.models import create_model
 from reprlab.models.semisup import align_distribution, fixmatch_terms, pseudo_labels, strong_view
 from reprlab.tasks import get_task
 
+from conftest import sgd_step_context
+
 pytestmark = pytest.mark.usefixtures("single_thread")
 
 DATA = {"name": "fashion-mnist-sample", "max_train": 400, "max_test": 60, "val_fraction": 0.25}
@@ -91,17 +93,9 @@ def test_the_classifier_step_learns_from_the_unlabelled_batch():
         m = model or create_model("classifier", input_shape=(1, 28, 28), encoder="conv_ae",
                                   encoder_options=dict(ENCODER), num_classes=3, semi_supervised=semi, confidence=0.0,
                                   unlabelled_weight=weight, distribution_alignment=align)
-        opts = {k: torch.optim.SGD(v, lr=0.5) for k, v in m.optimizer_groups().items()}
-
-        class Ctx:
-            forward = staticmethod(m)
-
-            @staticmethod
-            def step(name, loss):
-                opts[name].zero_grad(set_to_none=True), loss.backward(), opts[name].step()
-
+        ctx = sgd_step_context(m, lr=0.5)
         torch.manual_seed(2)
-        terms = m.training_step(Batch(x, y, target=None if unlabelled is None else Batch(unlabelled)), Ctx)
+        terms = m.training_step(Batch(x, y, target=None if unlabelled is None else Batch(unlabelled)), ctx)
         return (terms, m.head[-1].weight.detach().clone()) if model is None else m
 
     t1, w1 = step(u1)
