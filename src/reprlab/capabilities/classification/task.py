@@ -2,7 +2,10 @@
 
 Data: the run's splits (:func:`reprlab.runs.prepare_data`), then the training split cut to
 ``classify.labels`` images (:func:`~reprlab.capabilities.classification.budgets.label_budget`)
-and, with ``classify.val_labels``, the validation split too. A run directory given as
+and, with ``classify.val_labels``, the validation split too. With ``classify.unlabelled``, the
+training images outside the budget (labels dropped) become the run's second stream
+(``Splits.target``, paired with every labelled batch) for a semi-supervised model
+(``model.semi_supervised=fixmatch``, :mod:`reprlab.models.semisup`). A run directory given as
 ``model.pretrained`` of a ``classifier`` is resolved first (its encoder's name, options and
 best checkpoint; :func:`~reprlab.capabilities.classification.finetune.resolve_pretrained`),
 and ``model.num_classes`` follows the data when not given. Every refusal (no labels, a
