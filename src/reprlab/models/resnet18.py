@@ -208,7 +208,7 @@ class ClassifierMixin:
             u = images_of(unlabelled)
             with torch.no_grad():
                 weak = self.logits(u)  # type: ignore[attr-defined]
-            running = self.prediction_mean(weak.shape[1]) if self.distribution_alignment else None
+            running = self.prediction_mean(weak.shape[1], weak.device) if self.distribution_alignment else None
             pseudo, mask = pseudo_labels(weak, confidence=self.confidence, running_mean=running)
             strong = strong_view(u, value_range=self.output_range, options=self.strong_augment)  # type: ignore[attr-defined]
             n = x.shape[0]
@@ -226,12 +226,13 @@ class ClassifierMixin:
             ctx.step("head", loss_of(self.head(out.extras["features"].detach()))["loss"])  # type: ignore[attr-defined]
         return {k: v.detach() for k, v in terms.items()}
 
-    def prediction_mean(self, n_classes: int) -> torch.Tensor:
+    def prediction_mean(self, n_classes: int, device: torch.device | str = "cpu") -> torch.Tensor:
         """The moving average of the class distribution predicted on unlabelled images (distribution
-        alignment); starts uniform, lives with the model object (not in its checkpoint)."""
+        alignment), on ``device`` (the predictions'); starts uniform, lives with the model object (not in
+        its checkpoint)."""
         rm = getattr(self, "_prediction_mean", None)
-        if rm is None or rm.shape[0] != n_classes:
-            rm = torch.full((n_classes,), 1.0 / n_classes)
+        if rm is None or rm.shape[0] != n_classes or rm.device != torch.device(device):
+            rm = torch.full((n_classes,), 1.0 / n_classes, device=device)
             self._prediction_mean = rm
         return rm
 
