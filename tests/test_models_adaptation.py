@@ -103,6 +103,7 @@ def test_builds_with_the_adapt_interface(name, shape):
         assert model.translate(x).shape == x.shape
         z = model.noise(4)
         assert torch.equal(model.translate(x, z), model.translate(x, z))  # eval: deterministic given the noise
+        tiny(name, shape, num_classes=10, feature_weight=1.0).sanity_check(x)  # the domain head gets gradients too
 
 
 @pytest.mark.parametrize("preset, dims", [("mnist", (1200, 768)), ("svhn", (2048, 1152)), ("lenet", (256, 256))])
@@ -169,6 +170,72 @@ def test_dann_domain_gradient_reaches_the_features_reversed():
     assert g_domain.abs().sum() > 0
     assert torch.allclose(g_adapted, g_plain - 0.8 * g_domain, atol=1e-6)  # reversed and scaled by lambda
     assert torch.allclose(d_head, adapted.domain_classifier[0].weight.grad, atol=1e-6)  # the head: not reversed
+
+
+class RecordingCtx(FakeCtx):
+    """A FakeCtx that keeps every forward's outputs and each group's gradients after its step."""
+
+    def __init__(self, model, fraction: float = 0.5) -> None:
+        super().__init__(model, fraction)
+        self.outputs, self.grads = [], {}
+
+    def forward(self, *args, **kwargs):
+        self.outputs.append(super().forward(*args, **kwargs))
+        return self.outputs[-1]
+
+    def step(self, name, loss):
+        super().step(name, loss)
+        self.grads[name] = {n: p.grad.clone() for n, p in self.model.named_parameters() if p.grad is not None}
+
+
+def test_pixelda_feature_alignment_reverses_the_domain_gradient_in_the_task_classifier():
+    """With ``feature_weight``, the task classifier's features get the domain loss's gradient reversed and
+    scaled by ``task_weight * lambda``; the domain head gets it unreversed; without it nothing changes."""
+    source, target = two_domains()
+    torch.manual_seed(1)
+    aligned = tiny("pixelda", feature_weight=0.8, task_preset="mnist", shape=(1, 28, 28), disc_blocks=2)
+    plain = tiny("pixelda", task_preset="mnist", shape=(1, 28, 28), disc_blocks=2)
+    assert not hasattr(plain, "domain_classifier")
+    missing, unexpected = plain.load_state_dict(aligned.state_dict(), strict=False)
+    assert not missing and all(k.startswith("domain_classifier.") for k in unexpected) and unexpected
+    big = lambda d: ImageData(F.interpolate(d.images, size=(28, 28)), d.labels)  # noqa: E731
+    batch = _batch(aligned, big(source), big(target))
+    param = "classifier.body.0.weight"
+
+    torch.manual_seed(5)
+    ctx = RecordingCtx(aligned, fraction=0.5)
+    terms = aligned.training_step(batch, ctx)
+    lam = aligned.feature_lambda(0.5)
+    assert float(terms["lambda"]) == pytest.approx(lam) and 0 < lam < 0.8
+    assert {"domain_loss", "domain_acc"} <= set(terms)
+    g_aligned = ctx.grads["generator"][param]
+    d_head = ctx.grads["generator"]["domain_classifier.0.weight"]
+    torch.manual_seed(5)
+    ctx_plain = RecordingCtx(plain, fraction=0.5)
+    plain_terms = plain.training_step(Batch(batch.images, batch.labels, batch.domains, batch.target), ctx_plain)
+    assert "domain_loss" not in plain_terms and "lambda" not in plain_terms
+    g_plain = ctx_plain.grads["generator"][param]
+
+    # the domain loss's own gradient in the task classifier, without reversal
+    aligned.zero_grad(set_to_none=True)
+    translated = ctx_plain.outputs[0][0].detach()  # same noise, same generator: the same translations
+    feats = aligned.classifier.body(torch.cat([translated, batch.images, batch.target.images]))
+    dom = aligned.domain_terms(aligned.domain_classifier(feats).squeeze(1), 2 * len(batch))["domain_loss"]
+    (aligned.config.task_weight * dom).backward()
+    g_domain = dict(aligned.named_parameters())[param].grad.clone()
+    assert g_domain.abs().sum() > 0
+    assert torch.allclose(g_aligned, g_plain - lam * g_domain, atol=1e-6)
+    assert torch.allclose(d_head, aligned.domain_classifier[0].weight.grad, atol=1e-6)
+    trainer, _ = _engine(aligned)
+    assert {id(p) for p in aligned.domain_classifier.parameters()} <= {id(p) for p in trainer.param_groups["generator"]}
+
+
+def test_pixelda_domain_terms_weigh_both_domains_equally():
+    logits = torch.tensor([-2.0, -2.0, -2.0, -2.0, 1.0])  # 4 source-side, 1 target
+    t = create_model("pixelda", input_shape=(1, 28, 28), feature_weight=1.0, disc_blocks=2).domain_terms(logits, 4)
+    expected = (F.softplus(torch.tensor(-2.0)) + F.softplus(torch.tensor(-1.0))) / 2
+    assert float(t["domain_loss"]) == pytest.approx(float(expected))
+    assert float(t["domain_acc"]) == 1.0
 
 
 def test_dann_step_logs_its_terms_and_anneals_through_the_context():
@@ -282,7 +349,8 @@ def _source_ce(model, data: ImageData) -> float:
     ("dann", {"main": {"lr": 0.3}}, {}),
     ("dann", {"main": {"lr": 0.3}}, {"adapt_weight": 0.0}),  # source-only: plain labelled batches
     ("pixelda", {"generator": {"lr": 2e-3}}, {"content_weight": 0.1}),
-], ids=["dann", "dann-source-only", "pixelda"])
+    ("pixelda", {"generator": {"lr": 2e-3}}, {"feature_weight": 1.0}),
+], ids=["dann", "dann-source-only", "pixelda", "pixelda-feature-alignment"])
 def test_training_reduces_the_class_loss(name, groups, extra):
     source, target = two_domains(n=48)
     model = tiny(name, **extra)
@@ -296,8 +364,11 @@ def test_training_reduces_the_class_loss(name, groups, extra):
     assert rows[-1]["train/class_loss"] < rows[0]["train/class_loss"]
     keys = {"train/loss", "train/class_loss", "train/acc", "val/loss", "val/acc"}
     keys |= {"dann": {"train/domain_loss", "train/domain_acc", "train/lambda"},
-             "pixelda": {"train/d_loss", "train/g_adv_loss", "train/d_real", "train/d_fake",
-                         "train/content_loss"}}[name] if adapts else set()
+             "pixelda": {"train/d_loss", "train/g_adv_loss", "train/d_real", "train/d_fake"}}[name] if adapts else set()
+    if extra.get("content_weight"):
+        keys.add("train/content_loss")
+    if extra.get("feature_weight"):
+        keys |= {"train/domain_loss", "train/domain_acc", "train/lambda"}
     assert keys <= set(rows[-1])
     assert all(math.isfinite(v) for v in rows[-1].values())
 
@@ -311,10 +382,11 @@ def test_pmse_ignores_a_constant_shift():
 
 
 # -- saving ---------------------------------------------------------------------------------------
-@pytest.mark.parametrize("name", MODELS)
-def test_save_load_round_trip_gives_the_same_logits(name, tmp_path):
+@pytest.mark.parametrize("name, extra", [("dann", {"domain_hidden": [12, 6]}), ("pixelda", {}),
+                                         ("pixelda", {"feature_weight": 0.5})],
+                         ids=["dann", "pixelda", "pixelda-feature-alignment"])
+def test_save_load_round_trip_gives_the_same_logits(name, extra, tmp_path):
     source, target = two_domains()
-    extra = {"domain_hidden": [12, 6]} if name == "dann" else {}
     model = tiny(name, **extra)
     model.training_step(_batch(model, source, target), FakeCtx(model))  # BatchNorm statistics move
     stem = save_model(model, tmp_path / "m")
@@ -343,6 +415,8 @@ def test_save_load_round_trip_gives_the_same_logits(name, tmp_path):
     ("pixelda", {"output_range": "0_1"}, ConfigError, "data.scale=-1_1"),
     ("pixelda", {"adv_loss": "wgan"}, ConfigError, "adv_loss"),
     ("pixelda", {"task_weight": 0.0}, ConfigError, "task_weight"),
+    ("pixelda", {"feature_weight": -0.5}, ConfigError, "feature_weight"),
+    ("pixelda", {"feature_gamma": 0.0}, ConfigError, "feature_gamma"),
     ("pixelda", {"input_shape": (1, 8, 8)}, ModelError, "task_preset"),
     ("pixelda", {"input_shape": (1, 16, 16), "task_preset": "mnist"}, ModelError, "disc_blocks=3 or less"),
 ])

@@ -132,6 +132,16 @@ def grad_reverse(x: torch.Tensor, lam: float) -> torch.Tensor:
     return GradReverse.apply(x, lam)
 
 
+def ganin_lambda(p: float, weight: float, gamma: float = 10.0) -> float:
+    """Ganin et al.'s adaptation weight ``weight * (2 / (1 + exp(-gamma * p)) - 1)`` at progress ``p`` in [0, 1].
+
+    Example:
+        >>> ganin_lambda(0.0, 1.0), round(ganin_lambda(1.0, 2.0), 4)
+        (0.0, 1.9998)
+    """
+    return float(weight) * (2.0 / (1.0 + math.exp(-float(gamma) * float(p))) - 1.0)
+
+
 def _widths(name: str, value: Any) -> tuple[int, ...]:
     if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
         raise ConfigError(f"{name} must be a list of layer widths, got {value!r}", fix=f"e.g. {name}=[100, 100]")
@@ -312,7 +322,7 @@ class DANN(ClassifierMixin, ReprModel):
         c = self.config
         if c.lambda_schedule == "constant":
             return float(c.adapt_weight)
-        return float(c.adapt_weight) * (2.0 / (1.0 + math.exp(-float(c.lambda_gamma) * float(p))) - 1.0)
+        return ganin_lambda(p, float(c.adapt_weight), float(c.lambda_gamma))
 
     @staticmethod
     def lr_factor(p: float) -> float:

@@ -32,8 +32,21 @@ foreground masks: the pairwise mean squared error ``PMSE(x, G(x)) = mean(d^2) - 
 per image (``d = x - G(x)``), which lets the generator shift the overall colour but keeps the
 shapes.
 
+``feature_weight > 0`` adds a **feature-level** adversarial loss on top of the paper's pixel-level
+one, as CyCADA (Hoffman et al. 2018) does: a domain classifier (the task preset's DANN domain
+head) sees the task classifier's features through a gradient-reversal layer and learns to tell
+source and translated images (domain 0) from target images (domain 1); the task classifier
+learns features it cannot tell apart. Its loss, the mean of the two sides' BCE, enters the
+generator objective with the task loss's weight (``task_weight``), so against the task loss it
+weighs as DANN's domain loss against its class loss; the reversal weight follows DANN's schedule
+``feature_weight * (2 / (1 + exp(-feature_gamma * p)) - 1)``. The target batch then also goes
+through the task classifier (its batch norm sees both domains, as DANN's does). Off by default:
+``feature_weight=0`` is the paper's PixelDA. Tables name the variant ("PixelDA + feature
+alignment"): it is a hybrid of PixelDA and DANN, not the paper's method.
+
 Two parameter groups, each declared as Adam lr 2e-4, betas (0.5, 0.999) (PyTorch-GAN's):
-``generator`` (the generator and the task classifier, stepped together as in the paper) and
+``generator`` (the generator, the task classifier and the feature-level domain classifier,
+stepped together as in the paper) and
 ``discriminator``; ``train.groups.NAME.*`` overrides them. Each step updates the generator
 group first and then the discriminator on the same translations (PyTorch-GAN's order).
 
@@ -42,7 +55,7 @@ Inputs in [-1, 1] (``data.scale=-1_1``; the generator's output is tanh). Logged 
 the translated source batch), ``source_acc`` (``T`` on the source batch), ``d_loss``,
 ``g_adv_loss``, ``d_real`` / ``d_fake`` (with ``bce`` the mean sigmoid of ``D`` on target /
 translated images; with ``lsgan`` the mean patch score, whose targets are 1 and 0), and
-``content_loss`` when it is on.
+``content_loss`` when it is on; ``domain_loss``, ``domain_acc`` and ``lambda`` with feature alignment.
 
 Example:
     >>> import torch
@@ -64,7 +77,8 @@ from torch import nn
 
 from reprlab.base.errors import ConfigError, ModelError, TrainingError
 from reprlab.models.base import ModelConfig, ParamGroup, ReprModel, check_choice, check_float, check_int, images_of
-from reprlab.models.dann import PRESET_SPECS, PRESETS, feature_extractor, mlp, needs_target_error
+from reprlab.models.dann import (PRESET_SPECS, PRESETS, feature_extractor, ganin_lambda, grad_reverse, mlp,
+                                 needs_target_error)
 from reprlab.models.registry import register_model
 from reprlab.models.resnet18 import ClassifierMixin, classification_terms
 
@@ -101,6 +115,8 @@ class PixelDAConfig(ModelConfig):
     task_weight: float = 0.1
     source_task_weight: float = 1.0
     content_weight: float = 0.0
+    feature_weight: float = 0.0
+    feature_gamma: float = 10.0
     task_preset: str = "mnist"
     dropout: float | None = None
 
@@ -118,8 +134,9 @@ class PixelDAConfig(ModelConfig):
             raise ConfigError(f"patch must be true or false, got {self.patch!r}", fix="set model.patch=true")
         check_float("instance_noise", self.instance_noise, minimum=0.0, maximum=2.0)
         check_choice("adv_loss", self.adv_loss, ADV_LOSSES)
-        for name in ("adv_weight", "task_weight", "source_task_weight", "content_weight"):
+        for name in ("adv_weight", "task_weight", "source_task_weight", "content_weight", "feature_weight"):
             check_float(name, getattr(self, name), minimum=0.0)
+        check_float("feature_gamma", self.feature_gamma, minimum=0.0, exclusive_min=True)
         if self.task_weight == 0:
             raise ConfigError("task_weight=0 leaves the task classifier untrained (logits would be random)",
                               fix="set model.task_weight > 0 (PyTorch-GAN uses 0.1)")
@@ -239,6 +256,10 @@ class PixelDA(ClassifierMixin, ReprModel):
         self.generator = PixelGenerator(config)
         self.discriminator = PatchDiscriminator(config)
         self.classifier = classifier
+        if config.feature_weight > 0:
+            spec = PRESET_SPECS[config.task_preset]
+            hidden, last = mlp(classifier.feature_dim, spec.domain_hidden, norm=spec.domain_norm)
+            self.domain_classifier = nn.Sequential(*hidden, nn.Linear(last, 1))
         for m in (self.generator, self.discriminator):  # PyTorch-GAN: N(0, 0.02) convs, N(1, 0.02) BN scales
             for layer in m.modules():
                 if isinstance(layer, nn.Conv2d):
@@ -246,6 +267,15 @@ class PixelDA(ClassifierMixin, ReprModel):
                 elif isinstance(layer, nn.BatchNorm2d):
                     nn.init.normal_(layer.weight, 1.0, 0.02)
                     nn.init.zeros_(layer.bias)
+
+    @property
+    def aligns_features(self) -> bool:
+        """Whether the feature-level domain loss is on (``feature_weight > 0``)."""
+        return float(self.config.feature_weight) > 0
+
+    def feature_lambda(self, p: float) -> float:
+        """The feature-level gradient-reversal weight at training progress ``p`` in [0, 1] (0 when off)."""
+        return ganin_lambda(p, float(self.config.feature_weight), float(self.config.feature_gamma))
 
     # -- interface -------------------------------------------------------------------------
     def noise(self, n: int, *, device: Any = None, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -278,17 +308,27 @@ class PixelDA(ClassifierMixin, ReprModel):
         return self.classifier(x)
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None, *, mode: str = "classify",
-                z: torch.Tensor | None = None, fake: torch.Tensor | None = None) -> Any:
+                z: torch.Tensor | None = None, fake: torch.Tensor | None = None,
+                target: torch.Tensor | None = None, grl_lambda: float = 0.0) -> Any:
         """``"classify"``: a :class:`ModelOutput` (``extras["logits"]``; the cross-entropy with ``labels``);
-        ``"generate"``: ``(G(x, z), D(G(x, z)), T(G(x, z)), T(x))``; ``"discriminate"``: ``(D(x), D(fake))``
+        ``"generate"``: ``(G(x, z), D(G(x, z)), T(G(x, z)), T(x), domain_logits)``, where ``domain_logits``
+        (``None`` without feature alignment or ``target``) scores the features of ``G(x, z)``, ``x`` and then
+        ``target`` through the gradient reversal (``grl_lambda``); ``"discriminate"``: ``(D(x), D(fake))``
         (instance noise added to both in training)."""
         if mode == "classify":
             return self.classify(x, labels)
         if mode == "generate":
             translated = self.generator(x, z)
-            task_logits = self.classifier(torch.cat([translated, x]))
             n = x.shape[0]
-            return translated, self.discriminator(self._noisy(translated)), task_logits[:n], task_logits[n:]
+            domain_logits = None
+            if self.aligns_features and target is not None:
+                feats = self.classifier.body(torch.cat([translated, x, target]))
+                task_logits = self.classifier.head(feats[:2 * n])
+                domain_logits = self.domain_classifier(grad_reverse(feats, grl_lambda)).squeeze(1)
+            else:
+                task_logits = self.classifier(torch.cat([translated, x]))
+            return (translated, self.discriminator(self._noisy(translated)), task_logits[:n], task_logits[n:],
+                    domain_logits)
         if mode == "discriminate":
             return self.discriminator(self._noisy(x)), self.discriminator(self._noisy(fake))
         raise ValueError(f"unknown mode {mode!r}")
@@ -298,8 +338,11 @@ class PixelDA(ClassifierMixin, ReprModel):
         return x + std * torch.randn_like(x) if std > 0 and self.training else x
 
     def optimizer_groups(self) -> dict[str, Any]:  # type: ignore[override]
-        """``generator`` (generator + task classifier) and ``discriminator``, each Adam 2e-4, betas (0.5, 0.999)."""
+        """``generator`` (generator + task classifier + feature-level domain classifier) and ``discriminator``,
+        each Adam 2e-4, betas (0.5, 0.999)."""
         gen = list(self.generator.parameters()) + list(self.classifier.parameters())
+        if self.aligns_features:
+            gen += list(self.domain_classifier.parameters())
         return {"generator": ParamGroup(gen, dict(PIXELDA_OPTIMIZER)),
                 "discriminator": ParamGroup(list(self.discriminator.parameters()), dict(PIXELDA_OPTIMIZER))}
 
@@ -317,7 +360,7 @@ class PixelDA(ClassifierMixin, ReprModel):
     def generator_objective(self, xs: torch.Tensor, labels: torch.Tensor, parts: tuple) -> tuple[torch.Tensor, dict]:
         """The generator group's loss from ``forward(mode="generate")``'s outputs, and its terms."""
         c = self.config
-        translated, d_fake, t_fake, t_src = parts
+        translated, d_fake, t_fake, t_src, domain_logits = parts
         fake_terms, src_terms = classification_terms(t_fake, labels), classification_terms(t_src, labels)
         w = float(c.source_task_weight)
         task = (fake_terms["loss"] + w * src_terms["loss"]) / (1.0 + w)
@@ -328,7 +371,27 @@ class PixelDA(ClassifierMixin, ReprModel):
             content = pmse(translated, xs)
             loss = loss + float(c.content_weight) * content
             terms["content_loss"] = content
+        if domain_logits is not None:
+            dom = self.domain_terms(domain_logits, 2 * xs.shape[0])
+            loss = loss + float(c.task_weight) * dom["domain_loss"]
+            terms.update(dom)
         return loss, terms
+
+    @staticmethod
+    def domain_terms(domain_logits: torch.Tensor, n_source: int) -> dict[str, torch.Tensor]:
+        """``domain_loss``: the mean of the source side's (the first ``n_source``, label 0) and the target
+        side's (label 1) BCE, so the 2:1 batch counts each domain equally; ``domain_acc`` over all.
+
+        Example:
+            >>> t = PixelDA.domain_terms(torch.tensor([-9.0, -9.0, 9.0]), 2)
+            >>> round(float(t["domain_loss"]), 4), float(t["domain_acc"])
+            (0.0001, 1.0)
+        """
+        src, tgt = domain_logits[:n_source], domain_logits[n_source:]
+        loss = (F.binary_cross_entropy_with_logits(src, torch.zeros_like(src))
+                + F.binary_cross_entropy_with_logits(tgt, torch.ones_like(tgt))) / 2
+        acc = torch.cat([(src < 0).float(), (tgt > 0).float()]).mean()
+        return {"domain_loss": loss, "domain_acc": acc}
 
     def discriminator_loss(self, d_real: torch.Tensor, d_fake: torch.Tensor) -> torch.Tensor:
         """Mean of the real (target images) and fake (translations) losses."""
@@ -354,7 +417,8 @@ class PixelDA(ClassifierMixin, ReprModel):
             raise needs_target_error("pixelda", "(pixel-level adaptation)")
         xs, xt = images_of(batch), target.images
         z = self.noise(xs.shape[0], device=xs.device)
-        parts = ctx.forward(xs, mode="generate", z=z)
+        lam = self.feature_lambda(float(ctx.fraction)) if self.aligns_features else 0.0
+        parts = ctx.forward(xs, mode="generate", z=z, target=xt if self.aligns_features else None, grl_lambda=lam)
         g_loss, terms = self.generator_objective(xs, labels, parts)
         self._check_finite("the generator loss", g_loss, ctx)
         ctx.step("generator", g_loss)
@@ -363,6 +427,8 @@ class PixelDA(ClassifierMixin, ReprModel):
         self._check_finite("the discriminator loss", d_loss, ctx)
         ctx.step("discriminator", d_loss)
         out = {k: v.detach() for k, v in terms.items()}
+        if self.aligns_features:
+            out["lambda"] = torch.tensor(lam, device=g_loss.device)
         out.update(loss=(g_loss + d_loss).detach(), d_loss=d_loss.detach(), d_real=self._score(d_real.detach()),
                    d_fake=self._score(d_fake.detach()))
         return out
@@ -406,7 +472,8 @@ class PixelDA(ClassifierMixin, ReprModel):
             raise ModelError("pixelda's batch norm needs batches of at least 2 images",
                              fix="raise train.batch_size to 2 or more")
         labels = torch.arange(x.shape[0]) % self.config.num_classes
-        parts = self(x, mode="generate", z=self.noise(x.shape[0], device=x.device))
+        parts = self(x, mode="generate", z=self.noise(x.shape[0], device=x.device),
+                     target=x if self.aligns_features else None, grl_lambda=1.0)
         g_loss, _ = self.generator_objective(x, labels, parts)
         d_loss = self.discriminator_loss(*self(x, mode="discriminate", fake=parts[0].detach()))
         for name, loss in (("generator loss", g_loss), ("discriminator loss", d_loss)):
