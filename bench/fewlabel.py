@@ -190,7 +190,8 @@ def classify(args, root: Path, name: str, model: dict, labels: int, seed: int, *
         cfg["classify"]["unlabelled"] = args.unlabelled
         cfg["data"]["augment"] = {"flip": True, "crop_padding": 2}  # the weak augmentation
         cfg["train"].update(epochs=args.fixmatch_epochs, batch_size=args.fixmatch_batch_size, scheduler="cosine",
-                            target_batch_size=args.fixmatch_ratio * args.fixmatch_batch_size)
+                            target_batch_size=args.fixmatch_ratio * args.fixmatch_batch_size,
+                            ema_decay=args.ema_decay)
     if groups:
         cfg["train"]["groups"] = groups
     started = time.process_time()
@@ -254,6 +255,8 @@ def main() -> None:
     p.add_argument("--unlabelled-weight", type=float, default=1.0, help="FixMatch rows: weight of the unlabelled loss")
     p.add_argument("--distribution-alignment", action="store_true",
                    help="FixMatch rows: align the pseudo-labels' class distribution to uniform")
+    p.add_argument("--ema-decay", type=float, default=None,
+                   help="FixMatch rows: validate and keep a moving average of the weights (train.ema_decay)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"], help="train.precision of every run")
     p.add_argument("--channels-last", action="store_true", help="train.channels_last=true for every run")

@@ -318,7 +318,7 @@ def test_oracle_checkpoint_keeps_the_epoch_of_the_best_target_accuracy(tmp_path)
     model = ToyAdaptModel(ToyAdaptConfig(input_shape=(1, 4, 4)))
     cb = SelectionCallback(adaptation=adaptation, evaluation=evaluation, source_train=None, source_val=None,
                            checkpoints=tmp_path / "ckpt")
-    trainer = SimpleNamespace(model=model)
+    trainer = SimpleNamespace(model=model, eval_model=model)
     rows = []
     for epoch, favoured in enumerate([1, 0, 2]):  # target accuracy 2/6, then 3/6 (the oracle), then 1/6
         with torch.no_grad():

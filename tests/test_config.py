@@ -45,6 +45,8 @@ def test_yaml_scientific_notation_is_a_number(tmp_path):
     ("train.batchsize=3", "unknown config key train.batchsize"),
     ("data.resize=[32]", "data.resize must be [H, W]"),
     ("train.early_stopping.patience=0", "patience must be >= 1"),
+    ("train.ema_decay=1", "train.ema_decay=1.0 never moves the average"),
+    ("train.ema_decay=0", "train.ema_decay must be > 0"),
 ])
 def test_bad_values_name_the_key_and_fix(override, phrase):
     with pytest.raises(ConfigError, match="Fix:") as info:

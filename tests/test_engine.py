@@ -454,3 +454,60 @@ def test_an_unknown_or_unsupported_precision_is_refused_before_any_run_directory
         Trainer(precision="half")
     with pytest.raises(ConfigError, match="CPU or CUDA"):
         training_autocast("bf16", torch.device("mps"))
+
+
+def test_ema_is_what_validation_scores_and_best_saves_and_it_resumes_exactly(tmp_path):
+    """``ema_decay``: ``eval_model`` is the exponential moving average of the weights after every step (checked
+    against one computed here), validation scores it, ``best`` saves it, ``last`` keeps the raw weights, and an
+    interrupted run resumes the average exactly."""
+    from reprlab.models import load_model
+    from reprlab.training.callbacks import Checkpointer
+    from reprlab.training.checkpoint import resolve_checkpoint
+
+    class Average(Callback):  # AveragedModel's rule: the first update copies, each later one is 0.8 avg + 0.2 w
+        def on_batch_end(self, trainer, step, batch_size):
+            now = {k: v.detach().clone() for k, v in trainer.model.state_dict().items() if v.is_floating_point()}
+            self.avg = now if step == 1 else {k: self.avg[k] * 0.8 + v * 0.2 for k, v in now.items()}
+
+    data, val = _data(), _data(32, seed=1)
+    torch.manual_seed(7)
+    model = _model()
+    init = {k: v.clone() for k, v in model.state_dict().items()}
+    avg = Average()
+    trainer = Trainer(epochs=2, batch_size=16, seed=3, lr=1e-2, ema_decay=0.8,
+                      callbacks=[avg, Checkpointer(tmp_path / "ck", monitor="val/loss")]).fit(model, data, val)
+    ema = trainer.eval_model
+    assert ema is not model
+    for k, v in avg.avg.items():
+        assert torch.allclose(ema.state_dict()[k], v, atol=1e-6), k
+        assert not torch.allclose(v, model.state_dict()[k])  # not the raw weights
+    raw = {k: v.clone() for k, v in model.state_dict().items()}
+    assert any(not torch.equal(raw[k], init[k]) for k in raw)
+    # validation scored the average: score it again and compare
+    again = Trainer(epochs=1, batch_size=16)._validate(ema, BatchLoader(val, batch_size=256, shuffle=False), 0.0, False)
+    assert again["val/loss"] == pytest.approx(trainer.history[-1]["val/loss"], rel=1e-6)
+    assert trainer.history[-1]["val/loss"] != pytest.approx(
+        Trainer(epochs=1, batch_size=16)._validate(model, BatchLoader(val, batch_size=256, shuffle=False), 0.0,
+                                                   False)["val/loss"], rel=1e-6)
+    assert trainer.history[1]["val/loss"] < trainer.history[0]["val/loss"]  # so `best` is the last epoch's average
+    best = load_model(resolve_checkpoint(tmp_path / "ck", "best") / "model")
+    assert all(torch.allclose(best.state_dict()[k], v) for k, v in ema.state_dict().items())
+    last = load_model(resolve_checkpoint(tmp_path / "ck", "last") / "model")
+    assert all(torch.equal(last.state_dict()[k], v) for k, v in raw.items())
+
+    # resume: two epochs, stopped after one and resumed, give the same average as two straight
+    torch.manual_seed(7)
+    full_model, part_model = _model(), _model()
+    part_model.load_state_dict(full_model.state_dict())
+    full = Trainer(epochs=2, batch_size=16, seed=3, lr=1e-2, ema_decay=0.8).fit(full_model, data, val)
+    part = Trainer(epochs=2, batch_size=16, seed=3, lr=1e-2, ema_decay=0.8, callbacks=[StopAfter(1)]).fit(
+        part_model, data, val)
+    state = part.resume_state()
+    assert "ema" in state
+    rest = Trainer(epochs=2, batch_size=16, seed=3, lr=1e-2, ema_decay=0.8).fit(part_model, data, val, resume=state)
+    for k, v in full.eval_model.state_dict().items():
+        assert torch.allclose(v.float(), rest.eval_model.state_dict()[k].float(), atol=1e-6), k
+    assert rest.history[-1]["val/loss"] == pytest.approx(full.history[-1]["val/loss"], rel=1e-5)
+    with pytest.raises(TrainingError, match="train.ema_decay"):
+        Trainer(epochs=2, batch_size=16, seed=3, ema_decay=0.8).fit(_model(), data, val,
+                                                                    resume={k: v for k, v in state.items() if k != "ema"})

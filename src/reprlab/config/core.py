@@ -178,6 +178,7 @@ class TrainConfig:
     num_threads: int | None = None
     channels_last: bool = False  # conv nets: train with NHWC tensors (faster on CPU; BENCHMARKS.md, "Memory layout")
     precision: str = "fp32"  # fp32 | bf16: training steps under bfloat16 autocast (BENCHMARKS.md, "Mixed precision")
+    ema_decay: float | None = None  # validate and keep an exponential moving average of the weights (e.g. 0.999)
     sanity_check: bool = True
 
     @field_validator("progress", mode="before")
@@ -225,6 +226,11 @@ class TrainConfig:
         check_choice("train.precision", self.precision, PRECISIONS)
         if self.num_threads is not None:
             check_int("train.num_threads", self.num_threads, minimum=1)
+        if self.ema_decay is not None:
+            check_float("train.ema_decay", self.ema_decay, minimum=0, maximum=1, exclusive_min=True)
+            if self.ema_decay >= 1:
+                raise ConfigError(f"train.ema_decay={self.ema_decay} never moves the average from the initial weights",
+                                  fix="use a decay in (0, 1), e.g. train.ema_decay=0.999, or drop it")
         self.early_stopping.validate()
 
 

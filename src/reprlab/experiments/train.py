@@ -110,7 +110,7 @@ def _make_trainer(cfg: RunConfig, task: Task, run: RunDir | None, device: torch.
                    step_size=t.step_size, gamma=t.gamma, plateau_patience=t.plateau_patience, grad_clip=t.grad_clip,
                    group_options=t.groups, monitor=monitor, augment=augment, device=device, seed=cfg.seed,
                    callbacks=callbacks, dist=dist, paired=t.paired_epoch, channels_last=t.channels_last,
-                   precision=t.precision, target_batch_size=t.target_batch_size)
+                   precision=t.precision, target_batch_size=t.target_batch_size, ema_decay=t.ema_decay)
 
 
 def _prepare(cfg: RunConfig, splits: Splits | None = None) -> tuple[Task, torch.device, Splits, torch.nn.Module]:

@@ -101,7 +101,10 @@ def rows_to_csv(rows: list[dict[str, Any]]) -> str:
 
 
 class Checkpointer(Callback):
-    """Save ``last`` (with resume state) every epoch, ``best`` on improvement, ``epoch_NNNN`` every N."""
+    """Save ``last`` (with resume state) every epoch, ``best`` on improvement, ``epoch_NNNN`` every N.
+
+    ``best`` and ``epoch_NNNN`` hold ``trainer.eval_model`` (the weights' moving average with
+    ``train.ema_decay``); ``last`` holds the raw weights that training continues from."""
 
     rank_zero_only = True
 
@@ -121,9 +124,9 @@ class Checkpointer(Callback):
         value = row.get(self.monitor, row.get("train/loss", math.nan))
         if self.improved(value):
             self.best, self.best_epoch = float(value), epoch
-            save_checkpoint(self.root, "best", trainer.model)
+            save_checkpoint(self.root, "best", trainer.eval_model)
         if self.every and (epoch + 1) % self.every == 0:
-            save_checkpoint(self.root, f"epoch_{epoch + 1:04d}", trainer.model)
+            save_checkpoint(self.root, f"epoch_{epoch + 1:04d}", trainer.eval_model)
         # `last` goes last: its state must include this callback's updated best.
         save_checkpoint(self.root, "last", trainer.model, state=trainer.resume_state())
 

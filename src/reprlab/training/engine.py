@@ -211,6 +211,13 @@ class Trainer:
     state, the losses PyTorch's autocast keeps in float32 (MSE, L1, cross-entropy, BCE) and the
     logged terms stay float32. Validation runs in float32, so ``val/`` metrics and the checkpoint
     choice are exact. bfloat16 keeps float32's range, so no loss scaling is needed (unlike fp16).
+
+    ``ema_decay`` (for example 0.999) keeps an exponential moving average of the weights and
+    buffers, updated after every step (PyTorch's ``AveragedModel`` with
+    ``get_ema_multi_avg_fn``): ``eval_model`` is that average, and it is what validation
+    scores and what the ``best`` / ``epoch_NNNN`` checkpoints save (a run's final evaluation
+    loads ``best``). The model itself and ``last`` keep the raw weights that training continues
+    from; the average travels in the resume state. FixMatch and many GANs evaluate such an average.
     """
 
     def __init__(self, *, epochs: int = 10, batch_size: int = 128, optimizer: str = "adam", lr: float = 1e-3,
@@ -220,7 +227,8 @@ class Trainer:
                  group_options: dict[str, dict[str, Any]] | None = None, monitor: str = "val/loss",
                  augment: Callable | None = None, device: str | torch.device = "cpu", seed: int = 0,
                  callbacks: Sequence[Callback] = (), dist: DistInfo | None = None, paired: str = "larger",
-                 channels_last: bool = False, precision: str = "fp32", target_batch_size: int | None = None) -> None:
+                 channels_last: bool = False, precision: str = "fp32", target_batch_size: int | None = None,
+                 ema_decay: float | None = None) -> None:
         training_autocast(precision, torch.device(device))  # refuses an unknown or unsupported precision now
         self.epochs, self.batch_size = epochs, batch_size
         self.optimizer_name, self.lr, self.momentum, self.weight_decay = optimizer, lr, momentum, weight_decay
@@ -230,6 +238,8 @@ class Trainer:
         self.target_batch_size = target_batch_size
         self.channels_last = bool(channels_last)
         self.precision = precision
+        self.ema_decay = ema_decay
+        self.ema: torch.optim.swa_utils.AveragedModel | None = None
         self.l1_penalty, self.grad_clip = l1_penalty, grad_clip
         self.scheduler_name, self.step_size, self.gamma, self.plateau_patience = scheduler, step_size, gamma, plateau_patience
         self.monitor = monitor
@@ -265,7 +275,13 @@ class Trainer:
             "schedulers": {k: s.state_dict() for k, s in self.schedulers.items()},
             "callbacks": {type(cb).__name__: cb.state_dict() for cb in self.callbacks},
             "history": [dict(r) for r in self.history],
+            **({"ema": self.ema.state_dict()} if self.ema is not None else {}),
         }
+
+    @property
+    def eval_model(self) -> nn.Module:
+        """What validation scores and ``best`` saves: the weights' moving average with ``ema_decay``, else the model."""
+        return self.ema.module if self.ema is not None else self.model
 
     # -- the loop -------------------------------------------------------------------------
     def _build_optimizers(self, model: nn.Module) -> None:
@@ -296,6 +312,10 @@ class Trainer:
             model.to(memory_format=torch.channels_last)
         self._build_optimizers(model)
         self._forward_module = self._wrap_distributed(model)
+        if self.ema_decay is not None:
+            from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+            self.ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(float(self.ema_decay)), use_buffers=True)
         if resume is not None:
             self._load_resume_state(resume)
         if target is None:
@@ -344,6 +364,8 @@ class Trainer:
                     v = v.detach().float()  # a bfloat16 term would make the epoch's sum lose digits
                     sums[k] = sums[k] + v * bs if k in sums else v * bs
                 seen += bs
+                if self.ema is not None:
+                    self.ema.update_parameters(model)
                 self.global_step += 1
                 for cb in self.callbacks:
                     cb.on_batch_end(self, self.global_step, bs)
@@ -352,7 +374,7 @@ class Trainer:
             row.update(self._reduce(sums, seen, "train"))
             if val_loader is not None:
                 torch.manual_seed(seed + 1)
-                row.update(self._validate(model, val_loader, low, batch_input))
+                row.update(self._validate(self.eval_model, val_loader, low, batch_input))
             for name, sched in self.schedulers.items():
                 if isinstance(sched, torch.optim.lr_scheduler.ReduceLROnPlateau):
                     sched.step(row.get(self.monitor, row["train/loss"]))
@@ -432,6 +454,12 @@ class Trainer:
         for cb in self.callbacks:
             if type(cb).__name__ in saved:
                 cb.load_state_dict(saved[type(cb).__name__])
+        if self.ema is not None:
+            if "ema" not in state:
+                raise TrainingError("this run's config keeps a moving average of the weights (train.ema_decay), but "
+                                    "its resume state has none (it was saved without train.ema_decay)",
+                                    fix="resume with the config the run started with, or start a new run")
+            self.ema.load_state_dict(state["ema"])
         self.history = [dict(r) for r in state["history"]]
         self.global_step = int(state["global_step"])
         self.start_epoch = int(state["epoch"])

@@ -181,12 +181,12 @@ class SelectionCallback(Callback):
         return row
 
     def on_epoch_end(self, trainer, epoch: int, row: dict[str, float]) -> None:
-        values = self.values(trainer.model)
+        values = self.values(trainer.eval_model)
         row.update(values)
         if values[ORACLE_KEY] > self.best_oracle:
             self.best_oracle, self.oracle_epoch = values[ORACLE_KEY], epoch
             if self.checkpoints is not None:
-                save_checkpoint(self.checkpoints, "oracle", trainer.model)
+                save_checkpoint(self.checkpoints, "oracle", trainer.eval_model)
 
     def state_dict(self) -> dict[str, Any]:
         return {"best_oracle": self.best_oracle, "oracle_epoch": self.oracle_epoch}

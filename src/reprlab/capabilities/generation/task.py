@@ -196,11 +196,11 @@ class GenerationMonitor(Callback):
         reference = self.splits.val if self.splits.val is not None else self.splits.train
         self.evaluator = GenerationEvaluator(net, reference, k=g.k, kid_subsets=min(g.kid_subsets, 10),
                                              seed=self.cfg.seed, max_real=max(g.epoch_samples, 1000))
-        self.z = fixed_noise(trainer.model, g.epoch_samples, self.cfg.seed + 101)
+        self.z = fixed_noise(trainer.eval_model, g.epoch_samples, self.cfg.seed + 101)
 
     def on_epoch_end(self, trainer, epoch: int, row: dict[str, float]) -> None:
         g = self.cfg.generation
-        samples = decode01(trainer.model, self.z)
+        samples = decode01(trainer.eval_model, self.z)
         if self.run_dir is not None:
             snap = self.run_dir / "generation" / "snapshots"
             snap.mkdir(parents=True, exist_ok=True)
