@@ -84,6 +84,33 @@ def test_several_optimizers_each_stepped():
     assert "lr/enc" in trainer.history[0] and "train/enc_loss" in trainer.history[0]
 
 
+class SharedLossModel(TwoOptimizerModel):
+    """Both groups minimise one loss and step from one backward pass."""
+
+    def training_step(self, batch, ctx):
+        out = ctx.forward(images_of(batch))
+        ctx.step(("enc", "dec"), out.loss)
+        return {"loss": out.loss.detach()}
+
+
+def test_one_backward_steps_several_groups_each_with_its_own_settings():
+    torch.manual_seed(0)
+    model = SharedLossModel()
+    x = _data(16).images
+    trainer = Trainer(epochs=1, batch_size=16, optimizer="sgd", momentum=0.0,
+                      group_options={"enc": {"lr": 0.5}, "dec": {"lr": 0.05}})
+    trainer._build_optimizers(model)
+    trainer._forward_module = model
+    before = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    model.zero_grad()
+    model(x).loss.backward()
+    grads = {k: p.grad.clone() for k, p in model.named_parameters()}
+    engine._StepContext(trainer).step(("enc", "dec"), model(x).loss)
+    for k, p in model.named_parameters():
+        lr = 0.5 if k.startswith("enc") else 0.05
+        assert torch.allclose(p.detach(), before[k] - lr * grads[k], atol=1e-6), k
+
+
 class ExplodingModel(TwoOptimizerModel):
     def training_step(self, batch, ctx):
         out = ctx.forward(images_of(batch))

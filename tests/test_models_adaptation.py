@@ -208,13 +208,13 @@ def test_pixelda_feature_alignment_reverses_the_domain_gradient_in_the_task_clas
     lam = aligned.feature_lambda(0.5)
     assert float(terms["lambda"]) == pytest.approx(lam) and 0 < lam < 0.8
     assert {"domain_loss", "domain_acc"} <= set(terms)
-    g_aligned = ctx.grads["generator"][param]
-    d_head = ctx.grads["generator"]["domain_classifier.0.weight"]
+    g_aligned = ctx.grads[("generator", "classifier")][param]
+    d_head = ctx.grads[("generator", "classifier")]["domain_classifier.0.weight"]
     torch.manual_seed(5)
     ctx_plain = RecordingCtx(plain, fraction=0.5)
     plain_terms = plain.training_step(Batch(batch.images, batch.labels, batch.domains, batch.target), ctx_plain)
     assert "domain_loss" not in plain_terms and "lambda" not in plain_terms
-    g_plain = ctx_plain.grads["generator"][param]
+    g_plain = ctx_plain.grads[("generator", "classifier")][param]
 
     # the domain loss's own gradient in the task classifier, without reversal
     aligned.zero_grad(set_to_none=True)
@@ -227,7 +227,7 @@ def test_pixelda_feature_alignment_reverses_the_domain_gradient_in_the_task_clas
     assert torch.allclose(g_aligned, g_plain - lam * g_domain, atol=1e-6)
     assert torch.allclose(d_head, aligned.domain_classifier[0].weight.grad, atol=1e-6)
     trainer, _ = _engine(aligned)
-    assert {id(p) for p in aligned.domain_classifier.parameters()} <= {id(p) for p in trainer.param_groups["generator"]}
+    assert {id(p) for p in aligned.domain_classifier.parameters()} <= {id(p) for p in trainer.param_groups["classifier"]}
 
 
 def test_pixelda_domain_terms_weigh_both_domains_equally():
@@ -331,11 +331,15 @@ def test_declared_optimizer_settings_and_overrides():
     trainer, _ = _engine(tiny("pixelda"), group_options={"discriminator": {"lr": 1e-4}})
     g, d = trainer.group_settings["generator"], trainer.group_settings["discriminator"]
     assert (g.optimizer, g.lr, g.betas) == ("adam", 2e-4, (0.5, 0.999)) and d.lr == 1e-4
+    assert trainer.group_settings["classifier"].optimizer == "adam"
     model = tiny("pixelda")
-    gen_ids = {id(p) for p in trainer.param_groups["generator"]}
-    assert len(trainer.param_groups["generator"]) == len(list(model.generator.parameters())) + len(
-        list(model.classifier.parameters()))
-    assert not gen_ids & {id(p) for p in trainer.param_groups["discriminator"]}
+    trainer, _ = _engine(model, group_options={"classifier": {"optimizer": "sgd", "lr": 0.01}})
+    assert isinstance(trainer.optimizers["classifier"], torch.optim.SGD)
+    assert isinstance(trainer.optimizers["generator"], torch.optim.Adam)
+    groups = {k: {id(p) for p in v} for k, v in trainer.param_groups.items()}
+    assert groups["generator"] == {id(p) for p in model.generator.parameters()}
+    assert groups["classifier"] == {id(p) for p in model.classifier.parameters()}
+    assert groups["discriminator"] == {id(p) for p in model.discriminator.parameters()}
 
 
 # -- training through the Trainer -----------------------------------------------------------------
@@ -348,8 +352,8 @@ def _source_ce(model, data: ImageData) -> float:
 @pytest.mark.parametrize("name, groups, extra", [
     ("dann", {"main": {"lr": 0.3}}, {}),
     ("dann", {"main": {"lr": 0.3}}, {"adapt_weight": 0.0}),  # source-only: plain labelled batches
-    ("pixelda", {"generator": {"lr": 2e-3}}, {"content_weight": 0.1}),
-    ("pixelda", {"generator": {"lr": 2e-3}}, {"feature_weight": 1.0}),
+    ("pixelda", {"generator": {"lr": 2e-3}, "classifier": {"lr": 2e-3}}, {"content_weight": 0.1}),
+    ("pixelda", {"generator": {"lr": 2e-3}, "classifier": {"lr": 2e-3}}, {"feature_weight": 1.0}),
 ], ids=["dann", "dann-source-only", "pixelda", "pixelda-feature-alignment"])
 def test_training_reduces_the_class_loss(name, groups, extra):
     source, target = two_domains(n=48)

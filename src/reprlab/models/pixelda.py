@@ -44,11 +44,13 @@ through the task classifier (its batch norm sees both domains, as DANN's does). 
 ``feature_weight=0`` is the paper's PixelDA. Tables name the variant ("PixelDA + feature
 alignment"): it is a hybrid of PixelDA and DANN, not the paper's method.
 
-Two parameter groups, each declared as Adam lr 2e-4, betas (0.5, 0.999) (PyTorch-GAN's):
-``generator`` (the generator, the task classifier and the feature-level domain classifier,
-stepped together as in the paper) and
-``discriminator``; ``train.groups.NAME.*`` overrides them. Each step updates the generator
-group first and then the discriminator on the same translations (PyTorch-GAN's order).
+Three parameter groups, each declared as Adam lr 2e-4, betas (0.5, 0.999) (PyTorch-GAN's):
+``generator``, ``classifier`` (the task classifier and the feature-level domain classifier) and
+``discriminator``; ``train.groups.NAME.*`` overrides them (for example
+``train.groups.classifier.optimizer=sgd``). The generator and the classifier minimise one
+objective and step together from one backward pass, as in the paper (with the same settings
+Adam treats them as one group would); each step updates them first and then the discriminator
+on the same translations (PyTorch-GAN's order).
 
 Inputs in [-1, 1] (``data.scale=-1_1``; the generator's output is tanh). Logged terms: ``loss``
 (generator objective + discriminator loss), ``class_loss`` (the task loss), ``acc`` (``T`` on
@@ -338,12 +340,13 @@ class PixelDA(ClassifierMixin, ReprModel):
         return x + std * torch.randn_like(x) if std > 0 and self.training else x
 
     def optimizer_groups(self) -> dict[str, Any]:  # type: ignore[override]
-        """``generator`` (generator + task classifier + feature-level domain classifier) and ``discriminator``,
-        each Adam 2e-4, betas (0.5, 0.999)."""
-        gen = list(self.generator.parameters()) + list(self.classifier.parameters())
+        """``generator``, ``classifier`` (task classifier + feature-level domain classifier) and
+        ``discriminator``, each Adam 2e-4, betas (0.5, 0.999)."""
+        task = list(self.classifier.parameters())
         if self.aligns_features:
-            gen += list(self.domain_classifier.parameters())
-        return {"generator": ParamGroup(gen, dict(PIXELDA_OPTIMIZER)),
+            task += list(self.domain_classifier.parameters())
+        return {"generator": ParamGroup(list(self.generator.parameters()), dict(PIXELDA_OPTIMIZER)),
+                "classifier": ParamGroup(task, dict(PIXELDA_OPTIMIZER)),
                 "discriminator": ParamGroup(list(self.discriminator.parameters()), dict(PIXELDA_OPTIMIZER))}
 
     # -- objective -------------------------------------------------------------------------
@@ -403,7 +406,7 @@ class PixelDA(ClassifierMixin, ReprModel):
             raise TrainingError(
                 f"pixelda: {name} became {float(loss.detach())} at epoch {getattr(ctx, 'epoch', 0) + 1}, step "
                 f"{getattr(ctx, 'step_in_epoch', 0) + 1}; training stopped",
-                fix="lower both learning rates (train.groups.generator.lr / train.groups.discriminator.lr) or set "
+                fix="lower the learning rates (train.groups.generator.lr, .classifier.lr, .discriminator.lr) or set "
                     "train.grad_clip")
 
     def training_step(self, batch: Any, ctx: Any) -> dict[str, torch.Tensor]:
@@ -421,7 +424,7 @@ class PixelDA(ClassifierMixin, ReprModel):
         parts = ctx.forward(xs, mode="generate", z=z, target=xt if self.aligns_features else None, grl_lambda=lam)
         g_loss, terms = self.generator_objective(xs, labels, parts)
         self._check_finite("the generator loss", g_loss, ctx)
-        ctx.step("generator", g_loss)
+        ctx.step(("generator", "classifier"), g_loss)
         d_real, d_fake = ctx.forward(xt, mode="discriminate", fake=parts[0].detach())
         d_loss = self.discriminator_loss(d_real, d_fake)
         self._check_finite("the discriminator loss", d_loss, ctx)

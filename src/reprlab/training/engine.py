@@ -87,23 +87,30 @@ class _StepContext:
         for group, base in zip(t.optimizers[name].param_groups, t.base_lrs[name]):
             group["lr"] = base * float(factor)
 
-    def step(self, name: str, loss: torch.Tensor) -> None:
-        """Check the loss is finite, then zero_grad, backward, clip and step optimiser ``name``."""
+    def step(self, name: str | Sequence[str], loss: torch.Tensor) -> None:
+        """Check the loss is finite, then zero_grad, backward, clip and step optimiser ``name``.
+
+        ``name`` may list several groups: one backward pass steps each of their optimisers (a model
+        whose networks share a loss but not their optimiser settings); the penalty and the gradient
+        clipping then cover the groups' parameters together.
+        """
         t = self._trainer
+        names = [name] if isinstance(name, str) else list(name)
         if not torch.isfinite(loss.detach()).item():
             raise TrainingError(
                 f"the loss became {float(loss.detach())} at epoch {self.epoch + 1}, step {self.step_in_epoch + 1} "
-                f"(optimizer '{name}'); training stopped and {_kept_checkpoints(t)}",
+                f"(optimizer '{', '.join(names)}'); training stopped and {_kept_checkpoints(t)}",
                 fix="lower train.lr, set train.grad_clip, or check the data for extreme values")
-        opt = t.optimizers[name]
-        params = t.param_groups[name]
+        params = [p for n in names for p in t.param_groups[n]]
         if t.l1_penalty > 0:
             loss = loss + t.l1_penalty * sum(p.abs().sum() for p in params)
-        opt.zero_grad(set_to_none=True)
+        for n in names:
+            t.optimizers[n].zero_grad(set_to_none=True)
         loss.backward()
         if t.grad_clip is not None:
             torch.nn.utils.clip_grad_norm_(params, t.grad_clip)
-        opt.step()
+        for n in names:
+            t.optimizers[n].step()
 
 
 def _kept_checkpoints(trainer: "Trainer") -> str:
@@ -446,6 +453,12 @@ class Trainer:
     def _load_resume_state(self, state: dict[str, Any]) -> None:
         if state.get("format") != "reprlab-train-state-v1":
             raise TrainingError("the resume state is not a reprlab training state", fix="resume from a reprlab run directory")
+        missing = [k for k in self.optimizers if k not in state["optimizers"]]
+        if missing:
+            raise TrainingError(f"the resume state has no optimiser state for parameter group(s) {', '.join(missing)} "
+                                f"(it has {', '.join(state['optimizers']) or 'none'}): it was saved by a version of the "
+                                "model with other groups",
+                                fix="start the run again, or use its best model as it is (`reprlab evaluate RUN_DIR`)")
         for k, opt in self.optimizers.items():
             opt.load_state_dict(state["optimizers"][k])
         for k, sched in self.schedulers.items():
