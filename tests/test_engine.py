@@ -538,3 +538,14 @@ def test_ema_is_what_validation_scores_and_best_saves_and_it_resumes_exactly(tmp
     with pytest.raises(TrainingError, match="train.ema_decay"):
         Trainer(epochs=2, batch_size=16, seed=3, ema_decay=0.8).fit(_model(), data, val,
                                                                     resume={k: v for k, v in state.items() if k != "ema"})
+
+
+def test_resume_state_without_a_group_of_the_model_is_refused():
+    """A state saved when the model had other parameter groups (PixelDA before its ``classifier`` group)."""
+    model = TwoOptimizerModel()
+    trainer = Trainer(epochs=1, batch_size=32, lr=1e-2).fit(model, _data())
+    state = trainer.resume_state()
+    state["optimizers"].pop("dec")
+    with pytest.raises(TrainingError, match="no optimiser state for parameter group\\(s\\) dec") as info:
+        Trainer(epochs=2, batch_size=32, lr=1e-2).fit(TwoOptimizerModel(), _data(), resume=state)
+    assert "start the run again" in str(info.value)
