@@ -361,7 +361,7 @@ class PixelDA(ClassifierMixin, ReprModel):
         return (torch.sigmoid(scores) if self.config.adv_loss == "bce" else scores).mean()
 
     def generator_objective(self, xs: torch.Tensor, labels: torch.Tensor, parts: tuple) -> tuple[torch.Tensor, dict]:
-        """The generator group's loss from ``forward(mode="generate")``'s outputs, and its terms."""
+        """The loss of the generator and classifier groups from ``forward(mode="generate")``'s outputs, and its terms."""
         c = self.config
         translated, d_fake, t_fake, t_src, domain_logits = parts
         fake_terms, src_terms = classification_terms(t_fake, labels), classification_terms(t_src, labels)
