@@ -247,7 +247,7 @@ class PixelDA(ClassifierMixin, ReprModel):
     Example:
         >>> m = PixelDA(PixelDAConfig(input_shape=(1, 28, 28), gen_blocks=1, gen_channels=4, disc_channels=4))
         >>> sorted(m.optimizer_groups()), m.discriminator(torch.zeros(2, 1, 28, 28)).shape
-        (['discriminator', 'generator'], torch.Size([2, 2, 2]))
+        (['classifier', 'discriminator', 'generator'], torch.Size([2, 2, 2]))
     """
 
     config: PixelDAConfig
