@@ -211,6 +211,17 @@ def mlp(in_dim: int, hidden: tuple[int, ...], *, dropout: float = 0.0, norm: boo
     return layers, in_dim
 
 
+def domain_head(in_dim: int, hidden: tuple[int, ...], *, norm: bool = False) -> nn.Sequential:
+    """A domain classifier: ``hidden`` layers (:func:`mlp`) then one logit (source 0, target 1).
+
+    Example:
+        >>> domain_head(8, (4,))(torch.zeros(3, 8)).shape
+        torch.Size([3, 1])
+    """
+    layers, last = mlp(in_dim, hidden, norm=norm)
+    return nn.Sequential(*layers, nn.Linear(last, 1))
+
+
 @dataclass
 class DANNConfig(ModelConfig):
     """Options of ``dann`` (see the module docstring).
@@ -303,8 +314,7 @@ class DANN(ClassifierMixin, ReprModel):
         self.feature_extractor, self.feature_dim = feature_extractor(c.preset, tuple(c.input_shape), dropout)
         hidden, last = mlp(self.feature_dim, c.resolved_label_hidden, dropout=dropout)
         self.label_predictor = nn.Sequential(*hidden, nn.Linear(last, c.num_classes))
-        hidden, last = mlp(self.feature_dim, c.resolved_domain_hidden, norm=c.spec.domain_norm)
-        self.domain_classifier = nn.Sequential(*hidden, nn.Linear(last, 1))
+        self.domain_classifier = domain_head(self.feature_dim, c.resolved_domain_hidden, norm=c.spec.domain_norm)
 
     # -- schedules -------------------------------------------------------------------------
     @property

@@ -79,8 +79,8 @@ from torch import nn
 
 from reprlab.base.errors import ConfigError, ModelError, TrainingError
 from reprlab.models.base import ModelConfig, ParamGroup, ReprModel, check_choice, check_float, check_int, images_of
-from reprlab.models.dann import (PRESET_SPECS, PRESETS, feature_extractor, ganin_lambda, grad_reverse, mlp,
-                                 needs_target_error)
+from reprlab.models.dann import (PRESET_SPECS, PRESETS, domain_head, feature_extractor, ganin_lambda, grad_reverse,
+                                 mlp, needs_target_error)
 from reprlab.models.registry import register_model
 from reprlab.models.resnet18 import ClassifierMixin, classification_terms
 
@@ -260,8 +260,7 @@ class PixelDA(ClassifierMixin, ReprModel):
         self.classifier = classifier
         if config.feature_weight > 0:
             spec = PRESET_SPECS[config.task_preset]
-            hidden, last = mlp(classifier.feature_dim, spec.domain_hidden, norm=spec.domain_norm)
-            self.domain_classifier = nn.Sequential(*hidden, nn.Linear(last, 1))
+            self.domain_classifier = domain_head(classifier.feature_dim, spec.domain_hidden, norm=spec.domain_norm)
         for m in (self.generator, self.discriminator):  # PyTorch-GAN: N(0, 0.02) convs, N(1, 0.02) BN scales
             for layer in m.modules():
                 if isinstance(layer, nn.Conv2d):
