@@ -187,7 +187,7 @@ def classify(args, root: Path, name: str, model: dict, labels: int, seed: int, *
                classify={"labels": labels, "val_labels": args.val_labels or labels})
     cfg["train"].update(epochs=epochs, batch_size=batch, lr=lr, weight_decay=args.weight_decay, optimizer="adamw")
     if fixmatch:  # an epoch is one pass over the unlabelled images, paired with the labelled batches
-        cfg["model"] = {**model, "semi_supervised": "fixmatch", "confidence": args.confidence,
+        cfg["model"] = {**model, "semi_supervised": args.semi_supervised, "confidence": args.confidence,
                         "unlabelled_weight": args.unlabelled_weight,
                         "distribution_alignment": args.distribution_alignment}
         cfg["classify"]["unlabelled"] = args.unlabelled
@@ -254,6 +254,8 @@ def main() -> None:
                    help="FixMatch rows: labelled images per step")
     p.add_argument("--fixmatch-ratio", type=int, default=1,
                    help="FixMatch rows: unlabelled images per step, as a multiple of the labelled ones")
+    p.add_argument("--semi-supervised", default="fixmatch", choices=["fixmatch", "flexmatch"],
+                   help="FixMatch rows: model.semi_supervised (flexmatch: FixMatch with per-class thresholds)")
     p.add_argument("--confidence", type=float, default=0.95, help="FixMatch rows: pseudo-label threshold")
     p.add_argument("--unlabelled-weight", type=float, default=1.0, help="FixMatch rows: weight of the unlabelled loss")
     p.add_argument("--distribution-alignment", action="store_true",

@@ -139,6 +139,15 @@ def test_fixmatch_classify_run_end_to_end(tmp_path):
     assert len(rows) == 2  # one epoch: one pass over the 270 unlabelled images, paired with labelled batches
 
 
+def test_flexmatch_classify_run_end_to_end_keeps_its_memory_in_the_resume_state(tmp_path):
+    from reprlab.training.checkpoint import load_state
+
+    result = train(semi_cfg(tmp_path, "flex", semi="flexmatch", confidence=0.2))
+    assert result.metrics["classify/num_unlabelled"] == 270
+    selected = load_state(result.run_dir / "checkpoints", "last")["model"]["flexmatch_selected"]
+    assert selected.shape == (270,) and (selected >= 0).any()  # the task sized the memory; the run filled it
+
+
 def test_bad_semi_supervised_input_is_refused_before_any_run_directory(tmp_path):
     out = tmp_path / "runs"
     cases = [
@@ -170,3 +179,103 @@ def test_reprlab_finetune_with_unlabelled_images(tmp_path, capsys):
     cfg = RunConfig.from_yaml(tmp_path / "ft" / "config.yaml")
     assert cfg.model["semi_supervised"] == "fixmatch" and cfg.classify.unlabelled == 100
     assert "test/acc=" in capsys.readouterr().out
+
+
+def test_flexmatch_thresholds_warm_up_then_follow_how_well_each_class_is_learned():
+    from reprlab.models.semisup import flexmatch_thresholds
+
+    assert flexmatch_thresholds(torch.full((10,), -1), 2, confidence=0.9).tolist() == [0.0, 0.0]  # nothing learned
+    warming = torch.tensor([0, 0, 0, 1] + [-1] * 6)  # most images unused: they set the scale
+    assert flexmatch_thresholds(warming, 2, confidence=0.9).tolist() == pytest.approx([0.9 * 0.5 / 1.5, 0.9 / 11])
+    learned = torch.tensor([0] * 5 + [1] * 4 + [-1])  # the best class sets the scale and keeps the threshold
+    assert flexmatch_thresholds(learned, 2, confidence=0.9).tolist() == pytest.approx([0.9, 0.9 * 0.8 / 1.2])
+
+
+def _flexmatch_model(confidence):
+    return create_model("classifier", input_shape=(1, 28, 28), encoder="conv_ae", encoder_options=dict(ENCODER),
+                        num_classes=3, semi_supervised="flexmatch", confidence=confidence)
+
+
+def test_the_flexmatch_step_lowers_thresholds_and_remembers_each_unlabelled_image():
+    torch.manual_seed(0)
+    x, y, u = torch.rand(6, 1, 28, 28), torch.tensor([0, 1, 2, 0, 1, 2]), torch.rand(6, 1, 28, 28)
+    index = torch.tensor([3, 9, 4, 0, 17, 11])
+    batch = Batch(x, y, target=Batch(u, index=index))
+
+    def step(model):
+        torch.manual_seed(2)
+        return model.training_step(batch, sgd_step_context(model, lr=0.1))
+
+    torch.manual_seed(1)
+    fix = create_model("classifier", input_shape=(1, 28, 28), encoder="conv_ae", encoder_options=dict(ENCODER),
+                       num_classes=3, semi_supervised="fixmatch", confidence=0.99)
+    flex = _flexmatch_model(0.99)
+    flex.load_state_dict(fix.state_dict())
+    with pytest.raises(ConfigError, match="start_semi_supervised"):
+        step(flex)  # it does not know how many unlabelled images there are
+    flex.start_semi_supervised(20)
+    assert float(step(fix)["mask_rate"]) < 0.5  # an untrained model is rarely 99% sure
+    assert float(step(flex)["mask_rate"]) == 1.0  # FlexMatch: no class learned yet, every threshold 0
+    assert flex.training_state()["flexmatch_selected"].tolist() == [-1] * 20  # none reached 0.99: none remembered
+
+    torch.manual_seed(1)
+    sure = _flexmatch_model(0.0)  # every prediction counts as sure: each image is remembered with its class
+    sure.start_semi_supervised(20)
+    with torch.no_grad():
+        expected = sure.logits(u).argmax(1)
+    step(sure)
+    selected = sure.training_state()["flexmatch_selected"]
+    assert selected[index].tolist() == expected.tolist()
+    assert (selected[[i for i in range(20) if i not in index.tolist()]] == -1).all()
+
+    with pytest.raises(ConfigError, match="index"):
+        sure.training_step(Batch(x, y, target=Batch(u)), sgd_step_context(sure, lr=0.1))  # no indices
+    with pytest.raises(ConfigError, match="index below 20"):
+        sure.training_step(Batch(x, y, target=Batch(u, index=index + 10)), sgd_step_context(sure, lr=0.1))
+    fresh = _flexmatch_model(0.0)
+    fresh.start_semi_supervised(20)
+    fresh.load_training_state(sure.training_state())
+    assert torch.equal(fresh.training_state()["flexmatch_selected"], selected)
+    fresh.start_semi_supervised(30)
+    with pytest.raises(ConfigError, match="FlexMatch memory of 30"):
+        fresh.load_training_state(sure.training_state())  # saved for another unlabelled set
+
+
+def test_a_flexmatch_run_resumes_its_thresholds_exactly():
+    """Two epochs straight against one, then a fresh model resumed from the state: the same weights, which
+    needs the memory of selected images in the resume state (a state without it is refused)."""
+    from reprlab.data.dataset import ImageData
+    from reprlab.training.callbacks import Callback
+    from reprlab.training.engine import Trainer
+
+    class StopAfter(Callback):  # an interruption after the first epoch
+        def on_epoch_end(self, trainer, epoch, row):
+            trainer.should_stop = True
+
+    g = torch.Generator().manual_seed(0)
+    data = ImageData((torch.rand(24, 1, 28, 28, generator=g) * 255).to(torch.uint8), torch.arange(24) % 3)
+    val = ImageData((torch.rand(12, 1, 28, 28, generator=g) * 255).to(torch.uint8), torch.arange(12) % 3)
+    unlabelled = ImageData((torch.rand(48, 1, 28, 28, generator=g) * 255).to(torch.uint8))
+
+    def model():
+        torch.manual_seed(5)
+        m = _flexmatch_model(0.5)
+        m.start_semi_supervised(len(unlabelled))
+        return m
+
+    def trainer(**kw):
+        return Trainer(epochs=2, batch_size=8, seed=3, lr=1e-2, **kw)
+
+    full = model()
+    trainer().fit(full, data, val, target=unlabelled)
+    assert (full.training_state()["flexmatch_selected"] >= 0).any()  # some images were remembered
+    part = model()
+    state = trainer(callbacks=[StopAfter()]).fit(part, data, val, target=unlabelled).resume_state()
+    resumed = model()  # a new process: fresh memory, the weights of the stopped run
+    resumed.load_state_dict(part.state_dict())
+    trainer().fit(resumed, data, val, target=unlabelled, resume=state)
+    for k, v in full.state_dict().items():
+        assert torch.allclose(v.float(), resumed.state_dict()[k].float(), atol=1e-6), k
+    assert torch.equal(full.training_state()["flexmatch_selected"], resumed.training_state()["flexmatch_selected"])
+    with pytest.raises(ConfigError, match="FlexMatch memory"):
+        trainer().fit(model(), data, val, target=unlabelled, resume={k: v for k, v in state.items() if k != "model"})

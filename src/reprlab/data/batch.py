@@ -21,12 +21,14 @@ import torch
 @dataclass
 class Batch:
     """``images`` float32 ``(B, C, H, W)`` in the model's range; optional int64 ``labels`` and ``domains``;
-    ``target``: the paired target-domain batch of a two-domain step."""
+    ``target``: the paired target-domain batch of a two-domain step; ``index``: int64 positions of the images
+    in their dataset (set by the loaders; FlexMatch remembers each unlabelled image by it)."""
 
     images: torch.Tensor
     labels: torch.Tensor | None = None
     domains: torch.Tensor | None = None
     target: "Batch | None" = None
+    index: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return int(self.images.shape[0])
@@ -35,7 +37,7 @@ class Batch:
         """The same batch on ``device``."""
         move = (lambda t: None if t is None else t.to(device, non_blocking=non_blocking))
         return Batch(move(self.images), move(self.labels), move(self.domains),
-                     None if self.target is None else self.target.to(device, non_blocking))
+                     None if self.target is None else self.target.to(device, non_blocking), move(self.index))
 
     def map_images(self, fn) -> "Batch":
         """A copy with ``fn`` applied to the images (and to the target's)."""

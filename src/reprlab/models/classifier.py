@@ -22,7 +22,8 @@ Training regimes (``freeze``):
 Semi-supervised training (``semi_supervised="fixmatch"``, with ``classify.unlabelled``): each
 labelled batch comes with unlabelled images, and confident predictions on their weak view
 teach the strong view (:mod:`reprlab.models.semisup`; ``unlabelled_weight``, ``confidence``,
-``strong_augment``, ``distribution_alignment``).
+``strong_augment``, ``distribution_alignment``). ``semi_supervised="flexmatch"`` replaces the one
+``confidence`` threshold by FlexMatch's per-class thresholds.
 
 The parameter groups are ``encoder`` (its trainable part, when there is one) and ``head``,
 so a config gives them their own settings: ``train.groups.encoder.lr=1e-4``,

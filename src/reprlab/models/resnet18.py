@@ -184,7 +184,7 @@ class ClassifierMixin:
 
     def training_step(self, batch: Any, ctx: Any) -> dict[str, torch.Tensor]:
         """One cross-entropy step on ``batch.labels`` (plus FixMatch on ``batch.target`` when the model has
-        ``semi_supervised="fixmatch"``; :mod:`reprlab.models.semisup`).
+        ``semi_supervised="fixmatch"`` or ``"flexmatch"``; :mod:`reprlab.models.semisup`).
 
         One parameter group: one step. The groups ``encoder`` and ``head`` (a classifier
         fine-tuned with its own learning rate per part) are stepped from one forward pass:
@@ -197,7 +197,7 @@ class ClassifierMixin:
             raise ConfigError(f"{self.registry_name} trains on labelled batches, but this batch has no labels",  # type: ignore[attr-defined]
                               fix="use task=classify with a labelled dataset")
         x = images_of(batch)
-        unlabelled = getattr(batch, "target", None) if self.semi_supervised == "fixmatch" else None
+        unlabelled = getattr(batch, "target", None) if self.semi_supervised != "none" else None
         if unlabelled is None:
             out = ctx.forward(x, labels)
 
@@ -209,7 +209,9 @@ class ClassifierMixin:
             with torch.no_grad():
                 weak = self.logits(u)  # type: ignore[attr-defined]
             running = self.prediction_mean(weak.shape[1], weak.device) if self.distribution_alignment else None
-            pseudo, mask = pseudo_labels(weak, confidence=self.confidence, running_mean=running)
+            selected = self._flexmatch_memory(unlabelled, weak.device) if self.semi_supervised == "flexmatch" else None
+            pseudo, mask = pseudo_labels(weak, confidence=self.confidence, running_mean=running, selected=selected,
+                                         index=unlabelled.index)
             strong = strong_view(u, value_range=self.output_range, options=self.strong_augment)  # type: ignore[attr-defined]
             n = x.shape[0]
             out = ctx.forward(torch.cat([x, strong]))
@@ -226,10 +228,58 @@ class ClassifierMixin:
             ctx.step("head", loss_of(self.head(out.extras["features"].detach()))["loss"])  # type: ignore[attr-defined]
         return {k: v.detach() for k, v in terms.items()}
 
+    def start_semi_supervised(self, n_unlabelled: int) -> None:
+        """Forget the memory of earlier semi-supervised training and size FlexMatch's for ``n_unlabelled``
+        images (the ``classify`` task calls this before training): every image unselected (-1), the
+        predicted class distribution uniform again."""
+        self._prediction_mean = None
+        self._selected = (torch.full((int(n_unlabelled),), -1, dtype=torch.int64)
+                          if self.semi_supervised == "flexmatch" else None)
+
+    def _flexmatch_memory(self, unlabelled: Any, device: torch.device) -> torch.Tensor:
+        selected = getattr(self, "_selected", None)
+        if selected is None:
+            raise ConfigError(f"{self.registry_name} trains with semi_supervised=flexmatch but does not know its "  # type: ignore[attr-defined]
+                              "unlabelled images", fix="train it with task=classify and classify.unlabelled=all, or "
+                                                       "call model.start_semi_supervised(len(unlabelled)) first")
+        index = getattr(unlabelled, "index", None)
+        if index is None or index.numel() != len(unlabelled) or (index.numel() and int(index.max()) >= len(selected)):
+            raise ConfigError(f"semi_supervised=flexmatch needs each unlabelled image's index below {len(selected)} "
+                              "(batch.target.index), but the batch has "
+                              f"{'none' if index is None else f'indices up to {int(index.max())}'}",
+                              fix="feed the unlabelled images through reprlab's loaders (PairedLoader), or call "
+                                  "start_semi_supervised with the size of the unlabelled set")
+        if selected.device != device:
+            selected = self._selected = selected.to(device)
+        return selected
+
+    def training_state(self) -> dict[str, torch.Tensor]:
+        """What semi-supervised training remembers between steps, for the resume state (not the weights):
+        FlexMatch's selected classes and the distribution-alignment average, where in use."""
+        state = {}
+        if getattr(self, "_selected", None) is not None:
+            state["flexmatch_selected"] = self._selected.cpu()
+        if getattr(self, "_prediction_mean", None) is not None:
+            state["prediction_mean"] = self._prediction_mean.cpu()
+        return state
+
+    def load_training_state(self, state: dict[str, torch.Tensor]) -> None:
+        """Restore :meth:`training_state` (a resumed run continues FlexMatch's thresholds exactly)."""
+        selected = getattr(self, "_selected", None)
+        if selected is not None:
+            saved = state.get("flexmatch_selected")
+            if saved is None or saved.shape != selected.shape:
+                raise ConfigError(f"the resume state has no FlexMatch memory of {len(selected)} unlabelled images "
+                                  f"({'none' if saved is None else f'one of {len(saved)}'})",
+                                  fix="resume with the config and data the run started with, or start a new run")
+            self._selected = saved.clone().to(selected.device)
+        if "prediction_mean" in state:
+            self._prediction_mean = state["prediction_mean"].clone()
+
     def prediction_mean(self, n_classes: int, device: torch.device | str = "cpu") -> torch.Tensor:
         """The moving average of the class distribution predicted on unlabelled images (distribution
-        alignment), on ``device`` (the predictions'); starts uniform, lives with the model object (not in
-        its checkpoint)."""
+        alignment), on ``device`` (the predictions'); starts uniform, lives with the model object and its
+        resume state (:meth:`training_state`), not in its weights."""
         rm = getattr(self, "_prediction_mean", None)
         if rm is None or rm.shape[0] != n_classes or rm.device != torch.device(device):
             rm = torch.full((n_classes,), 1.0 / n_classes, device=device)

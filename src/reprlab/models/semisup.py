@@ -12,6 +12,12 @@ the unlabelled loss is the cross-entropy on the confident images,
 averaged over the whole unlabelled batch, and the total loss is ``supervised +
 unlabelled_weight * unlabelled``.
 
+``semi_supervised="flexmatch"`` (Zhang et al. 2021) is FixMatch with *curriculum pseudo-labelling*: a
+threshold per class instead of one (:func:`flexmatch_thresholds`). Each unlabelled image remembers the
+class it was last predicted with a probability of at least ``confidence`` (its index in the unlabelled
+set travels with the batch, ``batch.target.index``); a class that few images have reached yet (a hard
+class, or every class early in training) gets a lower threshold, so more of its images teach the model.
+
 Written here because no maintained PyTorch library without torchvision provides it; the
 augmentations are :func:`reprlab.models.simclr.augment_views` (torch ops on whole batches).
 
@@ -36,8 +42,9 @@ import torch.nn.functional as F
 
 from reprlab.models.simclr import augment_views
 
-#: ``model.semi_supervised`` values: no unlabelled images, or FixMatch consistency.
-SEMI_SUPERVISED: tuple[str, ...] = ("none", "fixmatch")
+#: ``model.semi_supervised`` values: no unlabelled images, FixMatch consistency, or FixMatch with FlexMatch's
+#: per-class thresholds.
+SEMI_SUPERVISED: tuple[str, ...] = ("none", "fixmatch", "flexmatch")
 #: Strong augmentation of the unlabelled images unless ``model.strong_augment`` says otherwise: the options
 #: of :func:`augment_views` and ``cutout`` (see :func:`strong_view`).
 STRONG_AUGMENT_DEFAULTS: dict[str, Any] = {"crop_scale": (0.4, 1.0), "translate": 0.1, "brightness": 0.4,
@@ -119,15 +126,62 @@ def align_distribution(probs: torch.Tensor, running_mean: torch.Tensor, *, momen
 
 
 @torch.no_grad()
-def pseudo_labels(weak_logits: torch.Tensor, *, confidence: float,
-                  running_mean: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def flexmatch_thresholds(selected: torch.Tensor, n_classes: int, *, confidence: float) -> torch.Tensor:
+    """FlexMatch's per-class thresholds ``(n_classes,)`` (Zhang et al. 2021, with threshold warm-up and the
+    non-linear mapping ``x / (2 - x)``).
+
+    ``selected`` holds, for every unlabelled image, the class it was last predicted with a probability of
+    at least ``confidence``, or -1 if never. With ``sigma_c`` the number of images selected for class
+    ``c`` and ``unused`` the number never selected, the learning effect is
+    ``beta_c = sigma_c / max(max_c sigma_c, unused)`` and the threshold ``confidence * beta_c / (2 - beta_c)``:
+    the best-learned class keeps ``confidence`` once most images are selected; at the start (every image
+    unused) every threshold is 0.
+
+    Example:
+        >>> selected = torch.tensor([0, 0, 0, 0, 1, 1, -1, -1])  # class 0 learned twice as well as class 1
+        >>> [round(v, 3) for v in flexmatch_thresholds(selected, 3, confidence=0.9).tolist()]
+        [0.9, 0.3, 0.0]
+        >>> flexmatch_thresholds(torch.full((5,), -1), 2, confidence=0.9).tolist()
+        [0.0, 0.0]
+    """
+    counts = torch.bincount(selected.long() + 1, minlength=n_classes + 1).float()
+    unused, per_class = counts[0], counts[1:n_classes + 1]
+    beta = per_class / torch.maximum(per_class.max(), unused).clamp_min(1.0)
+    return confidence * beta / (2.0 - beta)
+
+
+@torch.no_grad()
+def pseudo_labels(weak_logits: torch.Tensor, *, confidence: float, running_mean: torch.Tensor | None = None,
+                  selected: torch.Tensor | None = None,
+                  index: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """The most likely class of each weak view and a float mask: 1 where its probability is ``>= confidence``
-    (after :func:`align_distribution` when ``running_mean`` is given)."""
+    (after :func:`align_distribution` when ``running_mean`` is given).
+
+    With ``selected`` (FlexMatch's memory of the unlabelled set, see :func:`flexmatch_thresholds`) and
+    ``index`` (the batch's positions in that set), the threshold is the pseudo-label's class threshold,
+    computed before this batch; then ``selected`` is updated in place where the probability reaches
+    ``confidence``.
+
+    Example:
+        >>> selected = torch.tensor([0, 0, -1, -1])
+        >>> weak = torch.log(torch.tensor([[0.6, 0.4], [0.3, 0.7]]))
+        >>> pseudo, mask = pseudo_labels(weak, confidence=0.65, selected=selected, index=torch.tensor([2, 3]))
+        >>> mask.tolist(), selected.tolist()  # thresholds: class 0 0.65, class 1 (never selected) 0
+        ([0.0, 1.0], [0, 0, -1, 1])
+    """
     probs = torch.softmax(weak_logits.float(), dim=1)
     if running_mean is not None:
         probs = align_distribution(probs, running_mean)
     top, pseudo = probs.max(dim=1)
-    return pseudo, (top >= confidence).float()
+    if selected is None:
+        return pseudo, (top >= confidence).float()
+    if index is None or index.shape[0] != top.shape[0]:
+        raise ValueError("FlexMatch needs the unlabelled images' indices (batch.target.index), one per image")
+    thresholds = flexmatch_thresholds(selected, probs.shape[1], confidence=confidence).to(top.device)
+    mask = (top >= thresholds[pseudo]).float()
+    sure = top >= confidence
+    selected[index[sure].to(selected.device)] = pseudo[sure].to(selected.device)
+    return pseudo, mask
 
 
 def fixmatch_terms(labelled_logits: torch.Tensor, labels: torch.Tensor, strong_logits: torch.Tensor,

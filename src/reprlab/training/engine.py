@@ -283,6 +283,7 @@ class Trainer:
             "callbacks": {type(cb).__name__: cb.state_dict() for cb in self.callbacks},
             "history": [dict(r) for r in self.history],
             **({"ema": self.ema.state_dict()} if self.ema is not None else {}),
+            **({"model": self.model.training_state()} if hasattr(getattr(self, "model", None), "training_state") else {}),
         }
 
     @property
@@ -473,6 +474,8 @@ class Trainer:
                                     "its resume state has none (it was saved without train.ema_decay)",
                                     fix="resume with the config the run started with, or start a new run")
             self.ema.load_state_dict(state["ema"])
+        if hasattr(getattr(self, "model", None), "load_training_state"):  # what the model remembers between steps, beside its weights
+            self.model.load_training_state(state.get("model", {}))
         self.history = [dict(r) for r in state["history"]]
         self.global_step = int(state["global_step"])
         self.start_epoch = int(state["epoch"])

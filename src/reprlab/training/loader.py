@@ -69,7 +69,7 @@ class BatchLoader:
         """The images (and labels, domains) at ``index`` as a :class:`Batch`."""
         d = self.data
         return Batch(d.float01(index), None if d.labels is None else d.labels[index],
-                     None if d.domains is None else d.domains[index])
+                     None if d.domains is None else d.domains[index], index=index)
 
     def epoch(self, epoch: int) -> Iterator[Batch]:
         """Batches of epoch ``epoch``: images float32 in [0, 1], shape ``(B, C, H, W)``."""
@@ -94,8 +94,8 @@ class PairedLoader:
         >>> src = ImageData(torch.zeros(10, 1, 4, 4), torch.arange(10))
         >>> tgt = ImageData(torch.ones(4, 1, 4, 4))
         >>> steps = list(PairedLoader(src, tgt, batch_size=2, seed=0).epoch(0))
-        >>> len(steps), len(steps[0].target), steps[0].target.domains.tolist()
-        (5, 2, [1, 1])
+        >>> len(steps), len(steps[0].target), steps[0].target.domains.tolist(), len(steps[0].target.index)
+        (5, 2, [1, 1], 2)
     """
 
     def __init__(self, source: ImageData, target: ImageData, *, batch_size: int, seed: int = 0,
@@ -133,4 +133,4 @@ class PairedLoader:
         for _ in range(len(self)):
             s, t = next(sources), next(targets)
             yield Batch(s.images, s.labels, torch.zeros(len(s), dtype=torch.int64),
-                        Batch(t.images, None, torch.ones(len(t), dtype=torch.int64)))
+                        Batch(t.images, None, torch.ones(len(t), dtype=torch.int64), index=t.index), s.index)

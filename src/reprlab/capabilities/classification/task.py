@@ -5,7 +5,7 @@ Data: the run's splits (:func:`reprlab.runs.prepare_data`), then the training sp
 and, with ``classify.val_labels``, the validation split too. With ``classify.unlabelled``, the
 training images outside the budget (labels dropped) become the run's second stream
 (``Splits.target``, paired with every labelled batch) for a semi-supervised model
-(``model.semi_supervised=fixmatch``, :mod:`reprlab.models.semisup`). A run directory given as
+(``model.semi_supervised=fixmatch`` or ``flexmatch``, :mod:`reprlab.models.semisup`). A run directory given as
 ``model.pretrained`` of a ``classifier`` is resolved first (its encoder's name, options and
 best checkpoint; :func:`~reprlab.capabilities.classification.finetune.resolve_pretrained`),
 and ``model.num_classes`` follows the data when not given. Every refusal (no labels, a
@@ -90,7 +90,8 @@ def unlabelled_images(cfg: Any, train: ImageData, labelled: torch.Tensor, *, see
     if semi == "none":
         raise ConfigError(f"classify.unlabelled={cfg.classify.unlabelled} gives unlabelled images, but "
                           "model.semi_supervised is none, so they would not be used",
-                          fix="set model.semi_supervised=fixmatch (model.name=classifier), or classify.unlabelled=none")
+                          fix="set model.semi_supervised=fixmatch or flexmatch (model.name=classifier), or "
+                              "classify.unlabelled=none")
     keep = torch.ones(len(train), dtype=torch.bool)
     keep[labelled] = False
     rest = torch.nonzero(keep).flatten()
@@ -135,6 +136,8 @@ class ClassifyTask(Task):
         if hasattr(model, "load_pretrained"):
             source = model.load_pretrained()
             logger.info("encoder weights: %s", source)
+        if splits.target is not None and hasattr(model, "start_semi_supervised"):
+            model.start_semi_supervised(len(splits.target))  # FlexMatch remembers each unlabelled image
 
     def score(self, cfg: Any, model: Any, test: Any, device: Any, *, max_images: int | None = None) -> dict[str, float]:
         logits, labels = predict(model, test, batch_size=cfg.eval.batch_size, device=device, max_images=max_images)
