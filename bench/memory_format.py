@@ -11,7 +11,8 @@ benchmarks of BENCHMARKS.md use, at their configs' batch sizes:
     conv_ae   configs/conv_ae.yaml (1x28x28, batch 16)
     resnet_ae configs/resnet_ae.yaml (1x28x28, batch 128)
     dann      preset mnist, as configs/adapt_mnist_mnistm.yaml (3x32x32 source + target, batch 64)
-    pixelda   configs/adapt_mnist_mnistm_pixelda.yaml (3x32x32, batch 32)
+    pixelda   configs/adapt_mnist_mnistm_pixelda.yaml (3x32x32, batch 32) with the paper's generator
+    pixelda_cpu  the same with its CPU-budget generator (32 channels, 2 blocks) and feature_weight=1
 
     python bench/memory_format.py --images 1024 --rounds 6 --threads 1
 """
@@ -43,6 +44,8 @@ MODELS = {
              dict(optimizer="sgd", lr=0.01, momentum=0.9), True),
     "pixelda": (dict(name="pixelda", num_classes=10), (3, 32, 32), 32,
                 dict(optimizer="adam", lr=2e-4, betas=(0.5, 0.999)), True),
+    "pixelda_cpu": (dict(name="pixelda", num_classes=10, gen_channels=32, gen_blocks=2, feature_weight=1.0),
+                    (3, 32, 32), 32, dict(optimizer="adam", lr=2e-4, betas=(0.5, 0.999)), True),
 }
 
 
