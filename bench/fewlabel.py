@@ -119,6 +119,8 @@ measured 2026-12-04 (Intel Xeon with AMX, 1 thread)::
 The same encoder pretrained 30 epochs (2026-12-05, ``--pretrain-run runs/s33/simclr_c32_e30_bf16``, the same
 command otherwise): simclr_fixmatch 79.9 ± 0.9 / 86.9 ± 0.1; with ``--ema-decay 0.999`` at 100 labels 79.0 ± 1.8
 (BENCHMARKS.md, "Few labels: a 30-epoch contrastive encoder, and a moving average of the weights").
+With ``--semi-supervised flexmatch`` (FlexMatch's per-class thresholds; rows named ``simclr_flexmatch``),
+2026-12-05: 79.8 ± 1.1 / 87.2 ± 0.3 (BENCHMARKS.md, "Few labels: FlexMatch's per-class thresholds").
 """
 
 from __future__ import annotations
@@ -283,9 +285,10 @@ def main() -> None:
     ae_model = json.loads((ae_run / "checkpoints" / "best" / "model.json").read_text())["config"]
     scratch_encoder = {k: v for k, v in ae_model.items() if k not in ("input_shape", "output_range")}
     prefix = "ae" if args.pretrain_model == "conv_ae" else args.pretrain_model
+    semi = args.semi_supervised  # the rows say which of fixmatch / flexmatch ran (the method is still named fixmatch)
     renamed = {"ae_probe": f"{prefix}_probe", "ae_finetune": f"{prefix}_finetune",
-               "scratch": "scratch" if prefix == "ae" else f"scratch_{prefix}", "fixmatch": f"{prefix}_fixmatch",
-               "scratch_fixmatch": "scratch_fixmatch" if prefix == "ae" else f"scratch_{prefix}_fixmatch"}
+               "scratch": "scratch" if prefix == "ae" else f"scratch_{prefix}", "fixmatch": f"{prefix}_{semi}",
+               "scratch_fixmatch": f"scratch_{semi}" if prefix == "ae" else f"scratch_{prefix}_{semi}"}
     finetuned = {"name": "classifier", "pretrained": str(ae_run), "freeze": "none", "feature_norm": True}
     from_scratch = {"name": "classifier", "encoder": args.pretrain_model, "encoder_options": scratch_encoder,
                     "feature_norm": True}
