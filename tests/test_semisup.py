@@ -236,6 +236,10 @@ def test_the_flexmatch_step_lowers_thresholds_and_remembers_each_unlabelled_imag
     fresh.start_semi_supervised(20)
     fresh.load_training_state(sure.training_state())
     assert torch.equal(fresh.training_state()["flexmatch_selected"], selected)
+    aligned = torch.tensor([0.5, 0.3, 0.2])  # distribution alignment's average resumes too
+    fresh.load_training_state({**sure.training_state(), "prediction_mean": aligned})
+    assert torch.equal(fresh.prediction_mean(3), aligned) and torch.equal(fresh.training_state()["prediction_mean"],
+                                                                         aligned)
     fresh.start_semi_supervised(30)
     with pytest.raises(ConfigError, match="FlexMatch memory of 30"):
         fresh.load_training_state(sure.training_state())  # saved for another unlabelled set

@@ -211,7 +211,7 @@ class ClassifierMixin:
             running = self.prediction_mean(weak.shape[1], weak.device) if self.distribution_alignment else None
             selected = self._flexmatch_memory(unlabelled, weak.device) if self.semi_supervised == "flexmatch" else None
             pseudo, mask = pseudo_labels(weak, confidence=self.confidence, running_mean=running, selected=selected,
-                                         index=unlabelled.index)
+                                         index=getattr(unlabelled, "index", None))
             strong = strong_view(u, value_range=self.output_range, options=self.strong_augment)  # type: ignore[attr-defined]
             n = x.shape[0]
             out = ctx.forward(torch.cat([x, strong]))

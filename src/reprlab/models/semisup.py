@@ -17,6 +17,7 @@ threshold per class instead of one (:func:`flexmatch_thresholds`). Each unlabell
 class it was last predicted with a probability of at least ``confidence`` (its index in the unlabelled
 set travels with the batch, ``batch.target.index``); a class that few images have reached yet (a hard
 class, or every class early in training) gets a lower threshold, so more of its images teach the model.
+The memory is part of the run's resume state; in a multi-rank run each rank remembers its own shard.
 
 Written here because no maintained PyTorch library without torchvision provides it; the
 augmentations are :func:`reprlab.models.simclr.augment_views` (torch ops on whole batches).
