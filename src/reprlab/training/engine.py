@@ -283,8 +283,14 @@ class Trainer:
             "callbacks": {type(cb).__name__: cb.state_dict() for cb in self.callbacks},
             "history": [dict(r) for r in self.history],
             **({"ema": self.ema.state_dict()} if self.ema is not None else {}),
-            **({"model": self.model.training_state()} if hasattr(getattr(self, "model", None), "training_state") else {}),
+            **self._model_memory(),
         }
+
+    def _model_memory(self) -> dict[str, Any]:
+        """``{"model": ...}``: what the model remembers between steps beside its weights (its ``training_state()``,
+        e.g. FlexMatch's selected classes), where it has any."""
+        model = getattr(self, "model", None)
+        return {"model": model.training_state()} if hasattr(model, "training_state") else {}
 
     @property
     def eval_model(self) -> nn.Module:
