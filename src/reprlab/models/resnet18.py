@@ -242,8 +242,8 @@ class ClassifierMixin:
             raise ConfigError(f"{self.registry_name} trains with semi_supervised=flexmatch but does not know its "  # type: ignore[attr-defined]
                               "unlabelled images", fix="train it with task=classify and classify.unlabelled=all, or "
                                                        "call model.start_semi_supervised(len(unlabelled)) first")
-        index = getattr(unlabelled, "index", None)
-        if index is None or index.numel() != len(unlabelled) or (index.numel() and int(index.max()) >= len(selected)):
+        index = getattr(unlabelled, "index", None)  # pseudo_labels checks there is one per image
+        if index is None or (index.numel() and int(index.max()) >= len(selected)):
             raise ConfigError(f"semi_supervised=flexmatch needs each unlabelled image's index below {len(selected)} "
                               "(batch.target.index), but the batch has "
                               f"{'none' if index is None else f'indices up to {int(index.max())}'}",

@@ -292,6 +292,12 @@ class Trainer:
         model = getattr(self, "model", None)
         return {"model": model.training_state()} if hasattr(model, "training_state") else {}
 
+    def _restore_model_memory(self, memory: dict[str, Any]) -> None:
+        """Give the model back what :meth:`_model_memory` saved (the model refuses a memory that does not fit)."""
+        model = getattr(self, "model", None)
+        if hasattr(model, "load_training_state"):
+            model.load_training_state(memory)
+
     @property
     def eval_model(self) -> nn.Module:
         """What validation scores and ``best`` saves: the weights' moving average with ``ema_decay``, else the model."""
@@ -480,8 +486,7 @@ class Trainer:
                                     "its resume state has none (it was saved without train.ema_decay)",
                                     fix="resume with the config the run started with, or start a new run")
             self.ema.load_state_dict(state["ema"])
-        if hasattr(getattr(self, "model", None), "load_training_state"):  # what the model remembers between steps, beside its weights
-            self.model.load_training_state(state.get("model", {}))
+        self._restore_model_memory(state.get("model", {}))
         self.history = [dict(r) for r in state["history"]]
         self.global_step = int(state["global_step"])
         self.start_epoch = int(state["epoch"])
