@@ -266,11 +266,12 @@ def test_adaptation_without_a_target_batch_is_refused(name):
 
 # -- the engine's schedule hooks ----------------------------------------------------------------
 class LrLog(Callback):
-    def __init__(self) -> None:
+    def __init__(self, group: str = "main") -> None:
+        self.group = group
         self.rows: list[tuple[int, float]] = []
 
     def on_batch_end(self, trainer, step, batch_size):
-        self.rows.append((step, trainer.optimizers["main"].param_groups[0]["lr"]))
+        self.rows.append((step, trainer.optimizers[self.group].param_groups[0]["lr"]))
 
 
 @pytest.mark.parametrize("annealing", [True, False])
@@ -286,6 +287,20 @@ def test_lr_annealing_through_the_trainer(annealing):
     assert [lr for _, lr in log.rows] == pytest.approx(expected)
     if annealing:
         assert log.rows[-1][1] < log.rows[0][1]
+
+
+@pytest.mark.parametrize("annealing", [True, False])
+def test_pixelda_classifier_annealing_follows_danns_schedule_on_its_group_only(annealing):
+    source, target = two_domains(n=32)
+    logs = {name: LrLog(name) for name in ("classifier", "generator")}
+    groups = {"classifier": {"optimizer": "sgd", "lr": 0.1, "momentum": 0.9}}
+    model = tiny("pixelda", feature_weight=1.0, classifier_annealing=annealing)
+    Trainer(epochs=2, batch_size=16, callbacks=list(logs.values()), group_options=groups).fit(model, source,
+                                                                                             target=target)
+    total = 2 * 2  # epochs x steps per epoch
+    expected = [0.1 * (DANN.lr_factor((s - 1) / total) if annealing else 1.0) for s in (1, 2, 3, 4)]
+    assert [lr for _, lr in logs["classifier"].rows] == pytest.approx(expected)
+    assert [lr for _, lr in logs["generator"].rows] == pytest.approx([2e-4] * 4)  # the generator's rate stays
 
 
 def _engine(model, **kwargs) -> tuple[Trainer, _StepContext]:
@@ -421,6 +436,7 @@ def test_save_load_round_trip_gives_the_same_logits(name, extra, tmp_path):
     ("pixelda", {"task_weight": 0.0}, ConfigError, "task_weight"),
     ("pixelda", {"feature_weight": -0.5}, ConfigError, "feature_weight"),
     ("pixelda", {"feature_gamma": 0.0}, ConfigError, "feature_gamma"),
+    ("pixelda", {"classifier_annealing": "yes"}, ConfigError, "model.classifier_annealing=true or false"),
     ("pixelda", {"input_shape": (1, 8, 8)}, ModelError, "task_preset"),
     ("pixelda", {"input_shape": (1, 16, 16), "task_preset": "mnist"}, ModelError, "disc_blocks=3 or less"),
 ])

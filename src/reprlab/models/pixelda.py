@@ -44,6 +44,11 @@ through the task classifier (its batch norm sees both domains, as DANN's does). 
 ``feature_weight=0`` is the paper's PixelDA. Tables name the variant ("PixelDA + feature
 alignment"): it is a hybrid of PixelDA and DANN, not the paper's method.
 
+``classifier_annealing=True`` anneals the ``classifier`` group's learning rate as DANN does, by
+``1 / (1 + 10 p) ** 0.75`` at every step (``p`` the training progress); with
+``train.groups.classifier.optimizer=sgd`` and ``lr`` 0.1 (the loss carries ``task_weight`` 0.1) the task
+classifier then trains as DANN's network does. Off by default (the paper keeps Adam's rate constant).
+
 Three parameter groups, each declared as Adam lr 2e-4, betas (0.5, 0.999) (PyTorch-GAN's):
 ``generator``, ``classifier`` (the task classifier and the feature-level domain classifier) and
 ``discriminator``; ``train.groups.NAME.*`` overrides them (for example
@@ -79,8 +84,8 @@ from torch import nn
 
 from reprlab.base.errors import ConfigError, ModelError, TrainingError
 from reprlab.models.base import ModelConfig, ParamGroup, ReprModel, check_choice, check_float, check_int, images_of
-from reprlab.models.dann import (PRESET_SPECS, PRESETS, domain_head, feature_extractor, ganin_lambda, grad_reverse,
-                                 mlp, needs_target_error)
+from reprlab.models.dann import (DANN, PRESET_SPECS, PRESETS, domain_head, feature_extractor, ganin_lambda,
+                                 grad_reverse, mlp, needs_target_error)
 from reprlab.models.registry import register_model
 from reprlab.models.resnet18 import ClassifierMixin, classification_terms
 
@@ -119,6 +124,7 @@ class PixelDAConfig(ModelConfig):
     content_weight: float = 0.0
     feature_weight: float = 0.0
     feature_gamma: float = 10.0
+    classifier_annealing: bool = False
     task_preset: str = "mnist"
     dropout: float | None = None
 
@@ -132,8 +138,10 @@ class PixelDAConfig(ModelConfig):
         for name in ("noise_dim", "gen_channels", "disc_channels", "disc_blocks"):
             check_int(name, getattr(self, name), minimum=1)
         check_int("gen_blocks", self.gen_blocks, minimum=0)
-        if not isinstance(self.patch, bool):
-            raise ConfigError(f"patch must be true or false, got {self.patch!r}", fix="set model.patch=true")
+        for name in ("patch", "classifier_annealing"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"{name} must be true or false, got {getattr(self, name)!r}",
+                                  fix=f"set model.{name}=true or false")
         check_float("instance_noise", self.instance_noise, minimum=0.0, maximum=2.0)
         check_choice("adv_loss", self.adv_loss, ADV_LOSSES)
         for name in ("adv_weight", "task_weight", "source_task_weight", "content_weight", "feature_weight"):
@@ -418,6 +426,8 @@ class PixelDA(ClassifierMixin, ReprModel):
         if target is None:
             raise needs_target_error("pixelda", "(pixel-level adaptation)")
         xs, xt = images_of(batch), target.images
+        if self.config.classifier_annealing:
+            ctx.set_lr_factor("classifier", DANN.lr_factor(float(ctx.fraction)))
         z = self.noise(xs.shape[0], device=xs.device)
         lam = self.feature_lambda(float(ctx.fraction)) if self.aligns_features else 0.0
         parts = ctx.forward(xs, mode="generate", z=z, target=xt if self.aligns_features else None, grl_lambda=lam)
