@@ -20,7 +20,8 @@ training split, class-balanced, chosen by :func:`reprlab.capabilities.classifica
    ``pixels_logreg`` (logistic regression on the raw pixels) as a reference.
 
 The best checkpoint is chosen on ``--val-labels`` class-balanced validation images (default:
-as many as the budget; these are labels too, and the table says so). Test: the whole
+as many as the budget; these are labels too, and the table says so); ``--selection last
+--val-fraction 0`` keeps the final epoch instead and uses no label beyond the budget. Test: the whole
 Fashion-MNIST test split (10,000) unless ``--max-test``. CPU time is
 ``time.process_time()`` of this process per row (the shared pretraining is reported once).
 Results: ``bench/results/<tag>.json``, ``<tag>.md`` (table) and ``<tag>.png`` (accuracy
@@ -146,7 +147,7 @@ from reprlab.runs import load_run_model, prepare_data  # noqa: E402
 
 
 def base_config(args, root: Path) -> dict:
-    data = {"name": "fashion-mnist", "data_dir": data_dir(args.data_dir), "val_fraction": 0.1}
+    data = {"name": "fashion-mnist", "data_dir": data_dir(args.data_dir), "val_fraction": args.val_fraction}
     if args.max_test:
         data["max_test"] = args.max_test
     return {"output_dir": str(root), "data": data,
@@ -186,7 +187,7 @@ def classify(args, root: Path, name: str, model: dict, labels: int, seed: int, *
     steps_per_epoch = max(1, -(-labels // batch))
     epochs = max(args.epochs, -(-args.min_steps // steps_per_epoch))
     cfg.update(seed=seed, name=f"{name}-{labels}-s{seed}", task="classify", model=model,
-               classify={"labels": labels, "val_labels": args.val_labels or labels})
+               classify={"labels": labels, "val_labels": args.val_labels or labels, "selection": args.selection})
     cfg["train"].update(epochs=epochs, batch_size=batch, lr=lr, weight_decay=args.weight_decay, optimizer="adamw")
     if fixmatch:  # an epoch is one pass over the unlabelled images, paired with the labelled batches
         cfg["model"] = {**model, "semi_supervised": args.semi_supervised, "confidence": args.confidence,
@@ -244,6 +245,12 @@ def main() -> None:
     p.add_argument("--min-steps", type=int, default=300, help="at least this many optimiser steps per run")
     p.add_argument("--weight-decay", type=float, default=1e-4)
     p.add_argument("--val-labels", type=int, default=None, help="validation labels (default: the budget)")
+    p.add_argument("--val-fraction", type=float, default=0.1,
+                   help="data.val_fraction: the validation split (0: none, with --selection last)")
+    p.add_argument("--selection", default="val", choices=["val", "last"],
+                   help="classify.selection: the checkpoint scored on the test split, the best on the validation "
+                        "labels (val) or the final epoch (last; with --val-fraction 0 the rows use no label beyond "
+                        "the budget)")
     p.add_argument("--max-test", type=int, default=None)
     p.add_argument("--methods", nargs="+", default=["ae_probe", "ae_finetune", "scratch", "baselines"],
                    help="ae_probe, ae_finetune, scratch, baselines, fixmatch (the fine-tuning with FixMatch on the "

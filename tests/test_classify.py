@@ -195,6 +195,20 @@ def test_finetune_an_autoencoder_run_end_to_end(tmp_path, ae_run):
     assert torch.equal(second.encoder.encoder.encoder.stage0[0].weight, ae.encoder.stage0[0].weight)
 
 
+def test_selection_last_keeps_the_final_epoch_and_needs_no_validation_labels(tmp_path):
+    cfg = classify_cfg(tmp_path, "last", {"name": "classifier", "encoder": "conv_ae", "latent_dim": 6,
+                                          "encoder_options": {"channels": [4, 8]}},
+                       classify={"labels": 30, "selection": "last"})
+    cfg["data"]["val_fraction"] = 0.0
+    cfg["train"].update(epochs=3, lr=0.5)  # a rate that makes later epochs no better than the first
+    result = train(cfg)
+    m = result.metrics
+    assert m["best/monitor"] == "epoch" and m["best/epoch"] == 3
+    assert m["classify/num_labels"] == 30 and m["classify/num_val_labels"] == 0
+    best, last = load_run_model(result.run_dir, "best"), load_run_model(result.run_dir, "last")
+    assert all(torch.equal(a, b) for a, b in zip(best.state_dict().values(), last.state_dict().values()))
+
+
 def _no_new_runs(root):
     return not root.exists() or not any(root.iterdir())
 
@@ -211,6 +225,8 @@ def test_bad_input_is_refused_before_any_run_directory(tmp_path, ae_run):
          "neither a run directory"),
         (classify_cfg(out, "e", {"name": "conv_ae"}), ConfigError, "not a classifier"),
         (classify_cfg(out, "f", {"name": "resnet18", "num_classes": 3}), ConfigError, "num_classes=3"),
+        (classify_cfg(out, "g", clf, classify={"labels": 30, "selection": "first"}), ConfigError,
+         "classify.selection"),
     ]
     for cfg, err, match in cases:
         with pytest.raises(err, match=match) as info:

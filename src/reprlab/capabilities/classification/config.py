@@ -11,9 +11,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from reprlab.base.validation import check_int
+from reprlab.base.validation import check_choice, check_int
 from reprlab.capabilities.classification.budgets import parse_budget, parse_unlabelled
 from reprlab.config import register_section
+
+
+#: What ``classify.selection`` keeps as the best checkpoint: (monitored key, mode). ``last``: the epoch number
+#: always improves, so the final epoch is the best one.
+SELECTIONS: dict[str, tuple[str, str]] = {"val": ("val/acc", "max"), "last": ("epoch", "max")}
 
 
 @register_section("classify")
@@ -26,18 +31,23 @@ class ClassifyConfig:
     studies keep it small, as the labels it uses are labels too); ``unlabelled``: training images
     outside the budget, labels dropped, paired with every labelled batch for a semi-supervised
     model (``model.semi_supervised=fixmatch``): ``none`` (default), ``all``, or a number (a
-    seeded choice). Only ``task: classify`` reads this section.
+    seeded choice); ``selection``: the checkpoint the run keeps as ``best`` and scores on the test
+    split, ``val`` (default: the best validation accuracy) or ``last`` (the final epoch, as
+    FixMatch's authors report; with ``data.val_fraction=0`` the run then uses no label beyond
+    ``labels``). Only ``task: classify`` reads this section.
     """
 
     labels: Any = "all"
     budget_seed: int | None = None
     val_labels: Any = None
     unlabelled: Any = "none"
+    selection: str = "val"
 
     def validate(self) -> None:
         parse_budget(self.labels, where="classify.labels")
         if self.val_labels is not None:
             parse_budget(self.val_labels, where="classify.val_labels")
         parse_unlabelled(self.unlabelled)
+        check_choice("classify.selection", self.selection, tuple(SELECTIONS))
         if self.budget_seed is not None:
             check_int("classify.budget_seed", self.budget_seed, minimum=0)

@@ -13,7 +13,7 @@ budget below the class count or above a class's images, a run without encoder, a
 for other image shapes) happens here, before a run directory exists; the pretrained weights
 are loaded in :meth:`ClassifyTask.check`.
 
-Best checkpoint by ``val/acc`` (max). Final metrics on the test split: ``test/acc``,
+Best checkpoint by ``val/acc`` (max), or the final epoch with ``classify.selection=last``. Final metrics on the test split: ``test/acc``,
 ``test/loss`` (cross-entropy), ``test/balanced_acc``, ``test/acc_class_<i>``; files
 ``classification/per_class.csv``, ``classification/confusion.csv`` and, with figures on,
 the confusion matrix and the learning curves (``figures/loss_curves.png``: loss and accuracy).
@@ -35,6 +35,7 @@ import torch
 from reprlab.base.errors import ConfigError
 from reprlab.base.io import write_json
 from reprlab.capabilities.classification.budgets import label_budget, num_classes_of, parse_budget, parse_unlabelled
+from reprlab.capabilities.classification.config import SELECTIONS
 # predict / classification_metrics / class_names live in reprlab.evaluation.classification (shared with the
 # `adapt` task); they stay importable from here.
 from reprlab.data.dataset import ImageData
@@ -115,6 +116,10 @@ class ClassifyTask(Task):
     mode = "max"
     headline = ("test/acc", "test/balanced_acc", "test/loss", "classify/num_labels")
     needs_labels = True
+
+    def monitor_for(self, cfg: Any) -> tuple[str, str]:
+        """``classify.selection``'s criterion: ``("val/acc", "max")`` or, for ``last``, ``("epoch", "max")``."""
+        return SELECTIONS[cfg.classify.selection]
 
     def prepare_data(self, cfg: Any) -> Splits:
         from reprlab.capabilities.classification.finetune import resolve_pretrained
