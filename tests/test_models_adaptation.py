@@ -188,12 +188,16 @@ class RecordingCtx(FakeCtx):
         self.grads[name] = {n: p.grad.clone() for n, p in self.model.named_parameters() if p.grad is not None}
 
 
-def test_pixelda_feature_alignment_reverses_the_domain_gradient_in_the_task_classifier():
+@pytest.mark.parametrize("feature_source", ["both", "source", "translated"])
+def test_pixelda_feature_alignment_reverses_the_domain_gradient_in_the_task_classifier(feature_source):
     """With ``feature_weight``, the task classifier's features get the domain loss's gradient reversed and
-    scaled by ``task_weight * lambda``; the domain head gets it unreversed; without it nothing changes."""
+    scaled by ``task_weight * lambda``; the domain head gets it unreversed; without it nothing changes.
+    ``feature_source`` picks the domain classifier's source side; with ``source`` the generator gets no
+    domain gradient."""
     source, target = two_domains()
     torch.manual_seed(1)
-    aligned = tiny("pixelda", feature_weight=0.8, task_preset="mnist", shape=(1, 28, 28), disc_blocks=2)
+    aligned = tiny("pixelda", feature_weight=0.8, task_preset="mnist", shape=(1, 28, 28), disc_blocks=2,
+                   feature_source=feature_source)
     plain = tiny("pixelda", task_preset="mnist", shape=(1, 28, 28), disc_blocks=2)
     assert not hasattr(plain, "domain_classifier")
     missing, unexpected = plain.load_state_dict(aligned.state_dict(), strict=False)
@@ -215,12 +219,19 @@ def test_pixelda_feature_alignment_reverses_the_domain_gradient_in_the_task_clas
     plain_terms = plain.training_step(Batch(batch.images, batch.labels, batch.domains, batch.target), ctx_plain)
     assert "domain_loss" not in plain_terms and "lambda" not in plain_terms
     g_plain = ctx_plain.grads[("generator", "classifier")][param]
+    grads, plain_grads = ctx.grads[("generator", "classifier")], ctx_plain.grads[("generator", "classifier")]
+    same_generator_grads = all(torch.allclose(grads[k], plain_grads[k], atol=1e-7) for k in grads
+                               if k.startswith("generator."))
+    assert same_generator_grads == (feature_source == "source")  # only translations carry it to the generator
 
     # the domain loss's own gradient in the task classifier, without reversal
     aligned.zero_grad(set_to_none=True)
     translated = ctx_plain.outputs[0][0].detach()  # same noise, same generator: the same translations
-    feats = aligned.classifier.body(torch.cat([translated, batch.images, batch.target.images]))
-    dom = aligned.domain_terms(aligned.domain_classifier(feats).squeeze(1), 2 * len(batch))["domain_loss"]
+    sides = {"both": [translated, batch.images], "source": [batch.images], "translated": [translated]}[feature_source]
+    feats = aligned.classifier.body(torch.cat([*sides, batch.target.images]))
+    n_source = len(sides) * len(batch)
+    assert aligned.n_domain_source(len(batch)) == n_source
+    dom = aligned.domain_terms(aligned.domain_classifier(feats).squeeze(1), n_source)["domain_loss"]
     (aligned.config.task_weight * dom).backward()
     g_domain = dict(aligned.named_parameters())[param].grad.clone()
     assert g_domain.abs().sum() > 0
@@ -437,6 +448,7 @@ def test_save_load_round_trip_gives_the_same_logits(name, extra, tmp_path):
     ("pixelda", {"feature_weight": -0.5}, ConfigError, "feature_weight"),
     ("pixelda", {"feature_gamma": 0.0}, ConfigError, "feature_gamma"),
     ("pixelda", {"classifier_annealing": "yes"}, ConfigError, "model.classifier_annealing=true or false"),
+    ("pixelda", {"feature_source": "target"}, ConfigError, "feature_source"),
     ("pixelda", {"input_shape": (1, 8, 8)}, ModelError, "task_preset"),
     ("pixelda", {"input_shape": (1, 16, 16), "task_preset": "mnist"}, ModelError, "disc_blocks=3 or less"),
 ])

@@ -40,7 +40,9 @@ learns features it cannot tell apart. Its loss, the mean of the two sides' BCE, 
 generator objective with the task loss's weight (``task_weight``), so against the task loss it
 weighs as DANN's domain loss against its class loss; the reversal weight follows DANN's schedule
 ``feature_weight * (2 / (1 + exp(-feature_gamma * p)) - 1)``. The target batch then also goes
-through the task classifier (its batch norm sees both domains, as DANN's does). Off by default:
+through the task classifier (its batch norm sees both domains, as DANN's does). ``feature_source``
+chooses the domain classifier's source side: ``both`` (translated and source images, the default),
+``source`` (the source images only, as in DANN) or ``translated`` (as in CyCADA). Off by default:
 ``feature_weight=0`` is the paper's PixelDA. Tables name the variant ("PixelDA + feature
 alignment"): it is a hybrid of PixelDA and DANN, not the paper's method.
 
@@ -90,6 +92,8 @@ from reprlab.models.registry import register_model
 from reprlab.models.resnet18 import ClassifierMixin, classification_terms
 
 ADV_LOSSES: tuple[str, ...] = ("lsgan", "bce")
+#: The images on the source side of the feature-level domain classifier (``feature_source``).
+FEATURE_SOURCES: tuple[str, ...] = ("both", "source", "translated")
 
 #: What both groups declare (PyTorch-GAN's pixelda: Adam, lr 2e-4, betas (0.5, 0.999)).
 PIXELDA_OPTIMIZER: dict[str, Any] = {"optimizer": "adam", "lr": 2e-4, "betas": (0.5, 0.999)}
@@ -125,6 +129,7 @@ class PixelDAConfig(ModelConfig):
     feature_weight: float = 0.0
     feature_gamma: float = 10.0
     classifier_annealing: bool = False
+    feature_source: str = "both"
     task_preset: str = "mnist"
     dropout: float | None = None
 
@@ -144,6 +149,7 @@ class PixelDAConfig(ModelConfig):
                                   fix=f"set model.{name}=true or false")
         check_float("instance_noise", self.instance_noise, minimum=0.0, maximum=2.0)
         check_choice("adv_loss", self.adv_loss, ADV_LOSSES)
+        check_choice("feature_source", self.feature_source, FEATURE_SOURCES)
         for name in ("adv_weight", "task_weight", "source_task_weight", "content_weight", "feature_weight"):
             check_float(name, getattr(self, name), minimum=0.0)
         check_float("feature_gamma", self.feature_gamma, minimum=0.0, exclusive_min=True)
@@ -321,8 +327,9 @@ class PixelDA(ClassifierMixin, ReprModel):
                 target: torch.Tensor | None = None, grl_lambda: float = 0.0) -> Any:
         """``"classify"``: a :class:`ModelOutput` (``extras["logits"]``; the cross-entropy with ``labels``);
         ``"generate"``: ``(G(x, z), D(G(x, z)), T(G(x, z)), T(x), domain_logits)``, where ``domain_logits``
-        (``None`` without feature alignment or ``target``) scores the features of ``G(x, z)``, ``x`` and then
-        ``target`` through the gradient reversal (``grl_lambda``); ``"discriminate"``: ``(D(x), D(fake))``
+        (``None`` without feature alignment or ``target``) scores the features of the ``feature_source``
+        images (``G(x, z)`` and ``x``, one of them) and then ``target`` through the gradient reversal
+        (``grl_lambda``); ``"discriminate"``: ``(D(x), D(fake))``
         (instance noise added to both in training)."""
         if mode == "classify":
             return self.classify(x, labels)
@@ -333,7 +340,8 @@ class PixelDA(ClassifierMixin, ReprModel):
             if self.aligns_features and target is not None:
                 feats = self.classifier.body(torch.cat([translated, x, target]))
                 task_logits = self.classifier.head(feats[:2 * n])
-                domain_logits = self.domain_classifier(grad_reverse(feats, grl_lambda)).squeeze(1)
+                domain_logits = self.domain_classifier(grad_reverse(self._domain_side(feats, n),
+                                                                    grl_lambda)).squeeze(1)
             else:
                 task_logits = self.classifier(torch.cat([translated, x]))
             return (translated, self.discriminator(self._noisy(translated)), task_logits[:n], task_logits[n:],
@@ -341,6 +349,19 @@ class PixelDA(ClassifierMixin, ReprModel):
         if mode == "discriminate":
             return self.discriminator(self._noisy(x)), self.discriminator(self._noisy(fake))
         raise ValueError(f"unknown mode {mode!r}")
+
+    def _domain_side(self, feats: torch.Tensor, n: int) -> torch.Tensor:
+        """The rows of ``feats`` (translated, source, target; ``n`` each) the domain classifier sees."""
+        source = self.config.feature_source
+        if source == "source":
+            return feats[n:]
+        if source == "translated":
+            return torch.cat([feats[:n], feats[2 * n:]])
+        return feats
+
+    def n_domain_source(self, n: int) -> int:
+        """How many of the domain classifier's rows are on the source side, for ``n`` source images."""
+        return 2 * n if self.config.feature_source == "both" else n
 
     def _noisy(self, x: torch.Tensor) -> torch.Tensor:
         std = float(self.config.instance_noise)
@@ -382,7 +403,7 @@ class PixelDA(ClassifierMixin, ReprModel):
             loss = loss + float(c.content_weight) * content
             terms["content_loss"] = content
         if domain_logits is not None:
-            dom = self.domain_terms(domain_logits, 2 * xs.shape[0])
+            dom = self.domain_terms(domain_logits, self.n_domain_source(xs.shape[0]))
             loss = loss + float(c.task_weight) * dom["domain_loss"]
             terms.update(dom)
         return loss, terms
