@@ -328,7 +328,7 @@ class PixelDA(ClassifierMixin, ReprModel):
         """``"classify"``: a :class:`ModelOutput` (``extras["logits"]``; the cross-entropy with ``labels``);
         ``"generate"``: ``(G(x, z), D(G(x, z)), T(G(x, z)), T(x), domain_logits)``, where ``domain_logits``
         (``None`` without feature alignment or ``target``) scores the features of the ``feature_source``
-        images (``G(x, z)`` and ``x``, one of them) and then ``target`` through the gradient reversal
+        images (``G(x, z)`` and ``x``, or one of them) and then ``target`` through the gradient reversal
         (``grl_lambda``); ``"discriminate"``: ``(D(x), D(fake))``
         (instance noise added to both in training)."""
         if mode == "classify":

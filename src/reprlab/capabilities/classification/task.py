@@ -13,8 +13,9 @@ budget below the class count or above a class's images, a run without encoder, a
 for other image shapes) happens here, before a run directory exists; the pretrained weights
 are loaded in :meth:`ClassifyTask.check`.
 
-Best checkpoint by ``val/acc`` (max), or the final epoch with ``classify.selection=last``. Final metrics on the test split: ``test/acc``,
-``test/loss`` (cross-entropy), ``test/balanced_acc``, ``test/acc_class_<i>``; files
+Best checkpoint by ``val/acc`` (max), or the final epoch with ``classify.selection=last``. Final
+metrics on the test split: ``test/acc``, ``test/loss`` (cross-entropy), ``test/balanced_acc``,
+``test/acc_class_<i>``; files
 ``classification/per_class.csv``, ``classification/confusion.csv`` and, with figures on,
 the confusion matrix and the learning curves (``figures/loss_curves.png``: loss and accuracy).
 
