@@ -7,6 +7,6 @@ Example:
 """
 
 from reprlab.tasks import health, reconstruct  # noqa: F401  (register the health hook and the built-in task)
-from reprlab.tasks.registry import Task, get_task, list_tasks, register_task, unregister_task
+from reprlab.tasks.registry import FINAL_EPOCH, Task, get_task, list_tasks, register_task, unregister_task
 
-__all__ = ["Task", "get_task", "list_tasks", "register_task", "unregister_task"]
+__all__ = ["FINAL_EPOCH", "Task", "get_task", "list_tasks", "register_task", "unregister_task"]

@@ -31,6 +31,12 @@ from reprlab.base.errors import ConfigError
 from reprlab.runs import PostRunContext, Splits, prepare_data
 
 
+#: The monitored value and mode that keep the final epoch as the best checkpoint: the epoch number always
+#: improves, so the last epoch is the best one and early stopping never fires (``adapt.selection=last``,
+#: ``classify.selection=last``).
+FINAL_EPOCH: tuple[str, str] = ("epoch", "max")
+
+
 class Task:
     """Base class of tasks (see the module docstring). Subclasses set the class attributes."""
 

@@ -4,9 +4,8 @@ Layout of ``checkpoints/<tag>/``: ``model.safetensors`` + ``model.json`` (weight
 architecture, see :mod:`reprlab.models.io`) and, for resumable checkpoints,
 ``state.pt`` (epoch, optimiser and scheduler state, history, what the model remembers between
 steps; tensors and plain Python values only, read back with ``torch.load(weights_only=True)``).
-Each checkpoint is
-written into a temporary folder and renamed into place, so a crash at any moment leaves
-either the old or the new checkpoint, never a mix.
+Each checkpoint is written into a temporary folder and renamed into place, so a crash at any
+moment leaves either the old or the new checkpoint, never a mix.
 
 Example:
     >>> from reprlab.models import create_model

@@ -21,6 +21,7 @@ from typing import Any
 from reprlab.base.errors import ConfigError
 from reprlab.base.validation import check_choice, check_float, check_int
 from reprlab.config import register_section
+from reprlab.tasks import FINAL_EPOCH
 
 #: The methods: the two bounds train any classifier; the adaptation methods need their model.
 METHODS = ("source_only", "dann", "pixelda", "target_only")
@@ -33,11 +34,10 @@ SELECTIONS: dict[str, tuple[str, str]] = {
     "entropy": ("select/target_entropy", "min"),
     "dev": ("select/dev", "min"),
     "snd": ("select/snd", "max"),
-    # the final checkpoint: the epoch number always improves, so the last epoch is the best one and
-    # early stopping never fires. DANN's schedule (lambda rising to 1, the learning rate annealed)
+    # the final checkpoint. DANN's schedule (lambda rising to 1, the learning rate annealed)
     # is built to end on the adapted model; source accuracy falls as adaptation rises, which
     # biases source_val towards early, barely adapted epochs (BENCHMARKS.md, issue 14)
-    "last": ("epoch", "max"),
+    "last": FINAL_EPOCH,
 }
 #: ``digits``: both domains resized to 32x32, 3 channels, scaled to [-1, 1] (where data.resize /
 #: data.channels are unset; data.scale always); ``data``: data.resize / channels / scale as given.

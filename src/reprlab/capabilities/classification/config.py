@@ -14,11 +14,11 @@ from typing import Any
 from reprlab.base.validation import check_choice, check_int
 from reprlab.capabilities.classification.budgets import parse_budget, parse_unlabelled
 from reprlab.config import register_section
+from reprlab.tasks import FINAL_EPOCH
 
 
-#: What ``classify.selection`` keeps as the best checkpoint: (monitored key, mode). ``last``: the epoch number
-#: always improves, so the final epoch is the best one.
-SELECTIONS: dict[str, tuple[str, str]] = {"val": ("val/acc", "max"), "last": ("epoch", "max")}
+#: What ``classify.selection`` keeps as the best checkpoint: (monitored key, mode).
+SELECTIONS: dict[str, tuple[str, str]] = {"val": ("val/acc", "max"), "last": FINAL_EPOCH}
 
 
 @register_section("classify")
