@@ -19,6 +19,10 @@ training split, class-balanced, chosen by :func:`reprlab.capabilities.classifica
    and on the codes of the frozen encoder (scikit-learn): ``ae_logreg``, ``ae_knn``; plus
    ``pixels_logreg`` (logistic regression on the raw pixels) as a reference.
 
+``--rounds N`` adds self-training rounds to the ``fixmatch`` rows: round ``k`` runs the same FixMatch
+again from round ``k - 1``'s run directory (``model.pretrained``: its encoder kept, a new head) on the same
+labelled images; a row per round (``NAME_round2`` ...), its CPU time counting every round so far.
+
 The best checkpoint is chosen on ``--val-labels`` class-balanced validation images (default:
 as many as the budget; these are labels too, and the table says so); ``--selection last
 --val-fraction 0`` keeps the final epoch instead and uses no label beyond the budget. Test: the whole
@@ -209,6 +213,22 @@ def classify(args, root: Path, name: str, model: dict, labels: int, seed: int, *
             "run_dir": str(result.run_dir)}
 
 
+def fixmatch_rounds(args, root: Path, name: str, model: dict, labels: int, seed: int) -> list[dict]:
+    """The FixMatch row, and with ``--rounds N`` the self-training rounds after it: round ``k`` is the same
+    FixMatch run with ``model.pretrained`` = round ``k - 1``'s run directory (its encoder kept, a new head, the
+    same labelled images at the seed). A row per round, named ``NAME`` then ``NAME_round2`` ...; its ``seconds``
+    count every round up to it (``round_seconds``: that round alone)."""
+    rows: list[dict] = []
+    spent = 0.0
+    for k in range(1, args.rounds + 1):
+        row = classify(args, root, name if k == 1 else f"{name}_round{k}", model, labels, seed, fixmatch=True,
+                       groups={"encoder": {"lr": 3e-4}, "head": {"lr": 3e-3}})
+        spent += row["seconds"]
+        rows.append({**row, "round": k, "round_seconds": row["seconds"], "seconds": spent})
+        model = {**model, "pretrained": row["run_dir"]}
+    return rows
+
+
 def baselines(args, encoder, labels: int, seed: int, prefix: str = "ae") -> list[dict]:
     cfg = RunConfig.from_dict({"seed": seed, "task": "classify", **{k: v for k, v in base_config(args, Path(".")).items()
                                                                      if k == "data"},
@@ -269,6 +289,9 @@ def main() -> None:
     p.add_argument("--unlabelled-weight", type=float, default=1.0, help="FixMatch rows: weight of the unlabelled loss")
     p.add_argument("--distribution-alignment", action="store_true",
                    help="FixMatch rows: align the pseudo-labels' class distribution to uniform")
+    p.add_argument("--rounds", type=int, default=1,
+                   help="FixMatch rows: self-training rounds, each starting from the previous round's run (its "
+                        "encoder, a new head) on the same labels; a row per round, CPU s counting every round so far")
     p.add_argument("--ema-decay", type=float, default=None,
                    help="FixMatch rows: validate and keep a moving average of the weights (train.ema_decay)")
     p.add_argument("--threads", type=int, default=2)
@@ -278,6 +301,8 @@ def main() -> None:
     p.add_argument("--out", default="/tmp/reprlab-bench-fewlabel", help="parent folder of the run directories")
     p.add_argument("--tag", default="fewlabel")
     args = p.parse_args()
+    if args.rounds < 1:
+        p.error(f"--rounds {args.rounds}: give 1 (FixMatch once) or more (self-training rounds after it)")
     logging.basicConfig(level=logging.WARNING)
     torch.set_num_threads(args.threads)
     root = Path(args.out)
@@ -309,13 +334,13 @@ def main() -> None:
                 "ae_finetune": lambda: classify(args, root, renamed["ae_finetune"], finetuned, labels, seed,
                                                 groups={"encoder": {"lr": 3e-4}, "head": {"lr": 3e-3}}),
                 "scratch": lambda: classify(args, root, renamed["scratch"], from_scratch, labels, seed, lr=3e-3),
-                "fixmatch": lambda: classify(args, root, renamed["fixmatch"], finetuned, labels, seed, fixmatch=True,
-                                             groups={"encoder": {"lr": 3e-4}, "head": {"lr": 3e-3}}),
+                "fixmatch": lambda: fixmatch_rounds(args, root, renamed["fixmatch"], finetuned, labels, seed),
                 "scratch_fixmatch": lambda: classify(args, root, renamed["scratch_fixmatch"], from_scratch, labels, seed,
                                                      lr=3e-3, fixmatch=True),
             }
             for method in args.methods:
-                new = baselines(args, encoder, labels, seed, prefix) if method == "baselines" else [todo[method]()]
+                new = baselines(args, encoder, labels, seed, prefix) if method == "baselines" else todo[method]()
+                new = new if isinstance(new, list) else [new]
                 for row in new:
                     print(json.dumps({k: row[k] for k in ("method", "labels", "seed", "acc", "seconds")}), flush=True)
                 rows += new

@@ -174,11 +174,14 @@ def test_reprlab_finetune_with_unlabelled_images(tmp_path, capsys):
     rc = main(["finetune", str(pre), "--labels", "20", "--freeze", "none", "--epochs", "1", "--unlabelled", "100",
                "--output-dir", str(tmp_path), "--name", "ft", "data.max_train=400", "data.max_test=40",
                "data.val_fraction=0.25", "train.progress=off", "eval.report=false", "eval.figures=false",
-               "train.batch_size=16"])
+               "train.batch_size=16", "--rounds", "2"])
     assert rc == 0
     cfg = RunConfig.from_yaml(tmp_path / "ft" / "config.yaml")
     assert cfg.model["semi_supervised"] == "fixmatch" and cfg.classify.unlabelled == 100
-    assert "test/acc=" in capsys.readouterr().out
+    again = RunConfig.from_yaml(tmp_path / "ft-round2" / "config.yaml")  # --rounds 2: a second round from the first
+    assert again.model["pretrained_source"] == str(tmp_path / "ft") and again.classify.unlabelled == 100
+    out = capsys.readouterr().out
+    assert "test/acc=" in out and out.strip().splitlines()[-1] == str(tmp_path / "ft-round2")
 
 
 def test_flexmatch_thresholds_warm_up_then_follow_how_well_each_class_is_learned():
@@ -283,3 +286,43 @@ def test_a_flexmatch_run_resumes_its_thresholds_exactly():
     assert torch.equal(full.training_state()["flexmatch_selected"], resumed.training_state()["flexmatch_selected"])
     with pytest.raises(ConfigError, match="FlexMatch memory"):
         trainer().fit(model(), data, val, target=unlabelled, resume={k: v for k, v in state.items() if k != "model"})
+
+
+# -- self-training rounds ------------------------------------------------------------------------
+
+def test_self_training_rounds_start_each_round_from_the_last_one_on_the_same_labels(tmp_path):
+    from reprlab.experiments.selftrain import self_train
+
+    results = self_train(semi_cfg(tmp_path, "st", semi="flexmatch", confidence=0.2), rounds=3)
+    assert [r.run_dir for r in results] == [tmp_path / "st", tmp_path / "st-round2", tmp_path / "st-round3"]
+    configs = [RunConfig.from_yaml(r.run_dir / "config.yaml") for r in results]
+    assert configs[0].model["encoder"] == "conv_ae"
+    for k in (1, 2):  # round k + 1 fine-tunes the classifier that round k trained, with a new head
+        assert configs[k].model["encoder"] == "classifier"
+        assert configs[k].model["pretrained_source"] == str(results[k - 1].run_dir)
+        assert configs[k].model["semi_supervised"] == "flexmatch" and configs[k].classify.labels == 30
+    labelled = [get_task("classify").prepare_data(c).train for c in configs]
+    assert all(torch.equal(labelled[0].images, s.images) and torch.equal(labelled[0].labels, s.labels)
+               for s in labelled[1:])
+    assert all(r.metrics["classify/num_labels"] == 30 and r.metrics["classify/num_unlabelled"] == 270
+               for r in results)
+
+
+def test_reprlab_train_rounds_prints_every_round_and_refuses_bad_rounds_before_any_run(tmp_path, capsys):
+    import yaml
+
+    config = tmp_path / "semi.yaml"
+    config.write_text(yaml.safe_dump(semi_cfg(tmp_path / "runs", "cli", confidence=0.2)))
+    assert main(["train", str(config), "--rounds", "2"]) == 0
+    dirs = [line for line in capsys.readouterr().out.splitlines() if line.startswith(str(tmp_path))]
+    assert dirs == [str(tmp_path / "runs" / "cli"), str(tmp_path / "runs" / "cli-round2")]
+    plain = tmp_path / "plain.yaml"
+    plain.write_text(yaml.safe_dump({"output_dir": str(tmp_path / "bad"), "data": dict(DATA),
+                                     "model": {"name": "conv_ae", **ENCODER}, "train": dict(TRAIN)}))
+    for argv, match in ((["train", str(config), "--rounds", "0", "output_dir=" + str(tmp_path / "bad")], "rounds=0"),
+                        (["train", str(plain), "--rounds", "2"], "needs a classify run"),
+                        (["train", "--resume", str(tmp_path / "runs" / "cli"), "--rounds", "2"], "takes no --rounds")):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert match in err and "Fix:" in err
+    assert not (tmp_path / "bad").exists()

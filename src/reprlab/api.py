@@ -15,6 +15,7 @@ from reprlab.base.plugins import load_plugins
 from reprlab.config import RunConfig
 from reprlab.experiments.cv import cross_validate
 from reprlab.experiments.search import tune
+from reprlab.experiments.selftrain import self_train
 from reprlab.experiments.sweep import sweep
 from reprlab.experiments.train import TrainResult, as_config, evaluate, resume, train
 from reprlab.runs import (Splits, build_model, load_run_model, load_split, prepare_data,  # noqa: F401
@@ -23,5 +24,5 @@ from reprlab.runs import (Splits, build_model, load_run_model, load_split, prepa
 load_plugins()
 
 __all__ = ["RunConfig", "Splits", "TrainResult", "TrainingError", "as_config", "build_model", "cross_validate",
-           "evaluate", "load_run_model", "load_split", "prepare_data", "resolve_device", "resume", "sweep", "train",
-           "tune"]
+           "evaluate", "load_run_model", "load_split", "prepare_data", "resolve_device", "resume", "self_train", "sweep",
+           "train", "tune"]

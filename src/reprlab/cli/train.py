@@ -22,6 +22,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--strict", action="store_true",
                    help=f"exit with status {EXIT_SUSPECT} when the run's health verdict is 'suspect' (default: exit 0 "
                         "and print the findings)")
+    p.add_argument("--rounds", type=int, default=1,
+                   help="classify runs: self-training rounds, each starting from the previous round's run on the same "
+                        "labels (default 1: one run); every round's run directory is printed, the last one last")
     add_output_dir(p, default=None)
 
 
@@ -32,11 +35,20 @@ def run(args: argparse.Namespace) -> int:
         if args.config or args.overrides:
             raise ConfigError("--resume takes no config or overrides: a run continues with its saved config",
                               fix=f"run `reprlab train --resume {args.resume}` alone")
+        if args.rounds != 1:
+            raise ConfigError("--resume continues one run and takes no --rounds",
+                              fix=f"resume the interrupted round (`reprlab train --resume {args.resume}`), then start "
+                                  "the next one with model.pretrained=RUN_DIR")
         result = api.resume(args.resume)
     else:
         if not args.config:
             raise ConfigError("no config given", fix="run `reprlab train configs/conv_ae.yaml` (or --resume RUN_DIR)")
-        result = api.train(args.config, overrides=run_location_overrides(args))
+        if args.rounds != 1:
+            *earlier, result = api.self_train(args.config, rounds=args.rounds, overrides=run_location_overrides(args))
+            for done in earlier:
+                print_run_result(done)
+        else:
+            result = api.train(args.config, overrides=run_location_overrides(args))
     print_run_result(result)
     if args.strict and result.metrics.get("health/verdict") == "suspect":
         return EXIT_SUSPECT
