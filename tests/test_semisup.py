@@ -319,10 +319,12 @@ def test_reprlab_train_rounds_prints_every_round_and_refuses_bad_rounds_before_a
     plain = tmp_path / "plain.yaml"
     plain.write_text(yaml.safe_dump({"output_dir": str(tmp_path / "bad"), "data": dict(DATA),
                                      "model": {"name": "conv_ae", **ENCODER}, "train": dict(TRAIN)}))
+    (tmp_path / "runs" / "again-round2").mkdir()  # a later round's folder left from an earlier try
     for argv, match in ((["train", str(config), "--rounds", "0", "output_dir=" + str(tmp_path / "bad")], "rounds=0"),
                         (["train", str(plain), "--rounds", "2"], "needs a classify run"),
-                        (["train", "--resume", str(tmp_path / "runs" / "cli"), "--rounds", "2"], "takes no --rounds")):
+                        (["train", "--resume", str(tmp_path / "runs" / "cli"), "--rounds", "2"], "takes no --rounds"),
+                        (["train", str(config), "--rounds", "2", "name=again"], "again-round2 (round 2) already exists")):
         assert main(argv) == 2
         err = capsys.readouterr().err
         assert match in err and "Fix:" in err
-    assert not (tmp_path / "bad").exists()
+    assert not (tmp_path / "bad").exists() and not (tmp_path / "runs" / "again").exists()

@@ -24,5 +24,5 @@ from reprlab.runs import (Splits, build_model, load_run_model, load_split, prepa
 load_plugins()
 
 __all__ = ["RunConfig", "Splits", "TrainResult", "TrainingError", "as_config", "build_model", "cross_validate",
-           "evaluate", "load_run_model", "load_split", "prepare_data", "resolve_device", "resume", "self_train", "sweep",
-           "train", "tune"]
+           "evaluate", "load_run_model", "load_split", "prepare_data", "resolve_device", "resume", "self_train",
+           "sweep", "train", "tune"]
