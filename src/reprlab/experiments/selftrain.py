@@ -14,9 +14,9 @@ round needs the previous round's run directory, which only exists once that roun
 
 Example:
     >>> results = self_train("configs/classify_fixmatch.yaml", rounds=2,  # doctest: +SKIP
-    ...                      overrides=["model.pretrained=runs/simclr", "classify.selection=last"])
+    ...                      overrides=["model.pretrained=runs/simclr", "name=fm"])
     >>> [r.run_dir.name for r in results]  # doctest: +SKIP
-    ['classify_fixmatch', 'classify_fixmatch-round2']
+    ['fm', 'fm-round2']
 """
 
 from __future__ import annotations
