@@ -322,25 +322,24 @@ def main() -> None:
                "scratch": "scratch" if prefix == "ae" else f"scratch_{prefix}", "fixmatch": f"{prefix}_{semi}",
                "scratch_fixmatch": f"scratch_{semi}" if prefix == "ae" else f"scratch_{prefix}_{semi}"}
     finetuned = {"name": "classifier", "pretrained": str(ae_run), "freeze": "none", "feature_norm": True}
+    probe = {**finetuned, "freeze": "encoder"}
     from_scratch = {"name": "classifier", "encoder": args.pretrain_model, "encoder_options": scratch_encoder,
                     "feature_norm": True}
     rows: list[dict] = []
     for labels in args.labels:
         for seed in args.seeds:
             todo = {
-                "ae_probe": lambda: classify(args, root, renamed["ae_probe"], {"name": "classifier", "pretrained": str(ae_run),
-                                                                      "freeze": "encoder", "feature_norm": True},
-                                             labels, seed, lr=1e-2),
-                "ae_finetune": lambda: classify(args, root, renamed["ae_finetune"], finetuned, labels, seed,
-                                                groups={"encoder": {"lr": 3e-4}, "head": {"lr": 3e-3}}),
-                "scratch": lambda: classify(args, root, renamed["scratch"], from_scratch, labels, seed, lr=3e-3),
+                "baselines": lambda: baselines(args, encoder, labels, seed, prefix),
+                "ae_probe": lambda: [classify(args, root, renamed["ae_probe"], probe, labels, seed, lr=1e-2)],
+                "ae_finetune": lambda: [classify(args, root, renamed["ae_finetune"], finetuned, labels, seed,
+                                                 groups={"encoder": {"lr": 3e-4}, "head": {"lr": 3e-3}})],
+                "scratch": lambda: [classify(args, root, renamed["scratch"], from_scratch, labels, seed, lr=3e-3)],
                 "fixmatch": lambda: fixmatch_rounds(args, root, renamed["fixmatch"], finetuned, labels, seed),
-                "scratch_fixmatch": lambda: classify(args, root, renamed["scratch_fixmatch"], from_scratch, labels, seed,
-                                                     lr=3e-3, fixmatch=True),
+                "scratch_fixmatch": lambda: [classify(args, root, renamed["scratch_fixmatch"], from_scratch, labels,
+                                                      seed, lr=3e-3, fixmatch=True)],
             }
             for method in args.methods:
-                new = baselines(args, encoder, labels, seed, prefix) if method == "baselines" else todo[method]()
-                new = new if isinstance(new, list) else [new]
+                new = todo[method]()  # a list of rows: baselines give several, --rounds one per round
                 for row in new:
                     print(json.dumps({k: row[k] for k in ("method", "labels", "seed", "acc", "seconds")}), flush=True)
                 rows += new

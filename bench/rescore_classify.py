@@ -11,6 +11,7 @@ test images, of the same model on the mirrored images, and of the mean of the tw
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -32,7 +33,7 @@ def main() -> None:
     args = p.parse_args()
     torch.set_num_threads(1)
     test = load_dataset("fashion-mnist", "test", data_dir=data_dir(args.data_dir))
-    mirrored = type(test)(test.images.flip(-1), test.labels, test.name, test.source, test.class_names, dict(test.meta))
+    mirrored = dataclasses.replace(test, images=test.images.flip(-1))
     labels = test.labels
 
     def accuracy(probs: torch.Tensor) -> float:

@@ -43,12 +43,9 @@ def run(args: argparse.Namespace) -> int:
     else:
         if not args.config:
             raise ConfigError("no config given", fix="run `reprlab train configs/conv_ae.yaml` (or --resume RUN_DIR)")
-        if args.rounds != 1:
-            *earlier, result = api.self_train(args.config, rounds=args.rounds, overrides=run_location_overrides(args))
-            for done in earlier:
-                print_run_result(done)
-        else:
-            result = api.train(args.config, overrides=run_location_overrides(args))
+        *earlier, result = api.self_train(args.config, rounds=args.rounds, overrides=run_location_overrides(args))
+        for done in earlier:  # --rounds N: the rounds before the last
+            print_run_result(done)
     print_run_result(result)
     if args.strict and result.metrics.get("health/verdict") == "suspect":
         return EXIT_SUSPECT

@@ -59,6 +59,16 @@ def check_rounds(rounds: object, cfg: RunConfig) -> int:
     return rounds
 
 
+def round_name(first: str, k: int) -> str:
+    """The run name of round ``k`` after round 1's ``first`` (round 1 keeps its own).
+
+    Example:
+        >>> round_name("fm", 1), round_name("fm", 3)
+        ('fm', 'fm-round3')
+    """
+    return first if k == 1 else f"{first}-round{k}"
+
+
 def next_round(cfg: RunConfig, previous: Path, k: int, first: Path) -> RunConfig:
     """Round ``k``'s config: ``cfg`` with ``model.pretrained=previous`` and the name ``FIRST-roundK`` beside
     ``first`` (round 1's run directory).
@@ -72,7 +82,7 @@ def next_round(cfg: RunConfig, previous: Path, k: int, first: Path) -> RunConfig
     raw = copy.deepcopy(cfg.to_dict())
     model = {k_: v for k_, v in raw["model"].items() if k_ not in ENCODER_KEYS}
     model["pretrained"] = str(previous)
-    raw.update(model=model, name=f"{first.name}-round{k}", output_dir=str(first.parent))
+    raw.update(model=model, name=round_name(first.name, k), output_dir=str(first.parent))
     return RunConfig.from_dict(raw)
 
 
@@ -83,9 +93,11 @@ def self_train(config: RunConfig | dict | str | Path | None, *, rounds: int = 2,
     before any run directory exists."""
     cfg = as_config(config, overrides)
     check_rounds(rounds, cfg)
+    if rounds == 1:
+        return [train(cfg)]
     if cfg.name:  # a later round's folder left from an earlier try would stop the rounds after round 1 has run
         for k in range(2, rounds + 1):
-            taken = Path(cfg.output_dir) / f"{cfg.name}-round{k}"
+            taken = Path(cfg.output_dir) / round_name(cfg.name, k)
             if taken.exists():
                 raise RunDirError(f"run directory {taken} (round {k}) already exists and is never overwritten",
                                   fix="choose another name=..., or move that folder away")
