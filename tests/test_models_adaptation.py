@@ -22,7 +22,7 @@ from reprlab.data.batch import Batch
 from reprlab.data.dataset import ImageData
 from reprlab.models import create_model, load_model, save_model
 from reprlab.models.dann import DANN, GradReverse, grad_reverse
-from reprlab.models.pixelda import pmse
+from reprlab.models.pixelda import AffineWarp, pmse
 from reprlab.training.callbacks import Callback
 from reprlab.training.engine import Trainer, _StepContext
 
@@ -380,7 +380,8 @@ def _source_ce(model, data: ImageData) -> float:
     ("dann", {"main": {"lr": 0.3}}, {"adapt_weight": 0.0}),  # source-only: plain labelled batches
     ("pixelda", {"generator": {"lr": 2e-3}, "classifier": {"lr": 2e-3}}, {"content_weight": 0.1}),
     ("pixelda", {"generator": {"lr": 2e-3}, "classifier": {"lr": 2e-3}}, {"feature_weight": 1.0}),
-], ids=["dann", "dann-source-only", "pixelda", "pixelda-feature-alignment"])
+    ("pixelda", {"generator": {"lr": 2e-3}, "classifier": {"lr": 2e-3}}, {"gen_warp": "affine", "content_weight": 0.1}),
+], ids=["dann", "dann-source-only", "pixelda", "pixelda-feature-alignment", "pixelda-warp"])
 def test_training_reduces_the_class_loss(name, groups, extra):
     source, target = two_domains(n=48)
     model = tiny(name, **extra)
@@ -399,8 +400,55 @@ def test_training_reduces_the_class_loss(name, groups, extra):
         keys.add("train/content_loss")
     if extra.get("feature_weight"):
         keys |= {"train/domain_loss", "train/domain_acc", "train/lambda"}
+    if extra.get("gen_warp") == "affine":
+        keys.add("train/warp_scale")
     assert keys <= set(rows[-1])
     assert all(math.isfinite(v) for v in rows[-1].values())
+
+
+def _squares(half: int, n: int = 8, size: int = 16) -> torch.Tensor:
+    """``n`` images in [-1, 1]: a bright square of side ``2 * half`` in the middle of a dark frame."""
+    x = -torch.ones(n, 1, size, size)
+    c = size // 2
+    x[:, :, c - half:c + half, c - half:c + half] = 1.0
+    return x
+
+
+def test_the_generators_warp_learns_to_enlarge_a_digit():
+    """The spatial transformer can do what the residual blocks cannot: resize the shape (MNIST's digits
+    sit inside a margin, USPS's fill the frame). Fitted alone to map small squares onto big ones."""
+    torch.manual_seed(0)
+    warp = tiny("pixelda", gen_warp="affine").generator.warp
+    small, big = _squares(3), _squares(6)
+    opt = torch.optim.Adam(warp.parameters(), lr=1e-2)
+    with torch.no_grad():
+        before = float(F.mse_loss(warp(small), big))
+    for _ in range(150):
+        opt.zero_grad()
+        F.mse_loss(warp(small), big).backward()
+        opt.step()
+    with torch.no_grad():
+        scale = float(AffineWarp.scale(warp.theta(small)))
+        after = float(F.mse_loss(warp(small), big))
+    assert after < 0.2 * before, (before, after)
+    assert 0.5 <= scale < 0.75, scale  # about 0.5 would double the side; the bound keeps it at 0.5 or above
+
+
+def test_pixelda_content_loss_compares_the_output_with_the_warped_image():
+    model = tiny("pixelda", gen_warp="affine", content_weight=1.0)
+    warp = model.generator.warp
+    with torch.no_grad():  # a fixed zoom: every image's digit doubles in size
+        warp.loc[-1].bias.copy_(torch.tensor([-10.0, 0.0, 0.0, 0.0, -10.0, 0.0]))
+    x = _squares(3)
+    z = model.noise(8, generator=torch.Generator().manual_seed(0))
+    parts = model(x, mode="generate", z=z)
+    translated, (warped, theta) = parts[0], parts[5]
+    assert float(AffineWarp.scale(theta)) == pytest.approx(0.5, abs=1e-3)
+    assert ((warped > 0).flatten(1).sum(1) == 144).all()  # the 6x6 square now covers 12x12 pixels
+    _, terms = model.generator_objective(x, torch.zeros(8, dtype=torch.long), parts)
+    assert float(terms["content_loss"]) == pytest.approx(float(pmse(translated, warped)))
+    assert float(terms["content_loss"]) != pytest.approx(float(pmse(translated, x)), rel=0.05)
+    assert float(terms["warp_scale"]) == pytest.approx(0.5, abs=1e-3)
 
 
 def test_pmse_ignores_a_constant_shift():
@@ -413,8 +461,8 @@ def test_pmse_ignores_a_constant_shift():
 
 # -- saving ---------------------------------------------------------------------------------------
 @pytest.mark.parametrize("name, extra", [("dann", {"domain_hidden": [12, 6]}), ("pixelda", {}),
-                                         ("pixelda", {"feature_weight": 0.5})],
-                         ids=["dann", "pixelda", "pixelda-feature-alignment"])
+                                         ("pixelda", {"feature_weight": 0.5}), ("pixelda", {"gen_warp": "affine"})],
+                         ids=["dann", "pixelda", "pixelda-feature-alignment", "pixelda-warp"])
 def test_save_load_round_trip_gives_the_same_logits(name, extra, tmp_path):
     source, target = two_domains()
     model = tiny(name, **extra)
@@ -427,6 +475,9 @@ def test_save_load_round_trip_gives_the_same_logits(name, extra, tmp_path):
     with torch.no_grad():
         assert torch.equal(model.logits(x), loaded.logits(x))
         assert torch.equal(model.features(x), loaded.features(x))
+        if name == "pixelda":
+            z = model.noise(6, generator=torch.Generator().manual_seed(0))
+            assert torch.equal(model.translate(x, z), loaded.eval().translate(x, z))
     assert loaded.config == model.config
 
 
@@ -449,6 +500,9 @@ def test_save_load_round_trip_gives_the_same_logits(name, extra, tmp_path):
     ("pixelda", {"feature_gamma": 0.0}, ConfigError, "feature_gamma"),
     ("pixelda", {"classifier_annealing": "yes"}, ConfigError, "model.classifier_annealing=true or false"),
     ("pixelda", {"feature_source": "target"}, ConfigError, "feature_source"),
+    ("pixelda", {"gen_warp": "tps"}, ConfigError, "gen_warp"),
+    ("pixelda", {"warp_bound": 1.5}, ConfigError, "warp_bound"),
+    ("pixelda", {"warp_bound": 0.0}, ConfigError, "warp_bound"),
     ("pixelda", {"input_shape": (1, 8, 8)}, ModelError, "task_preset"),
     ("pixelda", {"input_shape": (1, 16, 16), "task_preset": "mnist"}, ModelError, "disc_blocks=3 or less"),
 ])
