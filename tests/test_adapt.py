@@ -460,7 +460,7 @@ def test_cli_refuses_bad_input_with_exit_2_and_no_run_dir(tmp_path, capsys):
 
 @pytest.mark.parametrize("source, target, content", [("mnist", "usps", 1.0), ("usps", "mnist", 1.0),
                                                      ("mnist", "mnist-m", None), ("usps", "mnist-m", None)])
-def test_pixelda_keeps_the_strokes_between_grey_digit_domains_by_default(source, target, content):
+def test_pixelda_keeps_and_resizes_the_strokes_between_grey_digit_domains_by_default(source, target, content):
     """`reprlab adapt --method pixelda` turns the content-similarity loss on between MNIST and USPS, where without it
     the generator redraws digits as other digits (BENCHMARKS.md), and leaves it off where the target has colour."""
     import argparse
@@ -472,5 +472,8 @@ def test_pixelda_keeps_the_strokes_between_grey_digit_domains_by_default(source,
     args = argparse.Namespace(source=source, target=target, method="pixelda", selection=None, protocol=None, config=None,
                               seed=None, epochs=None, max_train=None, max_target=None, device="auto", data_dir=None,
                               name=None, output_dir=None, overrides=[])
-    cfg, _ = build_config(args)  # a configs/adapt_S_T.yaml of DANN exists for some pairs: PixelDA's defaults replace it
+    cfg, _ = build_config(args)  # configs/adapt_S_T_pixelda.yaml where it exists, else PixelDA's defaults
     assert cfg["model"]["name"] == "pixelda" and cfg["model"].get("content_weight") == content
+    # and the generator's warp, which resizes the digits between MNIST and USPS
+    warp = "affine" if content else None
+    assert adapt_config(source, target, "pixelda")["model"].get("gen_warp") == cfg["model"].get("gen_warp") == warp
