@@ -445,6 +445,34 @@ def test_cli_adapt_end_to_end_with_report_items_and_before_after_embeddings(tmp_
     assert fig.stat().st_size > 0
 
 
+def test_pixelda_with_the_warp_draws_its_translations_and_logs_the_warp(tmp_path):
+    """A PixelDA run with the generator's warp writes the translations figure, logs ``warp_scale``, and
+    ``plot_image_rows`` (what ``bench/translations.py`` draws with) puts several runs' translations in rows."""
+    from reprlab.base.errors import ReprlabError
+    from reprlab.capabilities.adaptation.plots import plot_image_rows
+
+    cfg = _cfg(tmp_path, tsne_points=20)
+    cfg["model"] = {"name": "pixelda", "gen_channels": 8, "gen_blocks": 1, "disc_channels": 8, "disc_blocks": 2,
+                    "gen_warp": "affine", "content_weight": 1.0}
+    cfg["data"].update(scale="-1_1", resize=[16, 16])
+    cfg["adapt"]["method"] = "pixelda"
+    cfg["train"].update(epochs=1, lr=2e-4)
+    cfg["eval"]["figures"] = True
+    run = Path(reprlab.train(cfg).run_dir)
+    assert (run / "adaptation" / "translations.png").stat().st_size > 0
+    rows = _rows(run / "metrics.csv")
+    assert 0.5 <= rows[-1]["train/warp_scale"] <= 1.5
+    model = load_run_model(run, "last").eval()
+    x = torch.rand(4, *model.config.input_shape) * 2 - 1
+    z = model.noise(4, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        translated = model.translate(x, z)
+    out = plot_image_rows([("source", (x + 1) / 2), ("warp", (translated + 1) / 2)], tmp_path / "rows.png")
+    assert out.stat().st_size > 0
+    with pytest.raises(ReprlabError, match="different shapes"):
+        plot_image_rows([("a", torch.rand(4, 1, 8, 8)), ("b", torch.rand(3, 1, 8, 8))], tmp_path / "bad.png")
+
+
 def test_cli_refuses_bad_input_with_exit_2_and_no_run_dir(tmp_path, capsys):
     cfg = _cfg(tmp_path)
     (tmp_path / "adapt.yaml").write_text(yaml.safe_dump(cfg))

@@ -441,7 +441,8 @@ def test_pixelda_content_loss_compares_the_output_with_the_warped_image():
         warp.loc[-1].bias.copy_(torch.tensor([-10.0, 0.0, 0.0, 0.0, -10.0, 0.0]))
     x = _squares(3)
     z = model.noise(8, generator=torch.Generator().manual_seed(0))
-    parts = model(x, mode="generate", z=z)
+    with torch.no_grad():
+        parts = model(x, mode="generate", z=z)
     translated, (warped, theta) = parts[0], parts[5]
     assert float(AffineWarp.scale(theta)) == pytest.approx(0.5, abs=1e-3)
     assert ((warped > 0).flatten(1).sum(1) == 144).all()  # the 6x6 square now covers 12x12 pixels

@@ -110,19 +110,41 @@ def plot_translations(source01: torch.Tensor, translated01: torch.Tensor, path: 
     if source01.shape != translated01.shape:
         raise ReprlabError(f"{tuple(source01.shape)} source images but {tuple(translated01.shape)} translations",
                            fix="translate every source image once")
-    k = len(source01)
+    return plot_image_rows([("", source01), ("", translated01)], path, title=title)
+
+
+def plot_image_rows(rows: Sequence[tuple[str, torch.Tensor]], path: str | Path, *, title: str = "") -> Path:
+    """One row per ``(label, images)``, images in ``[0, 1]`` of one shape; the label on the row's left.
+
+    Example:
+        >>> plot_image_rows([("source", torch.rand(3, 1, 8, 8)), ("warped", torch.rand(3, 1, 8, 8))],
+        ...                 "/tmp/reprlab_rows.png").suffix
+        '.png'
+    """
+    shapes = {tuple(images.shape) for _, images in rows}
+    if len(shapes) != 1:
+        raise ReprlabError(f"rows of images of different shapes: {sorted(shapes)}",
+                           fix="give every row as many images of the same size")
+    k = len(rows[0][1])
     with style_context():
-        fig = new_figure(width=min(PAGE_WIDTH, 0.7 * k + 0.3), height=1.7)
-        axes = fig.subplots(2, k, squeeze=False)
-        for row, images in enumerate((source01, translated01)):
+        labelled = any(label for label, _ in rows)
+        width = min(PAGE_WIDTH, 0.7 * k + 0.3 + (1.0 if labelled else 0))
+        cell = width / (k + (1.6 if labelled else 0.2))  # square images, one row of cells per row of images
+        fig = new_figure(width=width, height=cell * len(rows) + (0.35 if title else 0.1))
+        axes = fig.subplots(len(rows), k, squeeze=False)
+        for row, (label, images) in enumerate(rows):
             for i in range(k):
                 img = images[i].clamp(0, 1).permute(1, 2, 0).cpu().numpy()
                 axes[row][i].imshow(img[..., 0] if img.shape[-1] == 1 else img, cmap="gray" if img.shape[-1] == 1 else None,
                                     vmin=0, vmax=1)
                 bare_axis(axes[row][i])
-        fig.suptitle(title, fontsize=8)
+            if label:
+                axes[row][0].set_ylabel(label, fontsize=7, rotation=0, ha="right", va="center")
+        if title:
+            fig.suptitle(title, fontsize=8)
         fig.tight_layout()
         return save_figure(fig, path)
 
 
-__all__ = ["domain_features", "embedding_figure", "plot_domain_embeddings", "plot_translations", "tsne_2d"]
+__all__ = ["domain_features", "embedding_figure", "plot_domain_embeddings", "plot_image_rows", "plot_translations",
+           "tsne_2d"]
