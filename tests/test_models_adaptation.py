@@ -22,7 +22,7 @@ from reprlab.data.batch import Batch
 from reprlab.data.dataset import ImageData
 from reprlab.models import create_model, load_model, save_model
 from reprlab.models.dann import DANN, GradReverse, grad_reverse
-from reprlab.models.pixelda import AffineWarp, pmse, shuffle_colours
+from reprlab.models.pixelda import AffineWarp, pmse
 from reprlab.training.callbacks import Callback
 from reprlab.training.engine import Trainer, _StepContext
 
@@ -452,36 +452,6 @@ def test_pixelda_content_loss_compares_the_output_with_the_warped_image():
     assert float(terms["warp_scale"]) == pytest.approx(0.5, abs=1e-3)
 
 
-def test_shuffle_colours_permutes_and_inverts_whole_images():
-    torch.manual_seed(0)
-    x = torch.rand(200, 3, 4, 4) * 2 - 1
-    y = shuffle_colours(x)
-    inverted = 0
-    for a, b in zip(x, y):
-        sign = 1.0 if any(torch.equal(b[0], ch) for ch in a) else -1.0
-        inverted += sign < 0
-        assert sorted(c.sum().item() for c in a) == pytest.approx(sorted((sign * c).sum().item() for c in b))
-    assert 70 < inverted < 130  # about half the images
-    assert not torch.equal(y.abs(), x.abs())  # and the channels moved
-
-
-@pytest.mark.parametrize("feature_weight", [0.0, 1.0], ids=["plain", "feature-alignment"])
-def test_pixelda_task_augment_changes_what_the_classifier_sees_in_training_only(feature_weight):
-    torch.manual_seed(0)
-    model = tiny("pixelda", shape=(3, 16, 16), task_augment="colour", feature_weight=feature_weight)
-    seen: list[torch.Tensor] = []
-    model.classifier.body.register_forward_hook(lambda module, args, out: seen.append(args[0].detach()))
-    x = torch.rand(8, 3, 16, 16) * 2 - 1
-    translated, *_ = model(x, mode="generate", z=model.noise(8), target=x.flip(0) if feature_weight else None)
-    inputs = torch.cat([translated.detach(), x] + ([x.flip(0)] if feature_weight else []))
-    assert seen[0].shape == inputs.shape
-    assert not torch.allclose(seen[0], inputs)
-    assert torch.allclose(seen[0].abs().sum((1, 2, 3)), inputs.abs().sum((1, 2, 3)), atol=1e-4)
-    model.eval()
-    model.logits(x)
-    assert torch.equal(seen[-1], x)  # no augmentation at test time
-
-
 def test_pmse_ignores_a_constant_shift():
     x = torch.rand(3, 1, 4, 4)
     assert float(pmse(x, x + 0.3)) == pytest.approx(0.0, abs=1e-6)
@@ -532,7 +502,6 @@ def test_save_load_round_trip_gives_the_same_logits(name, extra, tmp_path):
     ("pixelda", {"classifier_annealing": "yes"}, ConfigError, "model.classifier_annealing=true or false"),
     ("pixelda", {"feature_source": "target"}, ConfigError, "feature_source"),
     ("pixelda", {"gen_warp": "tps"}, ConfigError, "gen_warp"),
-    ("pixelda", {"task_augment": "mixup"}, ConfigError, "task_augment"),
     ("pixelda", {"warp_bound": 1.5}, ConfigError, "warp_bound"),
     ("pixelda", {"warp_bound": 0.0}, ConfigError, "warp_bound"),
     ("pixelda", {"input_shape": (1, 8, 8)}, ModelError, "task_preset"),

@@ -45,13 +45,6 @@ keeps the shapes but lets the warp move and scale them. Logged as ``warp_scale``
 ``sqrt(|det A|)`` of the warps' linear parts: below 1 enlarges the digit, above 1 shrinks it). Off by
 default (``"none"``, the paper's generator); an addition to the paper, named in tables.
 
-``task_augment="colour"`` shows the task classifier each training image (translated, source and, with
-feature alignment, target) with its colour channels in a random order and, for half of them, its
-values negated (a dark digit on a light ground). The translations of a small generator use few colours
-(on MNIST -> MNIST-M mostly blue digits), while MNIST-M's digits take the inverse colour of any
-background; this teaches the classifier to ignore which colour a digit has. Off by default (the paper
-has no such augmentation); named in tables.
-
 ``feature_weight > 0`` adds a **feature-level** adversarial loss on top of the paper's pixel-level
 one, as CyCADA (Hoffman et al. 2018) does: a domain classifier (the task preset's DANN domain
 head) sees the task classifier's features through a gradient-reversal layer and learns to tell
@@ -118,9 +111,6 @@ FEATURE_SOURCES: tuple[str, ...] = ("both", "source", "translated")
 #: The generator's geometric stage (``gen_warp``): none (the paper's) or a bounded affine spatial transformer.
 GEN_WARPS: tuple[str, ...] = ("none", "affine")
 
-#: Augmentation of the task classifier's training images (``task_augment``).
-TASK_AUGMENTS: tuple[str, ...] = ("none", "colour")
-
 #: What both groups declare (PyTorch-GAN's pixelda: Adam, lr 2e-4, betas (0.5, 0.999)).
 PIXELDA_OPTIMIZER: dict[str, Any] = {"optimizer": "adam", "lr": 2e-4, "betas": (0.5, 0.999)}
 
@@ -160,7 +150,6 @@ class PixelDAConfig(ModelConfig):
     dropout: float | None = None
     gen_warp: str = "none"
     warp_bound: float = 0.5
-    task_augment: str = "none"
 
     def __post_init__(self) -> None:
         if self.output_range != "-1_1":
@@ -180,7 +169,6 @@ class PixelDAConfig(ModelConfig):
         check_choice("adv_loss", self.adv_loss, ADV_LOSSES)
         check_choice("feature_source", self.feature_source, FEATURE_SOURCES)
         check_choice("gen_warp", self.gen_warp, GEN_WARPS)
-        check_choice("task_augment", self.task_augment, TASK_AUGMENTS)
         check_float("warp_bound", self.warp_bound, minimum=0.0, maximum=0.9, exclusive_min=True)
         for name in ("adv_weight", "task_weight", "source_task_weight", "content_weight", "feature_weight"):
             check_float(name, getattr(self, name), minimum=0.0)
@@ -325,24 +313,6 @@ class TaskClassifier(nn.Module):
         return self.head(self.body(x))
 
 
-def shuffle_colours(x: torch.Tensor) -> torch.Tensor:
-    """Each image of ``x`` (values in [-1, 1]) with its channels in a random order and, with
-    probability 1/2, negated (inverted); from torch's global generator, which the engine seeds.
-
-    Example:
-        >>> x = torch.rand(64, 3, 4, 4) * 2 - 1
-        >>> y = shuffle_colours(x)
-        >>> bool(torch.allclose(y.abs().sum((1, 2, 3)), x.abs().sum((1, 2, 3)))), bool((y != x).any())
-        (True, True)
-    """
-    n, c = x.shape[:2]
-    if c > 1:
-        order = torch.argsort(torch.rand(n, c, device=x.device), dim=1)
-        x = torch.gather(x, 1, order[:, :, None, None].expand_as(x))
-    invert = torch.rand(n, 1, 1, 1, device=x.device) < 0.5
-    return torch.where(invert, -x, x)
-
-
 def pmse(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Pairwise mean squared error ``mean(d^2) - mean(d)^2`` per image (``d = a - b``), averaged.
 
@@ -443,12 +413,12 @@ class PixelDA(ClassifierMixin, ReprModel):
             n = x.shape[0]
             domain_logits = None
             if self.aligns_features and target is not None:
-                feats = self.classifier.body(self._augment(torch.cat([translated, x, target])))
+                feats = self.classifier.body(torch.cat([translated, x, target]))
                 task_logits = self.classifier.head(feats[:2 * n])
                 domain_logits = self.domain_classifier(grad_reverse(self._domain_side(feats, n),
                                                                     grl_lambda)).squeeze(1)
             else:
-                task_logits = self.classifier(self._augment(torch.cat([translated, x])))
+                task_logits = self.classifier(torch.cat([translated, x]))
             return (translated, self.discriminator(self._noisy(translated)), task_logits[:n], task_logits[n:],
                     domain_logits, (warped, theta))
         if mode == "discriminate":
@@ -467,10 +437,6 @@ class PixelDA(ClassifierMixin, ReprModel):
     def n_domain_source(self, n: int) -> int:
         """How many of the domain classifier's rows are on the source side, for ``n`` source images."""
         return 2 * n if self.config.feature_source == "both" else n
-
-    def _augment(self, x: torch.Tensor) -> torch.Tensor:
-        """The task classifier's training images, with ``task_augment`` applied (in training only)."""
-        return shuffle_colours(x) if self.config.task_augment == "colour" and self.training else x
 
     def _noisy(self, x: torch.Tensor) -> torch.Tensor:
         std = float(self.config.instance_noise)
