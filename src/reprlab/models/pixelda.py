@@ -257,7 +257,14 @@ class PixelGenerator(nn.Module):
         self.out = nn.Sequential(nn.Conv2d(cfg.gen_channels, c, 3, 1, 1), nn.Tanh())
 
     def forward(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        return self.render(self.warp(x) if self.warp is not None else x, z)
+        return self.render(self.warp_input(x)[0], z)
+
+    def warp_input(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``(warped x, the warps theta)``; ``(x, None)`` without ``gen_warp``."""
+        if self.warp is None:
+            return x, None
+        theta = self.warp.theta(x)
+        return AffineWarp.warp(x, theta), theta
 
     def render(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """The pixel-level stage: noise planes, the residual blocks, tanh."""
@@ -406,9 +413,7 @@ class PixelDA(ClassifierMixin, ReprModel):
         if mode == "classify":
             return self.classify(x, labels)
         if mode == "generate":
-            warp = self.generator.warp
-            theta = warp.theta(x) if warp is not None else None
-            warped = warp.warp(x, theta) if theta is not None else x
+            warped, theta = self.generator.warp_input(x)
             translated = self.generator.render(warped, z)
             n = x.shape[0]
             domain_logits = None
