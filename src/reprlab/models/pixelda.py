@@ -59,6 +59,18 @@ chooses the domain classifier's source side: ``both`` (translated and source ima
 ``feature_weight=0`` is the paper's PixelDA. Tables name the variant ("PixelDA + feature
 alignment"): it is a hybrid of PixelDA and DANN, not the paper's method.
 
+``target_weight > 0`` adds **self-training on the target images** (FixMatch, Sohn et al. 2020, as
+:mod:`reprlab.models.semisup` does for few labels): at every step the task classifier predicts the target
+batch without gradient; where its most likely class has a probability of at least ``target_confidence``
+(0.95) that class becomes a pseudo-label, and a strongly augmented view of the same image
+(:func:`reprlab.models.semisup.strong_view` with ``target_augment`` over :data:`TARGET_AUGMENT_DEFAULTS`:
+no flip, which would turn digits into other shapes, and crops of at least 60% of the area, which keep the
+digit) must predict it. The cross-entropy over the confident images, averaged over the whole target batch,
+enters the objective as ``task_weight * target_weight * target_loss``, so it weighs against the task loss
+as FixMatch's unlabelled term weighs against its supervised one. No target label is read. Logged as
+``target_loss`` and ``target_mask_rate`` (the share of target images confident enough to teach). Off by
+default; an addition to the paper ("PixelDA + target self-training" in tables).
+
 ``classifier_annealing=True`` anneals the ``classifier`` group's learning rate as DANN does, by
 ``1 / (1 + 10 p) ** 0.75`` at every step (``p`` the training progress); with
 ``train.groups.classifier.optimizer=sgd`` and ``lr`` 0.1 (the loss carries ``task_weight`` 0.1) the task
@@ -90,7 +102,7 @@ Example:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -103,6 +115,7 @@ from reprlab.models.dann import (DANN, PRESET_SPECS, PRESETS, domain_head, featu
                                  grad_reverse, mlp, needs_target_error)
 from reprlab.models.registry import register_model
 from reprlab.models.resnet18 import ClassifierMixin, classification_terms
+from reprlab.models.semisup import check_strong_augment, pseudo_labels, strong_view
 
 ADV_LOSSES: tuple[str, ...] = ("lsgan", "bce")
 #: The images on the source side of the feature-level domain classifier (``feature_source``).
@@ -110,6 +123,11 @@ FEATURE_SOURCES: tuple[str, ...] = ("both", "source", "translated")
 
 #: The generator's geometric stage (``gen_warp``): none (the paper's) or a bounded affine spatial transformer.
 GEN_WARPS: tuple[str, ...] = ("none", "affine")
+
+#: The strong view of a target image for self-training (``target_weight``), under ``model.target_augment``:
+#: :data:`reprlab.models.semisup.STRONG_AUGMENT_DEFAULTS` without the flip (a mirrored 2, 3, 4, 5, 7 or 9 is no
+#: digit) and with crops of 60 to 100% of the area (smaller ones cut a digit filling a 32x32 frame).
+TARGET_AUGMENT_DEFAULTS: dict[str, Any] = {"flip": 0.0, "crop_scale": (0.6, 1.0)}
 
 #: What both groups declare (PyTorch-GAN's pixelda: Adam, lr 2e-4, betas (0.5, 0.999)).
 PIXELDA_OPTIMIZER: dict[str, Any] = {"optimizer": "adam", "lr": 2e-4, "betas": (0.5, 0.999)}
@@ -150,6 +168,9 @@ class PixelDAConfig(ModelConfig):
     dropout: float | None = None
     gen_warp: str = "none"
     warp_bound: float = 0.5
+    target_weight: float = 0.0
+    target_confidence: float = 0.95
+    target_augment: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.output_range != "-1_1":
@@ -173,6 +194,14 @@ class PixelDAConfig(ModelConfig):
         for name in ("adv_weight", "task_weight", "source_task_weight", "content_weight", "feature_weight"):
             check_float(name, getattr(self, name), minimum=0.0)
         check_float("feature_gamma", self.feature_gamma, minimum=0.0, exclusive_min=True)
+        check_float("target_weight", self.target_weight, minimum=0.0)
+        check_float("target_confidence", self.target_confidence, minimum=0.0, maximum=1.0, exclusive_min=True)
+        try:
+            self.target_augment = check_strong_augment(self.target_augment)
+        except ValueError as exc:
+            raise ConfigError(f"model.target_augment: {exc}",
+                              fix="e.g. target_augment={crop_scale: [0.6, 1], cutout: 0.3}, or drop it for the "
+                                  "defaults") from None
         if self.task_weight == 0:
             raise ConfigError("task_weight=0 leaves the task classifier untrained (logits would be random)",
                               fix="set model.task_weight > 0 (PyTorch-GAN uses 0.1)")
@@ -366,6 +395,33 @@ class PixelDA(ClassifierMixin, ReprModel):
         """Whether the feature-level domain loss is on (``feature_weight > 0``)."""
         return float(self.config.feature_weight) > 0
 
+    @property
+    def self_trains(self) -> bool:
+        """Whether self-training on the target images is on (``target_weight > 0``)."""
+        return float(self.config.target_weight) > 0
+
+    def target_terms(self, target: torch.Tensor, forward: Any = None) -> dict[str, torch.Tensor]:
+        """FixMatch on the target images ``target`` (see the module docstring): ``target_loss``, the
+        cross-entropy of the strong views against the confident pseudo-labels averaged over the whole
+        batch, and ``target_mask_rate``; ``forward`` is the module call to use (the engine's ``ctx.forward``).
+
+        Example:
+            >>> m = PixelDA(PixelDAConfig(gen_blocks=1, gen_channels=8, disc_channels=8, target_weight=1.0,
+            ...                           target_confidence=0.01))
+            >>> t = m.target_terms(torch.rand(4, 3, 32, 32) * 2 - 1)
+            >>> float(t["target_mask_rate"]), bool(t["target_loss"] > 0)
+            (1.0, True)
+        """
+        forward = self if forward is None else forward
+        with torch.no_grad():
+            weak = forward(target, mode="classify").extras["logits"]
+        pseudo, mask = pseudo_labels(weak, confidence=float(self.config.target_confidence))
+        strong = strong_view(target, value_range=self.output_range,
+                             options={**TARGET_AUGMENT_DEFAULTS, **self.config.target_augment})
+        logits = forward(strong, mode="classify").extras["logits"]
+        loss = (F.cross_entropy(logits.float(), pseudo, reduction="none") * mask).mean()
+        return {"target_loss": loss, "target_mask_rate": mask.mean()}
+
     def feature_lambda(self, p: float) -> float:
         """The feature-level gradient-reversal weight at training progress ``p`` in [0, 1] (0 when off)."""
         return ganin_lambda(p, float(self.config.feature_weight), float(self.config.feature_gamma))
@@ -535,6 +591,10 @@ class PixelDA(ClassifierMixin, ReprModel):
         lam = self.feature_lambda(float(ctx.fraction)) if self.aligns_features else 0.0
         parts = ctx.forward(xs, mode="generate", z=z, target=xt if self.aligns_features else None, grl_lambda=lam)
         g_loss, terms = self.generator_objective(xs, labels, parts)
+        if self.self_trains:
+            target_terms = self.target_terms(xt, ctx.forward)
+            g_loss = g_loss + float(self.config.task_weight) * float(self.config.target_weight) * target_terms["target_loss"]
+            terms.update(target_terms)
         self._check_finite("the generator loss", g_loss, ctx)
         ctx.step(("generator", "classifier"), g_loss)
         d_real, d_fake = ctx.forward(xt, mode="discriminate", fake=parts[0].detach())
