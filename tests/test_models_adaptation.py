@@ -23,6 +23,7 @@ from reprlab.data.dataset import ImageData
 from reprlab.models import create_model, load_model, save_model
 from reprlab.models.dann import DANN, GradReverse, grad_reverse
 from reprlab.models.pixelda import AffineWarp, pmse
+from reprlab.models.semisup import pseudo_labels, strong_view
 from reprlab.training.callbacks import Callback
 from reprlab.training.engine import Trainer, _StepContext
 
@@ -381,7 +382,9 @@ def _source_ce(model, data: ImageData) -> float:
     ("pixelda", {"generator": {"lr": 2e-3}, "classifier": {"lr": 2e-3}}, {"content_weight": 0.1}),
     ("pixelda", {"generator": {"lr": 2e-3}, "classifier": {"lr": 2e-3}}, {"feature_weight": 1.0}),
     ("pixelda", {"generator": {"lr": 2e-3}, "classifier": {"lr": 2e-3}}, {"gen_warp": "affine", "content_weight": 0.1}),
-], ids=["dann", "dann-source-only", "pixelda", "pixelda-feature-alignment", "pixelda-warp"])
+    ("pixelda", {"generator": {"lr": 2e-3}, "classifier": {"lr": 2e-3}}, {"target_weight": 1.0,
+                                                                         "target_confidence": 0.4}),
+], ids=["dann", "dann-source-only", "pixelda", "pixelda-feature-alignment", "pixelda-warp", "pixelda-self-training"])
 def test_training_reduces_the_class_loss(name, groups, extra):
     source, target = two_domains(n=48)
     model = tiny(name, **extra)
@@ -402,6 +405,9 @@ def test_training_reduces_the_class_loss(name, groups, extra):
         keys |= {"train/domain_loss", "train/domain_acc", "train/lambda"}
     if extra.get("gen_warp") == "affine":
         keys.add("train/warp_scale")
+    if extra.get("target_weight"):
+        keys |= {"train/target_loss", "train/target_mask_rate"}
+        assert rows[-1]["train/target_mask_rate"] > 0  # some target images taught their pseudo-label
     assert keys <= set(rows[-1])
     assert all(math.isfinite(v) for v in rows[-1].values())
 
@@ -450,6 +456,55 @@ def test_pixelda_content_loss_compares_the_output_with_the_warped_image():
     assert float(terms["content_loss"]) == pytest.approx(float(pmse(translated, warped)))
     assert float(terms["content_loss"]) != pytest.approx(float(pmse(translated, x)), rel=0.05)
     assert float(terms["warp_scale"]) == pytest.approx(0.5, abs=1e-3)
+
+
+def test_pixelda_self_training_teaches_the_strong_views_the_confident_pseudo_labels():
+    """``target_terms`` is FixMatch on the target batch: the pseudo-labels of the plain images where the
+    classifier is confident enough, taught to strongly augmented views (no flip, large crops)."""
+    _, target = two_domains()
+    model = tiny("pixelda", target_weight=1.0)
+    xt = to_range(model, target.images[:16])
+    with torch.no_grad():
+        weak = model.logits(xt)
+    top = torch.softmax(weak, 1).max(1).values
+    model.config.target_confidence = float(top.median())  # about half the images are confident enough
+    torch.manual_seed(3)
+    terms = model.target_terms(xt)
+    torch.manual_seed(3)
+    pseudo, mask = pseudo_labels(weak, confidence=float(top.median()))
+    strong = strong_view(xt, value_range=(-1.0, 1.0), options={"flip": 0.0, "crop_scale": (0.6, 1.0)})
+    expected = (F.cross_entropy(model.logits(strong), pseudo, reduction="none") * mask).mean()
+    assert 0 < float(mask.mean()) < 1
+    assert float(terms["target_mask_rate"]) == pytest.approx(float(mask.mean()))
+    assert float(terms["target_loss"].detach()) == pytest.approx(float(expected.detach()), rel=1e-5)
+
+
+class GradCtx(FakeCtx):
+    """A FakeCtx that keeps each group's gradients from the step that updates the classifier."""
+
+    def step(self, name, loss):
+        super().step(name, loss)
+        if "classifier" in name:
+            self.grads = {k: p.grad.clone() for k, p in self.model.named_parameters() if p.grad is not None}
+
+
+def test_pixelda_self_training_reaches_the_task_classifier_only():
+    source, target = two_domains()
+    grads, weights = {}, tiny("pixelda").state_dict()
+    for weight in (0.0, 2.0):
+        model = tiny("pixelda", target_weight=weight, target_confidence=0.01)  # every target image teaches
+        model.load_state_dict(weights)
+        torch.manual_seed(0)
+        ctx = GradCtx(model)
+        terms = model.training_step(_batch(model, source, target), ctx)
+        grads[weight] = ctx.grads
+        assert ("target_loss" in terms) == (weight > 0)
+    assert float(terms["target_mask_rate"]) == 1.0 and float(terms["target_loss"]) > 0
+    generator = [k for k in grads[0.0] if k.startswith("generator.")]
+    classifier = [k for k in grads[0.0] if k.startswith("classifier.")]
+    assert generator and classifier
+    assert all(torch.equal(grads[0.0][k], grads[2.0][k]) for k in generator)  # the same noise, no path to G
+    assert any(not torch.allclose(grads[0.0][k], grads[2.0][k]) for k in classifier)
 
 
 def test_pmse_ignores_a_constant_shift():
@@ -504,6 +559,10 @@ def test_save_load_round_trip_gives_the_same_logits(name, extra, tmp_path):
     ("pixelda", {"gen_warp": "tps"}, ConfigError, "gen_warp"),
     ("pixelda", {"warp_bound": 1.5}, ConfigError, "warp_bound"),
     ("pixelda", {"warp_bound": 0.0}, ConfigError, "warp_bound"),
+    ("pixelda", {"target_weight": -1.0}, ConfigError, "target_weight"),
+    ("pixelda", {"target_confidence": 0.0}, ConfigError, "target_confidence"),
+    ("pixelda", {"target_augment": {"rotate": 10}}, ConfigError, "target_augment"),
+    ("pixelda", {"target_augment": {"crop_scale": [0.6]}}, ConfigError, "target_augment"),
     ("pixelda", {"input_shape": (1, 8, 8)}, ModelError, "task_preset"),
     ("pixelda", {"input_shape": (1, 16, 16), "task_preset": "mnist"}, ModelError, "disc_blocks=3 or less"),
 ])
