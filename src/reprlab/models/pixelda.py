@@ -595,7 +595,8 @@ class PixelDA(ClassifierMixin, ReprModel):
         g_loss, terms = self.generator_objective(xs, labels, parts)
         if self.self_trains:
             target_terms = self.target_terms(xt, ctx.forward)
-            g_loss = g_loss + float(self.config.task_weight) * float(self.config.target_weight) * target_terms["target_loss"]
+            weight = float(self.config.task_weight) * float(self.config.target_weight)
+            g_loss = g_loss + weight * target_terms["target_loss"]
             terms.update(target_terms)
         self._check_finite("the generator loss", g_loss, ctx)
         ctx.step(("generator", "classifier"), g_loss)
